@@ -1,0 +1,110 @@
+/**
+ * berth's error classes. Each carries what a user needs to act on it (the
+ * field, the object, the file) and whether retrying could help; the API maps
+ * them to HTTP status and JSON in one place (src/api/errors.ts).
+ */
+
+export interface FieldProblem {
+  /** A dotted path into the input, e.g. `spec.env.WHO` or `metadata.name`. */
+  field: string;
+  reason: string;
+  /** Where in a YAML document the problem is, when known (1-based). */
+  line?: number;
+  column?: number;
+}
+
+export abstract class BerthError extends Error {
+  /** HTTP status the API answers with. */
+  abstract readonly status: number;
+  /** Short machine-readable name, the `error` field of an API answer. */
+  abstract readonly code: string;
+  /** Whether doing the same thing again later could succeed. */
+  readonly retryable: boolean = false;
+  readonly details: FieldProblem[];
+
+  constructor(message: string, details: FieldProblem[] = []) {
+    super(message);
+    this.name = new.target.name;
+    this.details = details;
+  }
+}
+
+/** Input that does not describe a valid object or request. */
+export class ValidationError extends BerthError {
+  readonly status = 422;
+  readonly code = 'Invalid';
+  static forField(field: string, reason: string): ValidationError {
+    return new ValidationError(`${field}: ${reason}`, [{ field, reason }]);
+  }
+  static fromProblems(problems: FieldProblem[], what = 'request'): ValidationError {
+    const first = problems[0];
+    const message =
+      problems.length === 1 ? `${first.field}: ${first.reason}` : `invalid ${what}: ${problems.map((p) => `${p.field}: ${p.reason}`).join('; ')}`;
+    return new ValidationError(message, problems);
+  }
+}
+
+/** A body that cannot be parsed at all (malformed JSON or YAML). */
+export class MalformedBodyError extends BerthError {
+  readonly status = 400;
+  readonly code = 'MalformedBody';
+}
+
+export class NotFoundError extends BerthError {
+  readonly status = 404;
+  readonly code = 'NotFound';
+  constructor(kind: string, id: string | number) {
+    super(`${kind} "${id}" not found`);
+  }
+}
+
+/** The write conflicts with current state: a duplicate name, a stale resourceVersion, a file-owned App, a finished run. */
+export class ConflictError extends BerthError {
+  readonly status = 409;
+  readonly code = 'Conflict';
+}
+
+export class UnauthorizedError extends BerthError {
+  readonly status = 401;
+  readonly code = 'Unauthorized';
+}
+
+export class MethodNotAllowedError extends BerthError {
+  readonly status = 405;
+  readonly code = 'MethodNotAllowed';
+}
+
+export class PayloadTooLargeError extends BerthError {
+  readonly status = 413;
+  readonly code = 'PayloadTooLarge';
+}
+
+export class UnsupportedMediaTypeError extends BerthError {
+  readonly status = 415;
+  readonly code = 'UnsupportedMediaType';
+}
+
+/** The container runtime (Docker engine, Kubernetes API) cannot be reached. Runs wait; nothing fails. */
+export class RuntimeUnavailableError extends BerthError {
+  readonly status = 503;
+  readonly code = 'RuntimeUnavailable';
+  override readonly retryable = true;
+}
+
+/** The image could not be pulled (unknown image, registry unreachable, or `Never` and absent). Fails the run. */
+export class ImagePullError extends BerthError {
+  readonly status = 422;
+  readonly code = 'ImagePullFailed';
+  constructor(
+    readonly image: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Configuration (flags, environment) that berth cannot start with. */
+export class ConfigError extends BerthError {
+  readonly status = 500;
+  readonly code = 'ConfigError';
+}

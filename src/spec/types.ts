@@ -1,0 +1,146 @@
+/**
+ * berth's object model: Apps and Runs, shaped like Kubernetes objects.
+ * These types are trusted inside berth; input is validated at the edge
+ * (see ./validate.ts) before it becomes one of them.
+ */
+
+export const API_VERSION = 'berth.dev/v1';
+
+export const ConcurrencyPolicy = { Allow: 'Allow', Forbid: 'Forbid', Replace: 'Replace' } as const;
+export type ConcurrencyPolicy = (typeof ConcurrencyPolicy)[keyof typeof ConcurrencyPolicy];
+
+export const ImagePullPolicy = { IfNotPresent: 'IfNotPresent', Always: 'Always', Never: 'Never' } as const;
+export type ImagePullPolicy = (typeof ImagePullPolicy)[keyof typeof ImagePullPolicy];
+
+export const RuntimeName = { docker: 'docker', kubernetes: 'kubernetes' } as const;
+export type RuntimeName = (typeof RuntimeName)[keyof typeof RuntimeName];
+
+export interface ObjectMeta {
+  name: string;
+  labels: Record<string, string>;
+  uid: string;
+  /** Bumped when the spec changes. */
+  generation: number;
+  /** Bumped on every write; a write carrying a stale one is refused. */
+  resourceVersion: string;
+  creationTimestamp: string;
+}
+
+export interface Resources {
+  /** Docker's --cpus: a decimal ("0.5") or Kubernetes millicores ("500m"). */
+  cpu?: string;
+  /** Bytes with an optional Kubernetes suffix: "256Mi", "1G", "1048576". */
+  memory?: string;
+}
+
+export interface AppSpec {
+  image: string;
+  command: string[];
+  env: Record<string, string>;
+  /** Absent: the server's default runtime. */
+  runtime?: RuntimeName;
+  /** Like activeDeadlineSeconds; absent: no deadline. */
+  timeoutSeconds?: number;
+  /** Like backoffLimit: how many times a failed attempt is launched again. */
+  retries: number;
+  concurrencyPolicy: ConcurrencyPolicy;
+  imagePullPolicy: ImagePullPolicy;
+  resources: Resources;
+  /** How many finished runs of this App are kept; absent: the server's default. */
+  historyLimit?: number;
+}
+
+/** Where an App's desired state comes from: `api`, or `file:<path relative to the apps folder>`. */
+export type AppSource = 'api' | `file:${string}`;
+
+export interface AppStatus {
+  source: AppSource;
+  /** For file-owned Apps: whether the owning file is applied (`Synced`) or held at its last good state (`Error`). */
+  syncState?: 'Synced' | 'Error';
+  syncMessage?: string;
+}
+
+export interface App {
+  apiVersion: typeof API_VERSION;
+  kind: 'App';
+  metadata: ObjectMeta;
+  spec: AppSpec;
+  status: AppStatus;
+}
+
+export const RunPhase = {
+  Pending: 'Pending',
+  Running: 'Running',
+  Succeeded: 'Succeeded',
+  Failed: 'Failed',
+  Cancelled: 'Cancelled',
+} as const;
+export type RunPhase = (typeof RunPhase)[keyof typeof RunPhase];
+
+export const TERMINAL_PHASES: readonly RunPhase[] = [RunPhase.Succeeded, RunPhase.Failed, RunPhase.Cancelled];
+export const isTerminal = (phase: RunPhase): boolean => TERMINAL_PHASES.includes(phase);
+
+export const RunReason = {
+  Completed: 'Completed',
+  Error: 'Error',
+  OOMKilled: 'OOMKilled',
+  DeadlineExceeded: 'DeadlineExceeded',
+  ImagePullFailed: 'ImagePullFailed',
+  Cancelled: 'Cancelled',
+  Replaced: 'Replaced',
+  AppDeleted: 'AppDeleted',
+  ContainerLost: 'ContainerLost',
+  LaunchFailed: 'LaunchFailed',
+  BackoffLimitExceeded: 'BackoffLimitExceeded',
+  Waiting: 'Waiting',
+  RuntimeUnavailable: 'RuntimeUnavailable',
+} as const;
+export type RunReason = (typeof RunReason)[keyof typeof RunReason];
+
+export interface RunOverrides {
+  env?: Record<string, string>;
+  command?: string[];
+}
+
+export interface RunSpec extends RunOverrides {
+  /** The App's name. */
+  app: string;
+  /** The App spec this run executes, with the overrides applied: a snapshot taken when the run was asked for. */
+  template: AppSpec;
+}
+
+export interface RunAttempt {
+  attempt: number;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  reason?: RunReason;
+  message?: string;
+}
+
+export interface RunStatus {
+  phase: RunPhase;
+  reason?: RunReason;
+  message?: string;
+  exitCode?: number;
+  /** How many times a container was launched for this run. */
+  attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
+  /** The container (Docker) or Job (Kubernetes) name of the current attempt. */
+  containerName?: string;
+  runtime?: RuntimeName;
+  /** When the next attempt may start, after a failed one (retry backoff). */
+  nextAttemptAt?: string;
+  /** Set when someone asked for the run to stop; the controller carries it out. */
+  cancelRequested?: { reason: RunReason; message: string };
+  history?: RunAttempt[];
+}
+
+export interface Run {
+  apiVersion: typeof API_VERSION;
+  kind: 'Run';
+  metadata: ObjectMeta;
+  spec: RunSpec;
+  status: RunStatus;
+}

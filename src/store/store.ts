@@ -1,0 +1,477 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID, randomBytes } from 'node:crypto';
+import { Op, Sequelize, UniqueConstraintError, WhereOptions } from 'sequelize';
+import { ConflictError, NotFoundError } from '../errors';
+import {
+  API_VERSION,
+  App,
+  AppSource,
+  AppSpec,
+  AppStatus,
+  Run,
+  RunOverrides,
+  RunPhase,
+  RunStatus,
+  TERMINAL_PHASES,
+} from '../spec/types';
+import { connect, DatabaseLocation } from './db';
+import { migrate } from './migrations';
+import { AppRow, defineModels, Models, RunRow } from './models';
+
+export type StoredApp = App & { id: number };
+export type StoredRun = Run & { id: number; appId: number };
+
+export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
+export type StoreEvent =
+  | { type: ChangeType; kind: 'App'; object: StoredApp }
+  | { type: ChangeType; kind: 'Run'; object: StoredRun };
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+}
+
+export interface AppListOptions {
+  limit?: number;
+  offset?: number;
+  /** Equality selector on labels: every pair must match. */
+  labels?: Record<string, string>;
+  /** Only Apps whose source is one of these. */
+  sources?: AppSource[];
+}
+
+export interface RunListOptions {
+  appId?: number;
+  phases?: RunPhase[];
+  limit?: number;
+  offset?: number;
+}
+
+export interface NewApp {
+  name: string;
+  labels?: Record<string, string>;
+  spec: AppSpec;
+  source: AppSource;
+  status?: Omit<AppStatus, 'source'>;
+}
+
+export interface AppChange {
+  labels?: Record<string, string>;
+  spec?: AppSpec;
+  status?: Omit<AppStatus, 'source'>;
+  source?: AppSource;
+}
+
+export interface NewRun {
+  /** Absent: `<app>-<random>`, like generateName. */
+  name?: string;
+  labels?: Record<string, string>;
+  overrides?: RunOverrides;
+  idempotencyKey?: string;
+  /** Refuse (409) when the App has a run that has not finished: concurrencyPolicy Forbid. */
+  forbidIfActive?: boolean;
+}
+
+/** A precondition on a write: the resourceVersion the writer last read. */
+export interface Precondition {
+  resourceVersion?: string;
+}
+
+export interface StoredLogs {
+  content: string;
+  /** How many bytes of the oldest output were dropped to keep the tail within bounds. */
+  droppedBytes: number;
+}
+
+const ACTIVE_PHASES: RunPhase[] = [RunPhase.Pending, RunPhase.Running];
+
+/**
+ * The store of desired and observed state: Apps, Runs and run logs, on
+ * SQLite or PostgreSQL. Every write bumps the object's resourceVersion and
+ * emits a `change` event; writes carrying a stale resourceVersion are refused.
+ */
+export class Store extends EventEmitter<{ change: [StoreEvent] }> {
+  private readonly models: Models;
+  /** Serialises run creation per App so concurrencyPolicy Forbid and idempotency keys hold under concurrent requests. */
+  private readonly runCreation = new Map<number, Promise<unknown>>();
+
+  private constructor(readonly sequelize: Sequelize) {
+    super();
+    this.setMaxListeners(0);
+    this.models = defineModels(sequelize);
+  }
+
+  /** Connects, brings the schema up to date, and returns a ready store. */
+  static async open(location: DatabaseLocation): Promise<Store> {
+    const sequelize = await connect(location);
+    try {
+      await migrate(sequelize);
+    } catch (err) {
+      await sequelize.close().catch(() => undefined);
+      throw err;
+    }
+    return new Store(sequelize);
+  }
+
+  get dialect(): string {
+    return this.sequelize.getDialect();
+  }
+
+  async close(): Promise<void> {
+    await this.sequelize.close();
+  }
+
+  /** Throws when the database does not answer. */
+  async ping(): Promise<void> {
+    await this.sequelize.query('SELECT 1');
+  }
+
+  // ---- Apps ----
+
+  async createApp(input: NewApp): Promise<StoredApp> {
+    try {
+      const row = await this.models.App.create({
+        name: input.name,
+        uid: randomUUID(),
+        generation: 1,
+        resourceVersion: 1,
+        source: input.source,
+        labels: input.labels ?? {},
+        spec: input.spec,
+        status: { ...(input.status ?? {}), source: input.source },
+      });
+      return this.emitApp('ADDED', row);
+    } catch (err) {
+      if (err instanceof UniqueConstraintError) throw new ConflictError(`app "${input.name}" already exists`);
+      throw err;
+    }
+  }
+
+  /** By numeric id or by name. */
+  async getApp(ref: string | number): Promise<StoredApp | null> {
+    const row = await this.models.App.findOne({ where: refWhere(ref) });
+    return row ? toApp(row) : null;
+  }
+
+  async mustGetApp(ref: string | number): Promise<StoredApp> {
+    const app = await this.getApp(ref);
+    if (!app) throw new NotFoundError('app', ref);
+    return app;
+  }
+
+  async listApps(options: AppListOptions = {}): Promise<Page<StoredApp>> {
+    const where: Record<string | symbol, unknown> = {};
+    if (options.sources) where.source = { [Op.in]: options.sources };
+    const labelClauses = Object.entries(options.labels ?? {}).map(([key, value]) =>
+      Sequelize.where(this.jsonField('labels', key), value),
+    );
+    const fullWhere: WhereOptions = labelClauses.length ? { [Op.and]: [where, ...labelClauses] } : where;
+    const { rows, count } = await this.models.App.findAndCountAll({
+      where: fullWhere,
+      order: [['id', 'ASC']],
+      limit: options.limit,
+      offset: options.offset,
+    });
+    return { items: rows.map(toApp), total: count };
+  }
+
+  /**
+   * Applies a change to an App. The generation is bumped when the spec
+   * changes; the resourceVersion on every write.
+   */
+  async updateApp(ref: string | number, change: AppChange, pre: Precondition = {}): Promise<StoredApp> {
+    const current = await this.mustGetApp(ref);
+    checkPrecondition('app', current.metadata.name, current.metadata.resourceVersion, pre);
+    const specChanged = change.spec !== undefined && !sameJson(change.spec, current.spec);
+    const source = change.source ?? current.status.source;
+    const values = {
+      labels: change.labels ?? current.metadata.labels,
+      spec: change.spec ?? current.spec,
+      status: change.status ? { ...change.status, source } : { ...current.status, source },
+      source,
+      generation: current.metadata.generation + (specChanged ? 1 : 0),
+      resourceVersion: Number(current.metadata.resourceVersion) + 1,
+    };
+    const [count] = await this.models.App.update(values, {
+      where: { id: current.id, resourceVersion: Number(current.metadata.resourceVersion) },
+    });
+    if (count === 0) throw staleWrite('app', current.metadata.name);
+    const row = await this.models.App.findByPk(current.id);
+    if (!row) throw new NotFoundError('app', ref);
+    return this.emitApp('MODIFIED', row);
+  }
+
+  /** Deletes an App and its runs (DELETED events for each, so the controller stops what still runs). */
+  async deleteApp(ref: string | number, pre: Precondition = {}): Promise<StoredApp> {
+    const current = await this.mustGetApp(ref);
+    checkPrecondition('app', current.metadata.name, current.metadata.resourceVersion, pre);
+    const count = await this.models.App.destroy({
+      where: { id: current.id, resourceVersion: Number(current.metadata.resourceVersion) },
+    });
+    if (count === 0) throw staleWrite('app', current.metadata.name);
+    const runs = await this.models.Run.findAll({ where: { appId: current.id } });
+    await this.models.Run.destroy({ where: { appId: current.id } });
+    await this.models.RunLog.destroy({ where: { runId: { [Op.in]: runs.map((r) => r.id) } } });
+    this.emit('change', { type: 'DELETED', kind: 'App', object: current });
+    for (const run of runs) this.emit('change', { type: 'DELETED', kind: 'Run', object: toRun(run) });
+    return current;
+  }
+
+  // ---- Runs ----
+
+  /**
+   * Records a request for a run of an App: a Pending Run that snapshots the
+   * App's spec with the overrides applied. Executing it is the controller's job.
+   * Returns `created: false` with the earlier run for a repeated idempotency key.
+   */
+  async createRun(app: StoredApp, input: NewRun = {}): Promise<{ run: StoredRun; created: boolean }> {
+    return this.serialisePerApp(app.id, async () => {
+      if (input.idempotencyKey) {
+        const earlier = await this.models.Run.findOne({ where: { appId: app.id, idempotencyKey: input.idempotencyKey } });
+        if (earlier) return { run: toRun(earlier), created: false };
+      }
+      if (input.forbidIfActive) {
+        const active = await this.models.Run.findOne({ where: { appId: app.id, phase: { [Op.in]: ACTIVE_PHASES } } });
+        if (active) {
+          throw new ConflictError(
+            `app "${app.metadata.name}" has concurrencyPolicy Forbid and run "${active.name}" is still ${active.phase}`,
+          );
+        }
+      }
+      const overrides = input.overrides ?? {};
+      const template: AppSpec = {
+        ...app.spec,
+        command: overrides.command ?? app.spec.command,
+        env: { ...app.spec.env, ...(overrides.env ?? {}) },
+      };
+      const name = input.name ?? `${app.metadata.name}-${randomBytes(4).toString('hex')}`;
+      const status: RunStatus = { phase: RunPhase.Pending, attempts: 0 };
+      try {
+        const row = await this.models.Run.create({
+          name,
+          uid: randomUUID(),
+          appId: app.id,
+          appName: app.metadata.name,
+          generation: 1,
+          resourceVersion: 1,
+          phase: status.phase,
+          idempotencyKey: input.idempotencyKey ?? null,
+          labels: input.labels ?? {},
+          spec: { app: app.metadata.name, ...overrides, template },
+          status,
+        });
+        return { run: this.emitRun('ADDED', row), created: true };
+      } catch (err) {
+        if (err instanceof UniqueConstraintError) throw new ConflictError(`run "${name}" already exists`);
+        throw err;
+      }
+    });
+  }
+
+  /** By numeric id or name; within one App when `appId` is given. */
+  async getRun(ref: string | number, appId?: number): Promise<StoredRun | null> {
+    const where: Record<string, unknown> = { ...refWhere(ref) };
+    if (appId !== undefined) where.appId = appId;
+    const row = await this.models.Run.findOne({ where });
+    return row ? toRun(row) : null;
+  }
+
+  async mustGetRun(ref: string | number, appId?: number): Promise<StoredRun> {
+    const run = await this.getRun(ref, appId);
+    if (!run) throw new NotFoundError('run', ref);
+    return run;
+  }
+
+  /** Newest first. */
+  async listRuns(options: RunListOptions = {}): Promise<Page<StoredRun>> {
+    const where: Record<string, unknown> = {};
+    if (options.appId !== undefined) where.appId = options.appId;
+    if (options.phases) where.phase = { [Op.in]: options.phases };
+    const { rows, count } = await this.models.Run.findAndCountAll({
+      where,
+      order: [['id', 'DESC']],
+      limit: options.limit,
+      offset: options.offset,
+    });
+    return { items: rows.map(toRun), total: count };
+  }
+
+  /** Runs that are Pending or Running, oldest first (the order they are started in). */
+  async listActiveRuns(): Promise<StoredRun[]> {
+    const rows = await this.models.Run.findAll({ where: { phase: { [Op.in]: ACTIVE_PHASES } }, order: [['id', 'ASC']] });
+    return rows.map(toRun);
+  }
+
+  /**
+   * Writes a run's status, provided nobody wrote the run since `run` was read
+   * (otherwise a ConflictError: read again and retry).
+   */
+  async updateRunStatus(run: StoredRun, status: RunStatus): Promise<StoredRun> {
+    const [count] = await this.models.Run.update(
+      { status, phase: status.phase, resourceVersion: Number(run.metadata.resourceVersion) + 1 },
+      { where: { id: run.id, resourceVersion: Number(run.metadata.resourceVersion) } },
+    );
+    if (count === 0) {
+      const exists = await this.models.Run.count({ where: { id: run.id } });
+      if (!exists) throw new NotFoundError('run', run.metadata.name);
+      throw staleWrite('run', run.metadata.name);
+    }
+    const row = await this.models.Run.findByPk(run.id);
+    if (!row) throw new NotFoundError('run', run.metadata.name);
+    return this.emitRun('MODIFIED', row);
+  }
+
+  /**
+   * Reads a run, changes its status with `mutate`, and writes it back,
+   * retrying when another writer got there first. `mutate` may throw to refuse.
+   */
+  async mutateRunStatus(id: number, mutate: (run: StoredRun) => RunStatus): Promise<StoredRun> {
+    for (let attempt = 0; ; attempt++) {
+      const run = await this.mustGetRun(id);
+      try {
+        return await this.updateRunStatus(run, mutate(run));
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 20) throw err;
+      }
+    }
+  }
+
+  /** Deletes finished runs of an App beyond the newest `keep`; returns those deleted. */
+  async pruneFinishedRuns(appId: number, keep: number): Promise<StoredRun[]> {
+    const old = await this.models.Run.findAll({
+      where: { appId, phase: { [Op.in]: TERMINAL_PHASES as RunPhase[] } },
+      order: [['id', 'DESC']],
+      offset: keep,
+    });
+    if (old.length === 0) return [];
+    const ids = old.map((r) => r.id);
+    await this.models.Run.destroy({ where: { id: { [Op.in]: ids } } });
+    await this.models.RunLog.destroy({ where: { runId: { [Op.in]: ids } } });
+    const runs = old.map(toRun);
+    for (const run of runs) this.emit('change', { type: 'DELETED', kind: 'Run', object: run });
+    return runs;
+  }
+
+  // ---- Logs ----
+
+  async setLogs(runId: number, logs: StoredLogs): Promise<void> {
+    await this.models.RunLog.upsert({ runId, content: logs.content, droppedBytes: logs.droppedBytes });
+  }
+
+  async getLogs(runId: number): Promise<StoredLogs | null> {
+    const row = await this.models.RunLog.findByPk(runId);
+    return row ? { content: row.content, droppedBytes: Number(row.droppedBytes) } : null;
+  }
+
+  // ---- internals ----
+
+  private jsonField(column: string, key: string) {
+    // Label keys are validated (DNS-ish) at the edge, but quote them anyway.
+    const escaped = key.replace(/"/g, '""').replace(/'/g, "''");
+    return this.dialect === 'postgres'
+      ? Sequelize.literal(`("${column}"->>'${escaped}')`)
+      : Sequelize.literal(`json_extract("${column}", '$."${escaped}"')`);
+  }
+
+  private async serialisePerApp<T>(appId: number, work: () => Promise<T>): Promise<T> {
+    const previous = this.runCreation.get(appId) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.runCreation.set(appId, settled);
+    void settled.then(() => {
+      if (this.runCreation.get(appId) === settled) this.runCreation.delete(appId);
+    });
+    return next;
+  }
+
+  private emitApp(type: ChangeType, row: AppRow): StoredApp {
+    const app = toApp(row);
+    this.emit('change', { type, kind: 'App', object: app });
+    return app;
+  }
+
+  private emitRun(type: ChangeType, row: RunRow): StoredRun {
+    const run = toRun(row);
+    this.emit('change', { type, kind: 'Run', object: run });
+    return run;
+  }
+}
+
+function refWhere(ref: string | number): { id: number } | { name: string } {
+  if (typeof ref === 'number') return { id: ref };
+  return /^[0-9]+$/.test(ref) ? { id: Number(ref) } : { name: ref };
+}
+
+function checkPrecondition(kind: string, name: string, current: string, pre: Precondition): void {
+  if (pre.resourceVersion !== undefined && pre.resourceVersion !== current) {
+    throw new ConflictError(
+      `${kind} "${name}" was modified: resourceVersion ${pre.resourceVersion} is stale (current is ${current}); read it again and retry`,
+    );
+  }
+}
+
+function staleWrite(kind: string, name: string): ConflictError {
+  return new ConflictError(`${kind} "${name}" was modified concurrently; read it again and retry`);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([k, v]) => [k, sortKeys(v)]),
+    );
+  }
+  return value;
+}
+
+function parseJson<T>(value: T | string): T {
+  // sqlite3 hands JSON columns back as text in some query paths.
+  return typeof value === 'string' ? (JSON.parse(value) as T) : value;
+}
+
+function toApp(row: AppRow): StoredApp {
+  return {
+    id: row.id,
+    apiVersion: API_VERSION,
+    kind: 'App',
+    metadata: {
+      name: row.name,
+      labels: parseJson(row.labels),
+      uid: row.uid,
+      generation: row.generation,
+      resourceVersion: String(row.resourceVersion),
+      creationTimestamp: new Date(row.createdAt).toISOString(),
+    },
+    spec: parseJson(row.spec),
+    status: parseJson(row.status),
+  };
+}
+
+function toRun(row: RunRow): StoredRun {
+  return {
+    id: row.id,
+    appId: row.appId,
+    apiVersion: API_VERSION,
+    kind: 'Run',
+    metadata: {
+      name: row.name,
+      labels: parseJson(row.labels),
+      uid: row.uid,
+      generation: row.generation,
+      resourceVersion: String(row.resourceVersion),
+      creationTimestamp: new Date(row.createdAt).toISOString(),
+    },
+    spec: parseJson(row.spec),
+    status: parseJson(row.status),
+  };
+}
