@@ -1,0 +1,34 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Executor } from '../executors/executor';
+import type { RuntimeName } from '../spec/types';
+import type { Store } from '../store/store';
+
+/** One thing `/readyz` asks about: the store, the runtime, the folder's first sync. */
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<{ ready: boolean; reason?: string }>;
+}
+
+/** What the folder source reports about its files, for `GET /sources/`. */
+export interface SourceReporter {
+  report(): unknown;
+}
+
+/**
+ * Everything the HTTP API needs, passed in by the composition root
+ * (src/server.ts). The API only reads and writes the store; it never drives
+ * a runtime, except to stream live logs of a running workload.
+ */
+export interface ApiDeps {
+  store: Store;
+  logger: Logger;
+  /** When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. */
+  token?: string;
+  readiness: ReadinessCheck[];
+  /** Executors by runtime, for following live logs. */
+  executors: Partial<Record<RuntimeName, Executor>>;
+  defaultRuntime: RuntimeName;
+  metrics: Registry;
+  folder?: SourceReporter;
+}

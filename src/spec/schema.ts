@@ -1,0 +1,194 @@
+/**
+ * JSON Schemas of what berth accepts at its edges. Each rule carries a
+ * message that names it, so a user reading `spec.retries: must be an
+ * integer from 0 to 100` knows what to change.
+ */
+
+export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+export const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
+// The reference grammar of the Docker distribution project, simplified: [registry[:port]/]path[:tag][@digest].
+export const IMAGE_REF =
+  '^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?/)?' +
+  '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*' +
+  '(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$';
+const LABEL_KEY = '^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
+const LABEL_VALUE = '^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$';
+export const MEMORY_QUANTITY = '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|K|M|G|T)?$';
+export const CPU_QUANTITY = '^([0-9]+(\\.[0-9]+)?|[0-9]+m)$';
+
+const name = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 63,
+  pattern: DNS_LABEL,
+  errorMessage: {
+    type: 'must be a string',
+    minLength: 'must not be empty',
+    maxLength: 'must be at most 63 characters',
+    pattern: 'must be a DNS-1123 label: lower-case letters, digits and "-", starting and ending with a letter or digit',
+  },
+};
+
+const labels = {
+  type: 'object',
+  propertyNames: {
+    pattern: LABEL_KEY,
+    maxLength: 316,
+    errorMessage: 'label keys must be [prefix/]name: a name of up to 63 letters, digits, "-", "_" or "."',
+  },
+  additionalProperties: {
+    type: 'string',
+    pattern: LABEL_VALUE,
+    errorMessage: 'label values must be strings of up to 63 letters, digits, "-", "_" or ".", starting and ending alphanumeric',
+  },
+  errorMessage: { type: 'must be a map of string keys to string values' },
+};
+
+const env = {
+  type: 'object',
+  propertyNames: {
+    pattern: ENV_NAME,
+    maxLength: 256,
+    errorMessage: 'environment variable names must be letters, digits and "_", not starting with a digit',
+  },
+  additionalProperties: {
+    type: 'string',
+    maxLength: 131072,
+    errorMessage: 'must be a string (quote numbers and booleans in YAML: "8080")',
+  },
+  errorMessage: { type: 'must be a map of variable names to string values' },
+};
+
+const command = {
+  anyOf: [
+    { type: 'array', items: { type: 'string' }, maxItems: 4096 },
+    { type: 'string', maxLength: 131072 },
+  ],
+  errorMessage: 'must be a list of strings, or a string split into words as a POSIX shell would',
+};
+
+const integer = (min: number, max: number) => ({
+  type: 'integer',
+  minimum: min,
+  maximum: max,
+  errorMessage: `must be an integer from ${min} to ${max}`,
+});
+
+const oneOf = (values: string[]) => ({ type: 'string', enum: values, errorMessage: `must be one of ${values.join(', ')}` });
+
+export const appSpecSchema = {
+  type: 'object',
+  required: ['image'],
+  additionalProperties: false,
+  properties: {
+    image: {
+      type: 'string',
+      maxLength: 512,
+      pattern: IMAGE_REF,
+      errorMessage: 'must be an image reference such as busybox:1.36 or registry.example:5000/team/tool@sha256:…',
+    },
+    command,
+    env,
+    runtime: oneOf(['docker', 'kubernetes']),
+    timeoutSeconds: integer(1, 2_592_000),
+    retries: integer(0, 100),
+    concurrencyPolicy: oneOf(['Allow', 'Forbid', 'Replace']),
+    imagePullPolicy: oneOf(['IfNotPresent', 'Always', 'Never']),
+    historyLimit: integer(0, 100_000),
+    resources: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        cpu: {
+          type: ['string', 'number'],
+          pattern: CPU_QUANTITY,
+          exclusiveMinimum: 0,
+          errorMessage: 'must be a CPU quantity such as "0.5", "2" or "500m"',
+        },
+        memory: {
+          type: ['string', 'integer'],
+          pattern: MEMORY_QUANTITY,
+          minimum: 6_291_456,
+          errorMessage: 'must be a memory quantity such as "256Mi", "1Gi" or a number of bytes',
+        },
+      },
+      errorMessage: { additionalProperties: 'only cpu and memory are supported' },
+    },
+  },
+  errorMessage: {
+    type: 'must be an object',
+    required: { image: 'is required' },
+  },
+};
+
+const metadata = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: {
+    name,
+    labels,
+    annotations: { type: 'object', additionalProperties: { type: 'string' } },
+    // Read-only fields a client may send back from a GET: resourceVersion is a precondition, the rest are ignored.
+    uid: { type: 'string' },
+    generation: { type: 'integer' },
+    resourceVersion: { type: ['string', 'integer'] },
+    creationTimestamp: { type: 'string' },
+  },
+  errorMessage: { type: 'must be an object', required: { name: 'is required' } },
+};
+
+const envelope = (kind: string, spec: object) => ({
+  type: 'object',
+  required: ['kind', 'metadata', 'spec'],
+  additionalProperties: false,
+  properties: {
+    apiVersion: { const: 'berth.dev/v1', errorMessage: 'must be berth.dev/v1' },
+    kind: { const: kind, errorMessage: `must be ${kind}` },
+    metadata,
+    spec,
+    // Written only by the controller; accepted on input so a GET answer can be sent back, and ignored.
+    status: { type: 'object' },
+  },
+  errorMessage: { type: 'must be an object', required: { metadata: 'is required', spec: 'is required', kind: 'is required' } },
+});
+
+export const appManifestSchema = envelope('App', appSpecSchema);
+
+export const runOverridesProperties = { env, command };
+
+export const runManifestSchema = envelope('Run', {
+  type: 'object',
+  required: ['app'],
+  additionalProperties: false,
+  properties: { app: name, ...runOverridesProperties },
+  errorMessage: { type: 'must be an object', required: { app: 'is required' } },
+});
+
+/** The body of `POST /apps/{id}/run/`: optional overrides, an optional run name. */
+export const runRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { name: { ...name, maxLength: 253 }, ...runOverridesProperties, envs: env },
+  errorMessage: { type: 'must be a JSON object' },
+};
+
+/** DjDockerManager's body: `{name, image, command, envs}`. */
+export const seedAppSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    id: { type: 'integer' },
+    name,
+    image: appSpecSchema.properties.image,
+    command: {
+      anyOf: [...command.anyOf, { type: 'null' }],
+      errorMessage: command.errorMessage,
+    },
+    envs: {
+      anyOf: [env, { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*=' } }, { type: 'null' }],
+      errorMessage: 'must be a map of variable names to string values, or a list of "NAME=value" strings',
+    },
+  },
+  errorMessage: { type: 'must be a JSON object' },
+};
