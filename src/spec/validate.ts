@@ -2,6 +2,7 @@ import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import ajvErrors from 'ajv-errors';
 import { FieldProblem, ValidationError } from '../errors';
 import { splitCommand } from './command';
+import { parseCpuNanos, parseMemoryBytes } from './quantity';
 import {
   appManifestSchema,
   runManifestSchema,
@@ -37,6 +38,28 @@ export interface RunRequest {
 
 const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
 ajvErrors(ajv);
+
+/** Docker refuses memory limits below 6 MiB. */
+const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+
+// Resource quantities are checked by the same parsers the executors use, with their messages.
+ajv.addKeyword({
+  keyword: 'quantity',
+  type: ['string', 'number'],
+  errors: true,
+  validate: function validateQuantity(kind: 'cpu' | 'memory', data: string | number): boolean {
+    const self = validateQuantity as unknown as { errors: Partial<ErrorObject>[] };
+    try {
+      if (kind === 'cpu') parseCpuNanos(String(data));
+      else if (parseMemoryBytes(String(data)) < MIN_MEMORY_BYTES) throw new Error('must be at least 6Mi (the smallest limit Docker accepts)');
+      return true;
+    } catch (err) {
+      // The parsers say `<kind> quantity "<value>" must be …`: keep the rule.
+      self.errors = [{ keyword: 'quantity', message: (err as Error).message.replace(/^\w+ quantity "[^"]*" /, ''), params: {} }];
+      return false;
+    }
+  },
+});
 const validators = {
   appManifest: ajv.compile(appManifestSchema),
   runManifest: ajv.compile(runManifestSchema),
@@ -215,7 +238,8 @@ function dedupe(problems: FieldProblem[]): FieldProblem[] {
   });
 }
 
-function locate(err: ValidationError, at: Locator): ValidationError {
+function locate(err: ValidationError, at?: Locator): ValidationError {
+  if (!at) return err;
   for (const p of err.details) Object.assign(p, at(p.field.split('.')) ?? {});
   return err;
 }

@@ -92,8 +92,8 @@ describe('App validation', () => {
     const byField = Object.fromEntries(problems.map((p) => [p.field, p.reason]));
     assert.equal(byField['spec.retries'], 'must be an integer from 0 to 100');
     assert.equal(byField['spec.concurrencyPolicy'], 'must be one of Allow, Forbid, Replace');
-    assert.match(byField['spec.resources.memory'], /memory quantity/);
-    assert.match(byField['spec.resources.cpu'], /CPU quantity/);
+    assert.match(byField["spec.resources.memory"], /must be a positive number of bytes/);
+    assert.match(byField["spec.resources.cpu"], /must be a positive number of CPUs/);
     assert.equal(byField['spec.bogus'], 'is not a known field');
   });
 
