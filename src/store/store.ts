@@ -38,6 +38,8 @@ export interface AppListOptions {
   labels?: Record<string, string>;
   /** Only Apps whose source is one of these. */
   sources?: AppSource[];
+  /** Only Apps with one of these names (the folder source looks up the names a batch of files declares). */
+  names?: string[];
 }
 
 export interface RunListOptions {
@@ -162,6 +164,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   async listApps(options: AppListOptions = {}): Promise<Page<StoredApp>> {
     const where: Record<string | symbol, unknown> = {};
     if (options.sources) where.source = { [Op.in]: options.sources };
+    if (options.names) where.name = { [Op.in]: options.names };
     const labelClauses = Object.entries(options.labels ?? {}).map(([key, value]) =>
       Sequelize.where(this.jsonField('labels', key), value),
     );
