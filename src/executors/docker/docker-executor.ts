@@ -1,0 +1,312 @@
+/**
+ * Runs berth's workloads as containers on a Docker engine, through dockerode.
+ * One container per attempt, named and labelled so that every call can find
+ * it again without remembering anything: the engine is the state.
+ */
+
+import Docker from 'dockerode';
+import { Readable } from 'node:stream';
+import { ConfigError, ImagePullError, NotFoundError, RuntimeUnavailableError } from '../../errors';
+import { ImagePullPolicy, RuntimeName } from '../../spec/types';
+import {
+  LABEL_APP,
+  LABEL_ATTEMPT,
+  LABEL_MANAGED_BY,
+  LABEL_RUN,
+  type Executor,
+  type LaunchRequest,
+  type LogOptions,
+  type Observation,
+  type OwnedWorkload,
+  type WorkloadEvent,
+} from '../executor';
+import { MANAGED_BY, containerCreateOptions } from './container-spec';
+import { DockerApiError, DockerTimeoutError, daemonMessage, isUnreachable, statusOf, unavailable } from './docker-errors';
+import { defaultDockerHost, parseDockerHost } from './docker-host';
+import { watchEngineEvents } from './event-watch';
+import { awaitPull } from './image-pull';
+import { LogFrameDecoder } from './log-frames';
+import { observationOf } from './observation';
+
+export interface DockerExecutorOptions {
+  /**
+   * The engine to drive: `unix:///path`, `tcp://host:port` or a socket path.
+   * @default process.env.DOCKER_HOST, else unix:///var/run/docker.sock
+   */
+  dockerHost?: string;
+  /**
+   * How long one API call may go unanswered before the engine counts as unavailable.
+   * @default 30_000
+   */
+  requestTimeoutMs?: number;
+  /**
+   * How long an image pull may take before it fails the run.
+   * @default 300_000
+   */
+  pullTimeoutMs?: number;
+  /**
+   * First wait before the event watch reconnects; it doubles up to `watchMaxBackoffMs`.
+   * @default 500
+   */
+  watchInitialBackoffMs?: number;
+  /** @default 30_000 */
+  watchMaxBackoffMs?: number;
+  /** Told why the event stream broke or could not open (the watch reconnects by itself). */
+  onWatchError?: (error: Error) => void;
+}
+
+/** How many containers `listOwned` inspects at once: enough to be quick, few enough not to flood the engine. */
+const INSPECT_CONCURRENCY = 8;
+
+/** The Docker implementation of berth's Executor. */
+export class DockerExecutor implements Executor {
+  readonly runtime = RuntimeName.docker;
+  /** The engine address, as configured; named in every RuntimeUnavailableError. */
+  readonly dockerHost: string;
+  private readonly docker: Docker;
+  private readonly requestTimeoutMs: number;
+  private readonly pullTimeoutMs: number;
+  private readonly watchInitialBackoffMs: number;
+  private readonly watchMaxBackoffMs: number;
+  private readonly onWatchError?: (error: Error) => void;
+
+  /** @throws ConfigError when `dockerHost` is not a docker host address or a timeout is not positive. */
+  constructor(options: DockerExecutorOptions = {}) {
+    this.dockerHost = options.dockerHost ?? defaultDockerHost();
+    try {
+      this.docker = new Docker(parseDockerHost(this.dockerHost));
+    } catch (error) {
+      throw new ConfigError((error as Error).message);
+    }
+    this.requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs ?? 30_000);
+    this.pullTimeoutMs = positive('pullTimeoutMs', options.pullTimeoutMs ?? 300_000);
+    this.watchInitialBackoffMs = positive('watchInitialBackoffMs', options.watchInitialBackoffMs ?? 500);
+    this.watchMaxBackoffMs = positive('watchMaxBackoffMs', options.watchMaxBackoffMs ?? 30_000);
+    this.onWatchError = options.onWatchError;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      // dockerode honours abortSignal on ping; its types do not list the option.
+      const ping = this.docker.ping.bind(this.docker) as (options: { abortSignal: AbortSignal }) => Promise<unknown>;
+      await this.call('ping', (abortSignal) => ping({ abortSignal }));
+    } catch (error) {
+      if (error instanceof RuntimeUnavailableError) throw error;
+      // An engine that answers ping with an error is not one to run work on.
+      throw new RuntimeUnavailableError(`docker engine at ${this.dockerHost} answered ping with an error: ${daemonMessage(error)}`);
+    }
+  }
+
+  /**
+   * Pulls the image as `imagePullPolicy` says, then creates and starts the
+   * container. A container of that name that exists already is left as it
+   * is — only started, if an earlier launch created it and stopped there.
+   * A workload that cannot start (its command does not exist, say) is not an
+   * error here: the engine records why, and `observe` reports it as an exit.
+   *
+   * @throws ImagePullError when the image cannot be had.
+   * @throws RuntimeUnavailableError when the engine cannot be reached.
+   */
+  async launch(request: LaunchRequest): Promise<void> {
+    const existing = await this.inspect(request.name);
+    if (existing) {
+      const startedBefore = existing.State.Status !== 'created' || existing.State.Error;
+      if (startedBefore) return;
+    } else {
+      await this.ensureImage(request.template.image, request.template.imagePullPolicy);
+      const createOptions = containerCreateOptions(request);
+      try {
+        await this.call(`creating container ${request.name}`, (abortSignal) => this.docker.createContainer({ ...createOptions, abortSignal }));
+      } catch (error) {
+        // 409: a concurrent launch of the same run created it first; starting it below is still right.
+        if (statusOf(error) !== 409) throw this.rethrown(`creating container ${request.name}`, error);
+      }
+    }
+    await this.start(request.name);
+  }
+
+  async observe(name: string): Promise<Observation> {
+    const info = await this.inspect(name);
+    return info ? observationOf(info) : { state: 'absent' };
+  }
+
+  async stop(name: string, graceSeconds: number): Promise<void> {
+    const grace = Math.max(0, Math.ceil(graceSeconds));
+    try {
+      // The engine answers only once the container is gone, up to the grace period later.
+      await this.call(`stopping container ${name}`, (abortSignal) => this.docker.getContainer(name).stop({ t: grace, abortSignal }), this.requestTimeoutMs + grace * 1000);
+    } catch (error) {
+      // 304: not running; 404: absent; 409: being removed. Each already is what stop asks for.
+      if ([304, 404, 409].includes(statusOf(error) ?? 0)) return;
+      throw this.rethrown(`stopping container ${name}`, error);
+    }
+  }
+
+  /** @throws NotFoundError when there is no container of that name. */
+  async logs(name: string, options: LogOptions = {}): Promise<Readable> {
+    const doing = `reading the logs of container ${name}`;
+    const query = { stdout: true, stderr: true, follow: options.follow ?? false, tail: options.tail ?? 'all' };
+    let raw: Readable | Buffer;
+    try {
+      // With follow, dockerode answers a stream that ends when the container does; without, the whole log as a Buffer.
+      raw = (await this.call(doing, (abortSignal) =>
+        this.docker.getContainer(name).logs({ ...query, abortSignal } as Docker.ContainerLogsOptions & { follow: false }),
+      )) as unknown as Readable | Buffer;
+    } catch (error) {
+      if (statusOf(error) === 404) throw new NotFoundError('container', name);
+      throw this.rethrown(doing, error);
+    }
+    const source = Buffer.isBuffer(raw) ? Readable.from([raw]) : raw;
+    const text = new LogFrameDecoder();
+    text.setEncoding('utf8');
+    // Destroying the text stream (a client went away) must close the engine connection too.
+    source.on('error', (error) => text.destroy(error));
+    text.on('close', () => source.destroy());
+    source.pipe(text);
+    return text;
+  }
+
+  async remove(name: string): Promise<void> {
+    try {
+      await this.call(`removing container ${name}`, (abortSignal) => this.docker.getContainer(name).remove({ force: true, v: true, abortSignal }));
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404) return;
+      if (status === 409 && /already in progress/i.test(daemonMessage(error))) return;
+      throw this.rethrown(`removing container ${name}`, error);
+    }
+  }
+
+  async listOwned(): Promise<OwnedWorkload[]> {
+    const summaries = await this.call('listing berth containers', (abortSignal) =>
+      this.docker.listContainers({ all: true, filters: { label: [`${LABEL_MANAGED_BY}=${MANAGED_BY}`] }, abortSignal }),
+    ).catch((error: unknown) => {
+      throw this.rethrown('listing berth containers', error);
+    });
+    const owned: OwnedWorkload[] = [];
+    const queue = summaries.filter((summary) => summary.Labels?.[LABEL_RUN]);
+    // The list lacks exit codes, OOM kills and start times, so each container is inspected.
+    const inspectNext = async (): Promise<void> => {
+      for (let summary = queue.shift(); summary; summary = queue.shift()) {
+        const info = await this.inspect(summary.Id);
+        if (!info) continue; // removed between the list and the inspect
+        const labels = info.Config.Labels ?? summary.Labels;
+        const attempt = Number.parseInt(labels[LABEL_ATTEMPT] ?? '', 10);
+        owned.push({
+          name: info.Name.replace(/^\//, ''),
+          runUid: labels[LABEL_RUN],
+          appName: labels[LABEL_APP] ?? '',
+          attempt: Number.isNaN(attempt) ? 0 : attempt,
+          observation: observationOf(info),
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(INSPECT_CONCURRENCY, queue.length) }, inspectNext));
+    return owned.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  watch(onEvent: (event: WorkloadEvent) => void, signal: AbortSignal): void {
+    watchEngineEvents(
+      this.docker,
+      onEvent,
+      signal,
+      { initialBackoffMs: this.watchInitialBackoffMs, maxBackoffMs: this.watchMaxBackoffMs, onError: this.onWatchError },
+      (error) => (isUnreachable(error) ? unavailable(this.dockerHost, 'watching events', error) : new DockerApiError('watching events', error)),
+    );
+  }
+
+  private async start(name: string): Promise<void> {
+    try {
+      await this.call(`starting container ${name}`, (abortSignal) => this.docker.getContainer(name).start({ abortSignal }));
+    } catch (error) {
+      if (error instanceof RuntimeUnavailableError) throw error;
+      if (statusOf(error) === 304) return; // already started
+      const after = await this.inspect(name);
+      if (after?.State.Error) return; // the workload's own failure, recorded on the container
+      throw this.rethrown(`starting container ${name}`, error);
+    }
+  }
+
+  private async ensureImage(image: string, policy: ImagePullPolicy): Promise<void> {
+    if (policy === ImagePullPolicy.Always) return this.pull(image);
+    if (await this.imagePresent(image)) return;
+    if (policy === ImagePullPolicy.Never) {
+      throw new ImagePullError(image, `image "${image}" is not present on the docker engine at ${this.dockerHost}, and imagePullPolicy is Never`);
+    }
+    return this.pull(image);
+  }
+
+  private async imagePresent(image: string): Promise<boolean> {
+    try {
+      // dockerode does not abort image inspects; `call` still stops waiting at the deadline.
+      await this.call(`inspecting image ${image}`, () => this.docker.getImage(image).inspect());
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw this.rethrown(`inspecting image ${image}`, error);
+    }
+  }
+
+  private async pull(image: string): Promise<void> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.pullTimeoutMs);
+    try {
+      await awaitPull((await this.docker.pull(image, { abortSignal: controller.signal })) as Readable);
+    } catch (error) {
+      if (controller.signal.aborted) {
+        throw new ImagePullError(image, `pulling image "${image}" did not finish within ${this.pullTimeoutMs} ms`);
+      }
+      if (isUnreachable(error)) throw unavailable(this.dockerHost, `pulling image ${image}`, error);
+      throw new ImagePullError(image, `pulling image "${image}" failed: ${daemonMessage(error)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The container's inspect data, or undefined when there is none of that name. */
+  private async inspect(name: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    try {
+      return await this.call(`inspecting container ${name}`, (abortSignal) => this.docker.getContainer(name).inspect({ abortSignal }));
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw this.rethrown(`inspecting container ${name}`, error);
+    }
+  }
+
+  /**
+   * Makes one engine call with a deadline. Unreachable engines and missed
+   * deadlines become RuntimeUnavailableError; engine answers are rethrown as
+   * they are, for the caller to read their status.
+   */
+  private async call<T>(doing: string, request: (abortSignal: AbortSignal) => Promise<T>, timeoutMs = this.requestTimeoutMs): Promise<T> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    // Racing the deadline too, for the few dockerode calls that ignore abortSignal.
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort(new DockerTimeoutError(doing, timeoutMs));
+        reject(controller.signal.reason);
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([request(controller.signal), deadline]);
+    } catch (error) {
+      if (controller.signal.aborted) throw unavailable(this.dockerHost, doing, controller.signal.reason);
+      if (isUnreachable(error)) throw unavailable(this.dockerHost, doing, error);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Errors berth already named pass through; an engine answer becomes a DockerApiError saying what was being done. */
+  private rethrown(doing: string, error: unknown): Error {
+    if (error instanceof RuntimeUnavailableError || error instanceof DockerApiError) return error;
+    return new DockerApiError(doing, error);
+  }
+}
+
+function positive(option: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${option}: must be a positive number of milliseconds, got ${value}`);
+  return value;
+}
