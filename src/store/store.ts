@@ -285,6 +285,12 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     return run;
   }
 
+  /** By metadata.uid: how the controller maps a workload (labelled with its run's uid) back to the run. */
+  async getRunByUid(uid: string): Promise<StoredRun | null> {
+    const row = await this.models.Run.findOne({ where: { uid } });
+    return row ? toRun(row) : null;
+  }
+
   /** Newest first. */
   async listRuns(options: RunListOptions = {}): Promise<Page<StoredRun>> {
     const where: Record<string, unknown> = {};

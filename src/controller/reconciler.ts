@@ -1,0 +1,383 @@
+/**
+ * The run reconciler: given a run's key, it reads the run from the store and
+ * its workload from the executor, both fresh, and takes the one next step
+ * toward the run being done. It never trusts the event that woke it and
+ * never sleeps; waiting is the queue's job (`requeueAfterMs`).
+ */
+import { ConflictError, ImagePullError, NotFoundError, RuntimeUnavailableError } from '../errors';
+import { Executor, Observation, workloadName } from '../executors/executor';
+import { isTerminal, RunPhase, RunReason, RunStatus, RuntimeName } from '../spec/types';
+import type { Store, StoredRun } from '../store/store';
+import type { BerthMetrics } from '../metrics';
+import {
+  AttemptEnd,
+  currentAttempt,
+  deadlineOf,
+  endOfExit,
+  finishAttempt,
+  markCancelled,
+  markFailed,
+  markRunning,
+  markSucceeded,
+  markWaiting,
+  requestCancel,
+  RetryPolicy,
+  sameStatus,
+} from './phases';
+import { appendAttempt, readTail } from './run-logs';
+import type { ProcessResult } from './queue';
+
+/** A run's work-queue key. */
+export type RunKey = `run:${number}`;
+export const runKey = (id: number): RunKey => `run:${id}`;
+/** The run id in a key, or undefined for keys that are not run keys. */
+export function runIdOf(key: string): number | undefined {
+  const match = /^run:(\d+)$/.exec(key);
+  return match ? Number(match[1]) : undefined;
+}
+
+export interface ReconcilerOptions {
+  store: Store;
+  /** By runtime name; a run uses `template.runtime ?? defaultRuntime`. */
+  executors: ReadonlyMap<string, Executor>;
+  defaultRuntime: RuntimeName;
+  /** Runs that may be Running at once; the rest wait Pending, oldest first. */
+  maxParallel: number;
+  /** Leave finished containers in place (retries still remove the previous attempt's: the name is the run's). */
+  keepContainers: boolean;
+  /** Stored log bytes per run; the newest are kept. */
+  logLimitBytes: number;
+  /** Finished runs kept per App when its spec does not say. */
+  historyLimit: number;
+  /** Delays between attempts of a run. */
+  retry: RetryPolicy;
+  /** SIGTERM to SIGKILL, when stopping for a cancel or a deadline. */
+  stopGraceSeconds: number;
+  metrics?: BerthMetrics;
+}
+
+/** What one reconcile asks of the queue: nothing, or to look again after `requeueAfterMs`. */
+export type Step = ProcessResult;
+
+/** Reads one run and its workload, and takes one step. See the module comment. */
+export class Reconciler {
+  /** Runs admitted to a slot whose launch has not been recorded yet: counted as running so parallel workers cannot overfill. */
+  private readonly starting = new Set<number>();
+  /** Serialises slot decisions within this process. */
+  private admission: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: ReconcilerOptions) {}
+
+  /** The executor a run's workload lives on, or undefined when this server has none for its runtime. */
+  executorFor(run: StoredRun): Executor | undefined {
+    return this.options.executors.get(run.status.runtime ?? run.spec.template.runtime ?? this.options.defaultRuntime);
+  }
+
+  async reconcile(key: RunKey): Promise<Step> {
+    const id = runIdOf(key);
+    if (id === undefined) throw new Error(`reconcile: "${key}" is not a run key`);
+    const run = await this.options.store.getRun(id);
+    // Deleted: the controller's cleanup path removes its workload (the run object is gone from here).
+    if (!run) return {};
+    const executor = this.executorFor(run);
+    if (isTerminal(run.status.phase)) return executor ? this.tidyFinished(run, executor) : {};
+    if (!executor) {
+      const runtime = run.spec.template.runtime ?? this.options.defaultRuntime;
+      if (run.status.cancelRequested) return this.finish(run, undefined, markCancelled(run.status, this.cancelEnd(run)));
+      await this.write(run, markWaiting(run.status, RunReason.RuntimeUnavailable, `no executor for runtime "${runtime}" is configured on this server`));
+      return {};
+    }
+    try {
+      if (run.status.cancelRequested) return await this.cancel(run, executor);
+      if (run.status.phase === RunPhase.Pending) return await this.startPending(run, executor);
+      return await this.watchRunning(run, executor);
+    } catch (error) {
+      if (error instanceof RuntimeUnavailableError && run.status.phase === RunPhase.Pending) {
+        // Not the run's fault: it stays Pending, saying why, and the queue retries with backoff.
+        await this.write(run, markWaiting(run.status, RunReason.RuntimeUnavailable, error.message));
+      }
+      throw error;
+    }
+  }
+
+  // ---- steps ----
+
+  private async startPending(run: StoredRun, executor: Executor): Promise<Step> {
+    const { template } = run.spec;
+    const now = Date.now();
+    const deadline = deadlineOf(run.status, template);
+    if (deadline !== undefined && now >= deadline) {
+      return this.finish(run, executor, markFailed(run.status, this.deadlineEnd(run)));
+    }
+    const nextAttemptAt = run.status.nextAttemptAt ? Date.parse(run.status.nextAttemptAt) : 0;
+    if (nextAttemptAt > now) return { requeueAfterMs: nextAttemptAt - now };
+
+    const name = workloadName(run.metadata.uid);
+    const existing = await this.runtime(executor, () => executor.observe(name));
+    if (existing.state === 'exited' && run.status.history?.at(-1)?.finishedAt === existing.finishedAt) {
+      // The previous attempt's container (its exit is in history already): the next attempt reuses the name.
+      await this.runtime(executor, () => executor.remove(name));
+    } else if (existing.state === 'running' || existing.state === 'exited') {
+      // Launched by a pass that ended before recording Running (a crash, a conflict): adopt it, never launch twice.
+      return this.recordLaunch(run, executor, existing.state === 'running' ? existing.startedAt : new Date().toISOString());
+    }
+    // A workload created but not started is started by the (idempotent) launch below.
+
+    const decision = await this.admit(run);
+    if (decision.kind === 'replaced') {
+      await this.write(run, requestCancel(run.status, RunReason.Replaced, decision.message));
+      return {};
+    }
+    if (decision.kind === 'wait') {
+      for (const older of decision.replacing) {
+        const asked = await this.options.store.updateRunStatus(older, requestCancel(older.status, RunReason.Replaced, `replaced by run "${run.metadata.name}"`));
+        this.countTransition(older, asked.status);
+      }
+      await this.write(run, markWaiting(run.status, RunReason.Waiting, decision.message));
+      return {};
+    }
+    try {
+      await this.runtime(executor, () =>
+        executor.launch({
+          name,
+          runUid: run.metadata.uid,
+          runName: run.metadata.name,
+          appName: run.spec.app,
+          attempt: run.status.attempts + 1,
+          template,
+        }),
+      );
+      return await this.recordLaunch(run, executor, new Date().toISOString());
+    } catch (error) {
+      if (error instanceof ImagePullError) {
+        return this.finish(run, executor, markFailed(run.status, { reason: RunReason.ImagePullFailed, message: error.message, finishedAt: new Date().toISOString() }));
+      }
+      if (isRefusal(error)) {
+        // The runtime understood the request and refused it (a bad limit, an invalid name): retrying cannot help.
+        const message = `the ${executor.runtime} runtime refused to launch the run: ${(error as Error).message}`;
+        return this.finish(run, executor, markFailed(run.status, { reason: RunReason.LaunchFailed, message, finishedAt: new Date().toISOString() }));
+      }
+      throw error;
+    } finally {
+      this.starting.delete(run.id);
+    }
+  }
+
+  private async recordLaunch(run: StoredRun, executor: Executor, startedAt: string): Promise<Step> {
+    const name = workloadName(run.metadata.uid);
+    const attempt = run.status.attempts + 1;
+    const running = markRunning(run.status, { attempt, startedAt, containerName: name, runtime: executor.runtime });
+    const written = await this.write(run, running, executor);
+    if (!written) return {};
+    const deadline = deadlineOf(written.status, run.spec.template);
+    return deadline === undefined ? {} : { requeueAfterMs: Math.max(0, deadline - Date.now()) };
+  }
+
+  private async watchRunning(run: StoredRun, executor: Executor): Promise<Step> {
+    const name = workloadName(run.metadata.uid);
+    const { template } = run.spec;
+    const observed = await this.runtime(executor, () => executor.observe(name));
+    if (observed.state === 'running' || observed.state === 'waiting') {
+      const deadline = deadlineOf(run.status, template);
+      if (deadline !== undefined && Date.now() >= deadline) {
+        await this.runtime(executor, () => executor.stop(name, this.options.stopGraceSeconds));
+        const after = await this.runtime(executor, () => executor.observe(name));
+        await this.collectLogs(run, executor, after);
+        const exitCode = after.state === 'exited' ? after.exitCode : undefined;
+        return this.finish(run, executor, markFailed(run.status, { ...this.deadlineEnd(run), exitCode }));
+      }
+      // A workload still being created is looked at again soon; a running one at its deadline, or when an event says.
+      const untilDeadline = deadline === undefined ? undefined : deadline - Date.now();
+      const poll = observed.state === 'waiting' ? 1000 : undefined;
+      const requeueAfterMs = [untilDeadline, poll].filter((ms): ms is number => ms !== undefined);
+      return requeueAfterMs.length ? { requeueAfterMs: Math.min(...requeueAfterMs) } : {};
+    }
+    let end: AttemptEnd;
+    if (observed.state === 'exited') {
+      await this.collectLogs(run, executor, observed);
+      end = endOfExit(observed, template);
+    } else {
+      end = { reason: RunReason.ContainerLost, finishedAt: new Date().toISOString(), message: `container ${name} disappeared while the run was Running` };
+    }
+    return this.finish(run, executor, finishAttempt(run.status, end, template, this.options.retry, new Date()));
+  }
+
+  private async cancel(run: StoredRun, executor: Executor): Promise<Step> {
+    const name = workloadName(run.metadata.uid);
+    let observed: Observation;
+    try {
+      observed = await this.runtime(executor, () => executor.observe(name));
+    } catch (error) {
+      // A Pending run can be cancelled without the runtime; any container it left is removed at the next start-up adoption.
+      if (!(error instanceof RuntimeUnavailableError) || run.status.phase !== RunPhase.Pending) throw error;
+      observed = { state: 'absent' };
+    }
+    if (run.status.phase === RunPhase.Running && observed.state === 'exited') {
+      // It ended on its own before the stop: a success stays a success; anything else is not retried.
+      await this.collectLogs(run, executor, observed);
+      const end = endOfExit(observed, run.spec.template);
+      if (end.reason === RunReason.Completed) return this.finish(run, executor, markSucceeded(run.status, end));
+      return this.finish(run, executor, markCancelled(run.status, { ...this.cancelEnd(run), exitCode: end.exitCode }));
+    }
+    if (observed.state === 'running' || observed.state === 'waiting') {
+      await this.runtime(executor, () => executor.stop(name, this.options.stopGraceSeconds));
+      const after = await this.runtime(executor, () => executor.observe(name));
+      await this.collectLogs(run, executor, after);
+      const exitCode = after.state === 'exited' ? after.exitCode : undefined;
+      return this.finish(run, executor, markCancelled(run.status, { ...this.cancelEnd(run), exitCode }));
+    }
+    return this.finish(run, executor, markCancelled(run.status, this.cancelEnd(run)));
+  }
+
+  /** A finished run: its container goes (unless kept) and old history is pruned. Safe to repeat. */
+  private async tidyFinished(run: StoredRun, executor: Executor): Promise<Step> {
+    if (!this.options.keepContainers) {
+      await this.runtime(executor, () => executor.remove(workloadName(run.metadata.uid)));
+    }
+    const keep = run.spec.template.historyLimit ?? this.options.historyLimit;
+    await this.options.store.pruneFinishedRuns(run.appId, keep);
+    return {};
+  }
+
+  // ---- helpers ----
+
+  /**
+   * Writes the step's status, then does what follows it: a retry removes the
+   * attempt's container (the next one reuses the name) and waits for
+   * `nextAttemptAt`; a finished run is tidied.
+   */
+  private async finish(run: StoredRun, executor: Executor | undefined, next: RunStatus): Promise<Step> {
+    const written = await this.write(run, next, executor);
+    if (!written || !executor) return {};
+    if (next.phase === RunPhase.Pending) {
+      await this.runtime(executor, () => executor.remove(workloadName(run.metadata.uid)));
+      const wait = next.nextAttemptAt ? Date.parse(next.nextAttemptAt) - Date.now() : 0;
+      return { requeueAfterMs: Math.max(0, wait) };
+    }
+    return this.tidyFinished(written, executor);
+  }
+
+  /**
+   * Writes `next` unless it changes nothing (each write wakes the run again,
+   * so writing unchanged statuses would loop). Returns undefined when the run
+   * was deleted meanwhile, after removing any workload launched for it.
+   * A ConflictError propagates: the queue retries at once with a fresh read.
+   */
+  private async write(run: StoredRun, next: RunStatus, executor?: Executor): Promise<StoredRun | undefined> {
+    if (sameStatus(run.status, next)) return run;
+    try {
+      const written = await this.options.store.updateRunStatus(run, next);
+      this.countTransition(run, next);
+      return written;
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      if (executor) await this.runtime(executor, () => executor.remove(workloadName(run.metadata.uid)));
+      return undefined;
+    }
+  }
+
+  private countTransition(before: StoredRun, next: RunStatus): void {
+    const metrics = this.options.metrics;
+    if (!metrics || (before.status.phase === next.phase && before.status.reason === next.reason)) return;
+    metrics.runTransitions.inc({ phase: next.phase, reason: next.reason ?? '' });
+    if (isTerminal(next.phase) && next.finishedAt) {
+      const from = Date.parse(next.startedAt ?? before.metadata.creationTimestamp);
+      metrics.runDuration.observe({ phase: next.phase }, Math.max(0, (Date.parse(next.finishedAt) - from) / 1000));
+    }
+  }
+
+  /**
+   * Decides whether a Pending run may launch now. Replace: a newer run of the
+   * App replaces this one; older active runs are asked to stop first. Then the
+   * global cap: the oldest ready Pending runs take the free slots, in order.
+   */
+  private async admit(
+    run: StoredRun,
+  ): Promise<{ kind: 'launch' } | { kind: 'replaced'; message: string } | { kind: 'wait'; message: string; replacing: StoredRun[] }> {
+    const decide = async () => {
+      const active = await this.options.store.listActiveRuns();
+      if (run.spec.template.concurrencyPolicy === 'Replace') {
+        const siblings = active.filter((other) => other.appId === run.appId && other.id !== run.id);
+        const newest = siblings.filter((other) => other.id > run.id).at(-1);
+        if (newest) return { kind: 'replaced' as const, message: `replaced by run "${newest.metadata.name}"` };
+        if (siblings.length) {
+          const names = siblings.map((other) => `"${other.metadata.name}"`).join(', ');
+          return {
+            kind: 'wait' as const,
+            message: `waiting for ${names} to stop (concurrencyPolicy Replace)`,
+            replacing: siblings.filter((other) => !other.status.cancelRequested),
+          };
+        }
+      }
+      const now = Date.now();
+      const running = active.filter((other) => other.status.phase === RunPhase.Running && !this.starting.has(other.id)).length;
+      const free = this.options.maxParallel - running - this.starting.size;
+      const ready = active.filter(
+        (other) =>
+          other.status.phase === RunPhase.Pending &&
+          !other.status.cancelRequested &&
+          !this.starting.has(other.id) &&
+          !(other.status.nextAttemptAt && Date.parse(other.status.nextAttemptAt) > now),
+      );
+      const place = ready.findIndex((other) => other.id === run.id);
+      if (place < 0 || place >= free) {
+        return { kind: 'wait' as const, message: `waiting for a free slot: at most ${this.options.maxParallel} runs run at once`, replacing: [] };
+      }
+      this.starting.add(run.id);
+      return { kind: 'launch' as const };
+    };
+    const decision = this.admission.then(decide, decide);
+    this.admission = decision.catch(() => undefined);
+    return decision;
+  }
+
+  /** Stores the tail of the current attempt's output (appended after earlier attempts'). */
+  private async collectLogs(run: StoredRun, executor: Executor, observed: Observation): Promise<void> {
+    if (observed.state === 'absent') return;
+    const name = workloadName(run.metadata.uid);
+    let stream;
+    try {
+      stream = await this.runtime(executor, () => executor.logs(name, { follow: false }));
+    } catch (error) {
+      if (error instanceof NotFoundError) return;
+      throw error;
+    }
+    const limit = this.options.logLimitBytes;
+    const output = await readTail(stream, limit);
+    const attempt = Math.max(1, currentAttempt(run.status)?.attempt ?? run.status.attempts);
+    const previous = attempt > 1 ? await this.options.store.getLogs(run.id) : null;
+    await this.options.store.setLogs(run.id, appendAttempt(previous, attempt, output, limit));
+  }
+
+  private deadlineEnd(run: StoredRun): AttemptEnd {
+    return {
+      reason: RunReason.DeadlineExceeded,
+      finishedAt: new Date().toISOString(),
+      message: `the run took longer than its timeoutSeconds (${run.spec.template.timeoutSeconds})`,
+    };
+  }
+
+  private cancelEnd(run: StoredRun): AttemptEnd {
+    const asked = run.status.cancelRequested;
+    return { reason: asked?.reason ?? RunReason.Cancelled, message: asked?.message, finishedAt: new Date().toISOString() };
+  }
+
+  /** Calls the runtime, counting its failures; the image and the workload being absent are answers, not failures. */
+  private async runtime<T>(executor: Executor, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof ImagePullError || error instanceof NotFoundError || error instanceof ConflictError)) {
+        this.options.metrics?.runtimeErrors.inc({ runtime: executor.runtime });
+      }
+      throw error;
+    }
+  }
+}
+
+/** An answer from a reachable runtime saying the request itself is wrong (HTTP 4xx), as opposed to a failure worth retrying. */
+function isRefusal(error: unknown): boolean {
+  if (error instanceof RuntimeUnavailableError) return false;
+  const status = (error as { statusCode?: unknown } | undefined)?.statusCode;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
