@@ -1,10 +1,25 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
 import { ConfigError, ImagePullError, NotFoundError, RuntimeUnavailableError } from '../../src/errors';
 import { DockerExecutor } from '../../src/executors/docker';
 import { containerCreateOptions } from '../../src/executors/docker/container-spec';
-import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, workloadName, type LaunchRequest, type Observation } from '../../src/executors/executor';
+import { watchEngineEvents } from '../../src/executors/docker/event-watch';
+import { LogFrameDecoder } from '../../src/executors/docker/log-frames';
+import {
+  LABEL_APP,
+  LABEL_ATTEMPT,
+  LABEL_MANAGED_BY,
+  LABEL_RUN,
+  workloadName,
+  type LaunchRequest,
+  type Observation,
+  type WorkloadEvent,
+} from '../../src/executors/executor';
 import type { AppSpec } from '../../src/spec/types';
 import { executorContract, readText } from '../contract/executor.contract';
 import { REGISTRY_IMAGE, TEST_IMAGE, appSpec, uniqueName } from '../helpers/fixtures';
@@ -203,6 +218,67 @@ describe('DockerExecutor on a real engine', function () {
       }
     });
 
+    it('reconnects when the stream ends, asking for events since the last one seen', async () => {
+      // A stand-in engine whose first event stream ends after one event, so the reconnect can be seen exactly.
+      const queries: { since: string }[] = [];
+      // Event times after the watch began, in whole multiples of 4 ms so the JSON number is exact.
+      const sentNanos: number[] = [];
+      const streams: PassThrough[] = [];
+      const engine = {
+        getEvents: async (query: { since: string }) => {
+          queries.push(query);
+          const stream = new PassThrough();
+          streams.push(stream);
+          const runUid = `run-${queries.length}`;
+          sentNanos.push((Math.floor(Date.now() / 4) * 4 + 60_000) * 1e6);
+          stream.write(`${JSON.stringify({ Type: 'container', Action: 'die', timeNano: sentNanos[sentNanos.length - 1], Actor: { Attributes: { [LABEL_RUN]: runUid } } })}\n`);
+          if (queries.length === 1) stream.end();
+          return stream;
+        },
+      } as unknown as Docker;
+      const events: WorkloadEvent[] = [];
+      const errors: Error[] = [];
+      const controller = new AbortController();
+      watchEngineEvents(engine, (event) => events.push(event), controller.signal, { initialBackoffMs: 1, maxBackoffMs: 1, onError: (error) => errors.push(error) }, (error) => error as Error);
+      try {
+        await waitFor('the event from the second connection', () => events.length === 2);
+      } finally {
+        controller.abort();
+      }
+      assert.deepEqual(events, [
+        { runUid: 'run-1', action: 'die' },
+        { runUid: 'run-2', action: 'die' },
+      ]);
+      assert.match(queries[0].since, /^\d{10}\.\d{9}$/);
+      const first = BigInt(sentNanos[0]);
+      assert.equal(queries[1].since, `${first / 1_000_000_000n}.${String(first % 1_000_000_000n).padStart(9, '0')}`);
+      assert.deepEqual(errors.map((error) => error.message), ['the engine closed the event stream']);
+      await waitFor('the open stream to be closed on abort', () => streams[1].destroyed);
+    });
+  });
+
+  describe('log frames', () => {
+    const frame = (stream: 1 | 2, text: string): Buffer => {
+      const payload = Buffer.from(text);
+      const header = Buffer.alloc(8);
+      header.writeUInt8(stream, 0);
+      header.writeUInt32BE(payload.length, 4);
+      return Buffer.concat([header, payload]);
+    };
+
+    it('joins stdout and stderr frames in order, however the bytes are split', async () => {
+      const bytes = Buffer.concat([frame(1, 'out 1\n'), frame(2, 'err ü\n'), frame(1, 'out 2\n')]);
+      // One byte at a time: headers and a multi-byte character are both cut in half.
+      const chunks = [...bytes].map((byte) => Buffer.from([byte]));
+      const decoder = new LogFrameDecoder();
+      decoder.setEncoding('utf8');
+      assert.equal(await readText(Readable.from(chunks).pipe(decoder)), 'out 1\nerr ü\nout 2\n');
+    });
+
+    it('passes through a stream that is not framed (a TTY container)', async () => {
+      const decoder = new LogFrameDecoder();
+      assert.equal(await readText(Readable.from([Buffer.from('plain terminal output\n')]).pipe(decoder)), 'plain terminal output\n');
+    });
   });
 
   describe('an unreachable engine', () => {
@@ -226,6 +302,23 @@ describe('DockerExecutor on a real engine', function () {
         await assert.rejects(offline.listOwned(), expected);
       });
     }
+
+    it('is a RuntimeUnavailableError when the engine accepts a connection but never answers', async () => {
+      const socketPath = path.join(os.tmpdir(), `${uniqueName('silent')}.sock`);
+      const connections = new Set<net.Socket>();
+      const silent = net.createServer((socket) => connections.add(socket));
+      await new Promise<void>((resolve) => silent.listen(socketPath, resolve));
+      try {
+        const hung = new DockerExecutor({ dockerHost: `unix://${socketPath}`, requestTimeoutMs: 200 });
+        await assert.rejects(hung.ping(), {
+          name: 'RuntimeUnavailableError',
+          message: `docker engine at unix://${socketPath} is unreachable (ping): no answer to ping within 200 ms`,
+        });
+      } finally {
+        for (const socket of connections) socket.destroy();
+        await new Promise((resolve) => silent.close(resolve));
+      }
+    });
 
     it('keeps a watcher retrying with backoff, telling why, until aborted', async () => {
       const errors: Error[] = [];
