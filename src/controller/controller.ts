@@ -5,7 +5,7 @@
  * all decisions are the reconciler's.
  */
 import { ConflictError, ConfigError, RuntimeUnavailableError } from '../errors';
-import { Executor, workloadName, WorkloadEvent } from '../executors/executor';
+import { Executor, OwnedWorkload, workloadName, WorkloadEvent } from '../executors/executor';
 import { isTerminal, RunPhase, RuntimeName } from '../spec/types';
 import type { Store, StoreEvent } from '../store/store';
 import { BerthMetrics, metrics as processMetrics } from '../metrics';
@@ -77,6 +77,14 @@ export interface ControllerOptions {
    * @default 300000 (5 minutes)
    */
   errorBackoffMaxMs?: number;
+  /**
+   * Which of the runtime's berth workloads this controller answers for at
+   * start-up adoption; the others are left alone. Narrow it when several berth
+   * stores share one engine, or a workload whose run is in another store
+   * would be removed as an orphan.
+   * @default every workload carrying berth's labels
+   */
+  ownsWorkload?: (workload: OwnedWorkload) => boolean;
   /** @default the process-wide metrics of src/metrics.ts */
   metrics?: BerthMetrics;
   /** @default an `info` logger */
@@ -106,6 +114,7 @@ export class Controller {
   private readonly stopGraceSeconds: number;
   private readonly workers: number;
   private readonly errorBackoffMaxMs: number;
+  private readonly ownsWorkload: (workload: OwnedWorkload) => boolean;
 
   private queue?: WorkQueue<ControllerKey>;
   /** Run uid → id, for runtime events (which name the uid). Holds the runs not yet finished. */
@@ -127,6 +136,7 @@ export class Controller {
     this.stopGraceSeconds = whole('stopGraceSeconds', options.stopGraceSeconds ?? 10, 0);
     this.workers = whole('workers', options.workers ?? 8, 1);
     this.errorBackoffMaxMs = whole('errorBackoffMaxMs', options.errorBackoffMaxMs ?? 300_000, 1);
+    this.ownsWorkload = options.ownsWorkload ?? (() => true);
     this.metrics = options.metrics ?? processMetrics;
     this.log = options.logger ?? createLogger('info');
     const defaultRuntime = options.defaultRuntime ?? RuntimeName.docker;
@@ -265,7 +275,7 @@ export class Controller {
    */
   private async adopt(runtime: string): Promise<Step> {
     const executor = this.executors.get(runtime)!;
-    const owned = await executor.listOwned();
+    const owned = (await executor.listOwned()).filter(this.ownsWorkload);
     for (const workload of owned) {
       const known = this.runIds.get(workload.runUid);
       if (known !== undefined) {
@@ -325,9 +335,13 @@ export class Controller {
 
   private reportFailure(key: ControllerKey, err: unknown, retryInMs: number): void {
     this.metrics.reconcileErrors.inc();
-    // A conflict only means another writer was first; the retry reads again.
-    const level = err instanceof ConflictError ? 'debug' : err instanceof RuntimeUnavailableError ? 'info' : 'warn';
-    this.log[level]({ key, err, retryInMs }, 'reconcile failed; retrying');
+    // A conflict only means another writer was first (the retry reads again); an unreachable
+    // runtime is reported once by the health check, not once per run and retry.
+    if (err instanceof ConflictError || err instanceof RuntimeUnavailableError) {
+      this.log.debug({ key, reason: err.message, retryInMs }, 'reconcile deferred; retrying');
+      return;
+    }
+    this.log.warn({ key, err, retryInMs }, 'reconcile failed; retrying');
   }
 }
 

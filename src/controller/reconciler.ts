@@ -119,7 +119,7 @@ export class Reconciler {
       await this.runtime(executor, () => executor.remove(name));
     } else if (existing.state === 'running' || existing.state === 'exited') {
       // Launched by a pass that ended before recording Running (a crash, a conflict): adopt it, never launch twice.
-      return this.recordLaunch(run, executor, existing.state === 'running' ? existing.startedAt : new Date().toISOString());
+      return this.recordLaunch(run, executor, existing.startedAt ?? new Date().toISOString());
     }
     // A workload created but not started is started by the (idempotent) launch below.
 
@@ -136,6 +136,8 @@ export class Reconciler {
       await this.write(run, markWaiting(run.status, RunReason.Waiting, decision.message));
       return {};
     }
+    // Taken before the launch: a short workload may have finished by the time launch returns.
+    const launchedAt = new Date().toISOString();
     try {
       await this.runtime(executor, () =>
         executor.launch({
@@ -147,7 +149,7 @@ export class Reconciler {
           template,
         }),
       );
-      return await this.recordLaunch(run, executor, new Date().toISOString());
+      return await this.recordLaunch(run, executor, launchedAt);
     } catch (error) {
       if (error instanceof ImagePullError) {
         return this.finish(run, executor, markFailed(run.status, { reason: RunReason.ImagePullFailed, message: error.message, finishedAt: new Date().toISOString() }));
