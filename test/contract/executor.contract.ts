@@ -186,7 +186,7 @@ export function executorContract(name: string, makeExecutor: () => Executor | Pr
       assert.equal(await readText(await executor.logs(launch.name, { follow: true })), 'done\n');
     });
 
-    it('stops a workload that ignores nothing but a kill', async () => {
+    it('stops a sleeping workload: a TERM, then a kill once the grace period is over', async () => {
       const launch = await launchShell('sleep 300');
       await waitForState(launch.name, 'running');
       const started = Date.now();

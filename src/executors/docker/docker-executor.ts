@@ -28,6 +28,7 @@ import { awaitPull } from './image-pull';
 import { LogFrameDecoder } from './log-frames';
 import { observationOf } from './observation';
 
+/** How to reach the engine, and how long to wait for it. */
 export interface DockerExecutorOptions {
   /**
    * The engine to drive: `unix:///path`, `tcp://host:port` or a socket path.
