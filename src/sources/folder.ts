@@ -1,0 +1,369 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import pino, { type Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { ConfigError } from '../errors';
+import { registry as processRegistry } from '../metrics';
+import type { Store, StoreEvent } from '../store/store';
+import { gitCommit } from './git';
+import { sourceMetrics, type SourceMetrics } from './metrics';
+import { isIgnored, isManifestPath, listManifests, relativePath } from './paths';
+import type { FileSyncState, FolderReport, SyncEvent } from './report';
+import { readSnapshot, UNSETTLED, type FileSnapshot } from './snapshot';
+import { syncFiles, type FileRecord } from './sync-pass';
+
+export interface FolderSourceOptions {
+  /** The apps folder; every `*.yaml` / `*.yml` below it is a manifest file. */
+  dir: string;
+  store: Store;
+  logger?: Logger;
+  /**
+   * Quiet time after a file's last change before it is read, so that an
+   * editor's or git's several writes apply once.
+   * @default 50
+   */
+  debounceMs?: number;
+  /**
+   * How often the whole folder is read again, for changes no watcher reports
+   * (a ConfigMap's symlink swap, a network filesystem). Unchanged files cost
+   * a read and a hash. 0 turns it off.
+   * @default 60000
+   */
+  resyncIntervalMs?: number;
+  /**
+   * Larger files are reported as errors and not applied.
+   * @default 1048576
+   */
+  maxFileBytes?: number;
+  /**
+   * Where `berth_source_files` and `berth_source_apply_seconds` are registered.
+   * @default the process-wide registry of src/metrics.ts
+   */
+  registry?: Registry;
+}
+
+const RETRY_MIN_MS = 200;
+const RETRY_MAX_MS = 30_000;
+const READ_CONCURRENCY = 64;
+
+/**
+ * Keeps the store's Apps (and declared Runs) in step with a folder of
+ * manifests, as Argo CD or Flux keep a cluster in step with Git: a
+ * start-up scan reconciles everything before `ready`, then a watcher
+ * applies each change within a debounce. Changed files are applied in
+ * batches by a single worker (see ./sync-pass.ts for the rules), so a
+ * `git pull` of hundreds of files costs a few passes, not hundreds.
+ *
+ * Emits `sync` ({@link SyncEvent}) per file applied, held or deleted.
+ */
+export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
+  readonly dir: string;
+  /** Resolves once the start-up scan has reconciled folder and store; rejects if the source stops first. */
+  readonly ready: Promise<void>;
+
+  private readonly store: Store;
+  private readonly logger: Logger;
+  private readonly debounceMs: number;
+  private readonly resyncIntervalMs: number;
+  private readonly maxFileBytes: number;
+  private readonly metrics: SourceMetrics;
+  private readonly records = new Map<string, FileRecord>();
+  /** App name → files waiting for that App to change (conflicts, Runs whose App is missing). */
+  private readonly waiters = new Map<string, Set<string>>();
+  private readonly debounces = new Map<string, { timer: NodeJS.Timeout; at: number }>();
+  private readonly due = new Set<string>();
+  private draining: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = RETRY_MIN_MS;
+  private idleWaiters: (() => void)[] = [];
+  private stopped = false;
+  private readyState = false;
+  private markReady!: () => void;
+  private failReady!: (err: Error) => void;
+  private commit: string | undefined;
+  private gitRefresh: Promise<void> | undefined;
+  private lastSyncAt: string | undefined;
+
+  constructor(options: FolderSourceOptions) {
+    super();
+    this.dir = path.resolve(options.dir);
+    this.store = options.store;
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'folder-source' });
+    this.debounceMs = options.debounceMs ?? 50;
+    this.resyncIntervalMs = options.resyncIntervalMs ?? 60_000;
+    this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024;
+    this.metrics = sourceMetrics(options.registry ?? processRegistry);
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.markReady = resolve;
+      this.failReady = reject;
+    });
+    // Nobody may be waiting on `ready` when the source stops early; that is not an unhandled error.
+    this.ready.catch(() => undefined);
+  }
+
+  isReady(): boolean {
+    return this.readyState;
+  }
+
+  /**
+   * Watches and applies until `signal` aborts, then closes the watcher and
+   * lets the batch in progress finish. Rejects with a ConfigError when the
+   * folder does not exist: pruning every file-owned App because of a typo
+   * in `--apps-dir` would be worse than not starting.
+   */
+  async start(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return this.failReady(new Error('folder source stopped before it was ready'));
+    if (!fs.statSync(this.dir, { throwIfNoEntry: false })?.isDirectory()) {
+      const err = new ConfigError(`apps folder ${this.dir} does not exist or is not a folder`);
+      this.failReady(err);
+      throw err;
+    }
+    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    const onChange = (event: StoreEvent): void => this.onStoreChange(event);
+    const untrack = this.metrics.track(this);
+    this.store.on('change', onChange);
+    const watcher = this.watch();
+    let resync: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([new Promise<void>((resolve) => watcher.once('ready', () => resolve())), aborted]);
+      if (!signal.aborted) {
+        const started = Date.now();
+        this.enqueue(await this.everyKnownFile());
+        await Promise.race([this.whenIdle(), aborted]);
+        if (!signal.aborted) {
+          this.readyState = true;
+          this.markReady();
+          this.logger.info({ files: this.records.size, ms: Date.now() - started }, 'apps folder synced');
+        }
+      }
+      if (this.resyncIntervalMs > 0) resync = setInterval(() => void this.resync(), this.resyncIntervalMs);
+      await aborted;
+    } finally {
+      this.stopped = true;
+      clearInterval(resync);
+      clearTimeout(this.retryTimer);
+      for (const { timer } of this.debounces.values()) clearTimeout(timer);
+      this.debounces.clear();
+      this.store.off('change', onChange);
+      untrack();
+      await watcher.close();
+      await this.draining;
+      this.failReady(new Error('folder source stopped before it was ready'));
+    }
+  }
+
+  /** Resolves when no change that has been seen is waiting to be applied. For tests and benchmarks. */
+  whenIdle(): Promise<void> {
+    if (!this.draining && this.due.size === 0 && !this.retryTimer && this.debounces.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The sync status of every file, for `GET /sources/`. */
+  report(): FolderReport {
+    const files = [...this.records.values()]
+      .sort((a, b) => (a.path < b.path ? -1 : 1))
+      .map(({ declaredApps: _d, waitingOn: _w, ...file }) => ({ ...file, errors: [...file.errors], objects: [...file.objects] }));
+    const counts = this.countFiles();
+    return {
+      kind: 'folder',
+      dir: this.dir,
+      ready: this.readyState,
+      ...(this.commit ? { git: { commit: this.commit } } : {}),
+      ...(this.lastSyncAt ? { lastSyncAt: this.lastSyncAt } : {}),
+      summary: { files: files.length, synced: counts.Synced, error: counts.Error },
+      files,
+    };
+  }
+
+  /** How many files are in each state (the `berth_source_files` gauge). */
+  countFiles(): Record<FileSyncState, number> {
+    const counts: Record<FileSyncState, number> = { Synced: 0, Error: 0 };
+    for (const record of this.records.values()) counts[record.state]++;
+    return counts;
+  }
+
+  private watch(): FSWatcher {
+    const watcher = watch(this.dir, {
+      ignoreInitial: true,
+      // Our own debounce coalesces unlink+add; chokidar's would only add 100 ms to every delete.
+      atomic: false,
+      ignored: (absolute: string) => isIgnored(relativePath(this.dir, absolute)),
+    });
+    watcher.on('all', (event, absolute) => {
+      const relative = relativePath(this.dir, absolute);
+      if (event === 'unlinkDir') {
+        // Files of a removed folder are not always reported one by one.
+        for (const known of this.records.keys()) if (known.startsWith(`${relative}/`)) this.touch(known);
+      } else if (event !== 'addDir' && isManifestPath(relative)) {
+        this.touch(relative);
+      }
+    });
+    watcher.on('error', (err) => this.logger.warn({ err }, 'watching the apps folder failed'));
+    return watcher;
+  }
+
+  /** Every file on disk, every file the source knows, and every file the store says owns an App. */
+  private async everyKnownFile(): Promise<string[]> {
+    const paths = new Set(await listManifests(this.dir));
+    for (const known of this.records.keys()) paths.add(known);
+    const { items } = await this.store.listApps();
+    for (const app of items) if (app.status.source.startsWith('file:')) paths.add(app.status.source.slice(5));
+    return [...paths];
+  }
+
+  private async resync(): Promise<void> {
+    try {
+      this.enqueue(await this.everyKnownFile());
+    } catch (err) {
+      this.logger.warn({ err }, 'rescanning the apps folder failed');
+    }
+  }
+
+  /**
+   * Debounces a file's changes. When one file's quiet time is over, every
+   * other pending file that has been quiet for half of it goes too: a
+   * `git mv` or `git pull` changes many files within a millisecond, and
+   * applying them in one batch is what lets a document move between files
+   * without being pruned and re-created.
+   */
+  private touch(relative: string): void {
+    if (this.stopped) return;
+    clearTimeout(this.debounces.get(relative)?.timer);
+    const timer = setTimeout(() => {
+      const now = Date.now();
+      const quiet = [...this.debounces].filter(([, pending]) => now - pending.at >= this.debounceMs / 2).map(([p]) => p);
+      for (const p of [relative, ...quiet]) {
+        clearTimeout(this.debounces.get(p)?.timer);
+        this.debounces.delete(p);
+      }
+      this.enqueue([relative, ...quiet]);
+    }, this.debounceMs);
+    this.debounces.set(relative, { timer, at: Date.now() });
+  }
+
+  private enqueue(paths: Iterable<string>): void {
+    if (this.stopped) return;
+    for (const p of paths) this.due.add(p);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.draining || this.stopped || this.retryTimer) return;
+    if (this.due.size === 0) return this.notifyIdle();
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined;
+      this.kick();
+    });
+  }
+
+  private notifyIdle(): void {
+    if (this.debounces.size > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Applies due files in batches until none are due; a failed batch is retried whole, with backoff. */
+  private async drain(): Promise<void> {
+    while (this.due.size > 0 && !this.stopped) {
+      const batch = [...this.due];
+      this.due.clear();
+      try {
+        await this.syncBatch(batch);
+        this.retryDelayMs = RETRY_MIN_MS;
+      } catch (err) {
+        this.logger.error({ err, files: batch.length, retryInMs: this.retryDelayMs }, 'applying the apps folder failed; retrying');
+        for (const p of batch) this.due.add(p);
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.kick();
+        }, this.retryDelayMs);
+        this.retryDelayMs = Math.min(this.retryDelayMs * 2, RETRY_MAX_MS);
+        return;
+      }
+    }
+  }
+
+  private async syncBatch(paths: string[]): Promise<void> {
+    const endTimer = this.metrics.applySeconds.startTimer();
+    const snapshots: FileSnapshot[] = [];
+    await inParallel(paths, READ_CONCURRENCY, async (relative) => {
+      const snapshot = await readSnapshot(this.dir, relative, this.maxFileBytes);
+      if (snapshot === UNSETTLED) return this.touch(relative);
+      const record = this.records.get(relative);
+      // Watchers report more than changes (a touch, a chmod, a rename to the same content): skip what is applied already.
+      if (snapshot.present && record?.state === 'Synced' && record.contentHash === snapshot.hash) return;
+      if (!snapshot.present && !record && !(await this.mayOwnApps(relative))) return;
+      snapshots.push(snapshot);
+    });
+    if (snapshots.length === 0) return;
+    const { outcomes, unknownOwners } = await syncFiles(this.store, this.records, snapshots);
+    const at = new Date().toISOString();
+    for (const outcome of outcomes) {
+      const previous = this.records.get(outcome.path);
+      this.setWaiters(outcome.path, previous?.waitingOn, outcome.record?.waitingOn);
+      if (outcome.record) this.records.set(outcome.path, outcome.record);
+      else this.records.delete(outcome.path);
+      if (!outcome.record && !previous) continue;
+      const { declaredApps: _d, waitingOn: _w, ...file } = outcome.record ?? { path: outcome.path, state: 'Synced' as const, errors: [], objects: [] };
+      this.emit('sync', { ...file, change: outcome.change, at });
+      const log = { file: outcome.path, change: outcome.change, state: file.state, errors: file.errors.length ? file.errors : undefined };
+      if (file.state === 'Error') this.logger.warn(log, 'manifest file not fully applied');
+      else this.logger.debug(log, 'manifest file synced');
+    }
+    if (unknownOwners.length) this.enqueue(unknownOwners);
+    this.lastSyncAt = at;
+    endTimer();
+    this.refreshGit();
+  }
+
+  /** Whether a file the source never saw could still own Apps: only the store knows (a file deleted while berth was down). */
+  private async mayOwnApps(relative: string): Promise<boolean> {
+    const { total } = await this.store.listApps({ sources: [`file:${relative}`], limit: 1 });
+    return total > 0;
+  }
+
+  private setWaiters(file: string, before: Set<string> | undefined, after: Set<string> | undefined): void {
+    for (const name of before ?? []) {
+      const files = this.waiters.get(name);
+      files?.delete(file);
+      if (files?.size === 0) this.waiters.delete(name);
+    }
+    for (const name of after ?? []) {
+      const files = this.waiters.get(name) ?? new Set<string>();
+      files.add(file);
+      this.waiters.set(name, files);
+    }
+  }
+
+  /**
+   * A change to an App some file waits on (its conflicting owner released it,
+   * the App a Run names was created) may let that file apply now: retry it.
+   */
+  private onStoreChange(event: StoreEvent): void {
+    if (event.kind !== 'App') return;
+    const files = this.waiters.get(event.object.metadata.name);
+    if (files?.size) this.enqueue(files);
+  }
+
+  private refreshGit(): void {
+    if (this.gitRefresh) return;
+    this.gitRefresh = gitCommit(this.dir)
+      .then((commit) => {
+        this.commit = commit;
+      })
+      .finally(() => {
+        this.gitRefresh = undefined;
+      });
+  }
+}
+
+async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
