@@ -112,17 +112,6 @@ export class Reconciler {
     const nextAttemptAt = run.status.nextAttemptAt ? Date.parse(run.status.nextAttemptAt) : 0;
     if (nextAttemptAt > now) return { requeueAfterMs: nextAttemptAt - now };
 
-    const name = workloadName(run.metadata.uid);
-    const existing = await this.runtime(executor, () => executor.observe(name));
-    if (existing.state === 'exited' && run.status.history?.at(-1)?.finishedAt === existing.finishedAt) {
-      // The previous attempt's container (its exit is in history already): the next attempt reuses the name.
-      await this.runtime(executor, () => executor.remove(name));
-    } else if (existing.state === 'running' || existing.state === 'exited') {
-      // Launched by a pass that ended before recording Running (a crash, a conflict): adopt it, never launch twice.
-      return this.recordLaunch(run, executor, existing.startedAt ?? new Date().toISOString());
-    }
-    // A workload created but not started is started by the (idempotent) launch below.
-
     const decision = await this.admit(run);
     if (decision.kind === 'replaced') {
       await this.write(run, requestCancel(run.status, RunReason.Replaced, decision.message));
@@ -136,9 +125,21 @@ export class Reconciler {
       await this.write(run, markWaiting(run.status, RunReason.Waiting, decision.message));
       return {};
     }
-    // Taken before the launch: a short workload may have finished by the time launch returns.
-    const launchedAt = new Date().toISOString();
+    // Admitted first, looked at second: runs waiting for a slot cost the runtime nothing.
+    const name = workloadName(run.metadata.uid);
     try {
+      const existing = await this.runtime(executor, () => executor.observe(name));
+      if (existing.state === 'exited' && run.status.history?.at(-1)?.finishedAt === existing.finishedAt) {
+        // The previous attempt's container (its exit is in history already): the next attempt reuses the name.
+        await this.runtime(executor, () => executor.remove(name));
+      } else if (existing.state === 'running' || existing.state === 'exited') {
+        // Launched by a pass that ended before recording Running (a crash, a conflict): adopt it, never launch twice.
+        return await this.recordLaunch(run, executor, existing.startedAt ?? new Date().toISOString());
+      }
+      // A workload created but not started is started by the (idempotent) launch below.
+
+      // Taken before the launch: a short workload may have finished by the time launch returns.
+      const launchedAt = new Date().toISOString();
       await this.runtime(executor, () =>
         executor.launch({
           name,
