@@ -149,6 +149,42 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     }
   }
 
+  /**
+   * Creates many Apps in one transaction (the folder source's start-up scan
+   * over thousands of files), emitting ADDED for each. All or none: a name
+   * that exists already fails the whole batch with a ConflictError.
+   */
+  async createApps(inputs: NewApp[]): Promise<StoredApp[]> {
+    if (inputs.length === 0) return [];
+    const rows = inputs.map((input) => ({
+      name: input.name,
+      uid: randomUUID(),
+      generation: 1,
+      resourceVersion: 1,
+      source: input.source,
+      labels: input.labels ?? {},
+      spec: input.spec,
+      status: { ...(input.status ?? {}), source: input.source },
+    }));
+    let created: AppRow[] = [];
+    try {
+      created = await this.sequelize.transaction(async (transaction) => {
+        const found: AppRow[] = [];
+        // Bounded statements: SQLite caps the variables of one statement.
+        for (let i = 0; i < rows.length; i += 200) {
+          const chunk = rows.slice(i, i + 200);
+          await this.models.App.bulkCreate(chunk, { transaction });
+          found.push(...(await this.models.App.findAll({ where: { name: { [Op.in]: chunk.map((r) => r.name) } }, transaction })));
+        }
+        return found;
+      });
+    } catch (err) {
+      if (err instanceof UniqueConstraintError) throw new ConflictError(`an app of this batch already exists: ${err.message}`);
+      throw err;
+    }
+    return created.map((row) => this.emitApp('ADDED', row));
+  }
+
   /** By numeric id or by name. */
   async getApp(ref: string | number): Promise<StoredApp | null> {
     const row = await this.models.App.findOne({ where: refWhere(ref) });
