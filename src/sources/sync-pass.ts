@@ -97,10 +97,19 @@ export async function syncFiles(store: Store, records: ReadonlyMap<string, FileR
 
   // Apps: create, update, take over; then prune what was released and not taken.
   const appWrites = accepted.flatMap((f) => f.manifest.apps.map((app) => ({ path: f.path, app })));
-  await eachLimited(appWrites, async ({ path, app }) => {
-    const stored = await applyApp(store, path, app, byName.get(app.name));
-    if (stored) byName.set(app.name, stored);
-  });
+  // New Apps go in one transaction: a start-up over thousands of files would otherwise pay a commit per file.
+  const creates = new Set(appWrites.filter(({ app }) => !byName.has(app.name)));
+  const created = await store.createApps(
+    [...creates].map(({ path, app }) => ({ name: app.name, labels: app.labels, spec: app.spec, source: fileSource(path), status: { syncState: 'Synced' } })),
+  );
+  for (const app of created) byName.set(app.metadata.name, app);
+  await eachLimited(
+    appWrites.filter((write) => !creates.has(write)),
+    async ({ path, app }) => {
+      const stored = await updateApp(store, path, app, byName.get(app.name) as StoredApp);
+      if (stored) byName.set(app.name, stored);
+    },
+  );
   const prunes = accepted.flatMap((f) => (owned.get(f.path) ?? []).filter((app) => !claimedBy.has(app.metadata.name)));
   await eachLimited(prunes, async (app) => {
     await store.deleteApp(app.id, { resourceVersion: app.metadata.resourceVersion });
@@ -196,10 +205,9 @@ function conflictError(app: AppDeclaration, owner: AppSource): DocumentError {
   return { document: app.document, kind: 'App', name: app.name, field: 'metadata.name', reason, line: app.line, column: app.column };
 }
 
-/** Creates or updates one declared App; returns what was written, or nothing when the store already matches. */
-async function applyApp(store: Store, path: string, app: AppDeclaration, current: StoredApp | undefined): Promise<StoredApp | undefined> {
+/** Brings one existing App in line with its declaration; returns what was written, or nothing when it already matches. */
+async function updateApp(store: Store, path: string, app: AppDeclaration, current: StoredApp): Promise<StoredApp | undefined> {
   const source = fileSource(path);
-  if (!current) return store.createApp({ name: app.name, labels: app.labels, spec: app.spec, source, status: { syncState: 'Synced' } });
   const { syncMessage: _dropped, ...status } = current.status;
   const inSync =
     current.status.source === source &&
