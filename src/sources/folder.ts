@@ -4,6 +4,7 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import pino, { type Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { ReadinessCheck } from '../api/deps';
 import { ConfigError } from '../errors';
 import { registry as processRegistry } from '../metrics';
 import type { Store, StoreEvent } from '../store/store';
@@ -107,6 +108,14 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
     return this.readyState;
   }
 
+  /** The `/readyz` check: not ready until the start-up scan has reconciled folder and store. */
+  readinessCheck(): ReadinessCheck {
+    return {
+      name: 'apps-folder',
+      check: async () => (this.readyState ? { ready: true } : { ready: false, reason: `the first sync of ${this.dir} has not finished` }),
+    };
+  }
+
   /**
    * Watches and applies until `signal` aborts, then closes the watcher and
    * lets the batch in progress finish. Rejects with a ConfigError when the
@@ -150,6 +159,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
       untrack();
       await watcher.close();
       await this.draining;
+      this.notifyIdle(true);
       this.failReady(new Error('folder source stopped before it was ready'));
     }
   }
@@ -258,8 +268,8 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
     });
   }
 
-  private notifyIdle(): void {
-    if (this.debounces.size > 0) return;
+  private notifyIdle(stopping = false): void {
+    if (this.debounces.size > 0 && !stopping) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
@@ -286,10 +296,13 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
     }
   }
 
-  private async syncBatch(paths: string[]): Promise<void> {
+  private async syncBatch(changed: string[]): Promise<void> {
     const endTimer = this.metrics.applySeconds.startTimer();
+    // Files waiting for an App these files hold join the batch, so an App one file lets go of passes to the next without being pruned first.
+    const paths = new Set(changed);
+    for (const p of changed) for (const name of this.records.get(p)?.declaredApps ?? []) for (const w of this.waiters.get(name) ?? []) paths.add(w);
     const snapshots: FileSnapshot[] = [];
-    await inParallel(paths, READ_CONCURRENCY, async (relative) => {
+    await inParallel([...paths], READ_CONCURRENCY, async (relative) => {
       const snapshot = await readSnapshot(this.dir, relative, this.maxFileBytes);
       if (snapshot === UNSETTLED) return this.touch(relative);
       const record = this.records.get(relative);

@@ -120,13 +120,16 @@ describe('FolderSource: held files, conflicts and ownership', function () {
     writeFile(dir, 'b.yaml', appYaml(name, { image: 'busybox:1.37' }));
     const held = await waitFor('the conflict', () => (fileReport('b.yaml')?.state === 'Error' ? fileReport('b.yaml') : undefined));
     assert.match(held.errors[0].reason, new RegExp(`App "${name}" is already declared by file:a\\.yaml`));
-    assert.equal((await store.mustGetApp(name)).spec.image, 'busybox:1.36');
+    const before = await store.mustGetApp(name);
+    assert.equal(before.spec.image, 'busybox:1.36');
     assert.equal(fileReport('a.yaml')?.state, 'Synced');
 
     // a.yaml drops the App: b.yaml is retried and takes it over, with no change needed to b.yaml.
     writeFile(dir, 'a.yaml', appYaml(uniqueName('else')));
     await waitFor('b.yaml to own the App', async () => (await store.getApp(name))?.status.source === 'file:b.yaml');
-    assert.equal((await store.mustGetApp(name)).spec.image, 'busybox:1.37');
+    const after = await store.mustGetApp(name);
+    assert.equal(after.spec.image, 'busybox:1.37');
+    assert.equal(after.metadata.uid, before.metadata.uid, 'handed over, not pruned and re-created');
     await waitFor('b.yaml to be synced', () => fileReport('b.yaml')?.state === 'Synced');
   });
 

@@ -33,6 +33,7 @@ describe('FolderSource: applying and pruning', function () {
     writeFile(dir, 'team/b.yml', appYaml(b, { env: { WHO: 'world' }, labels: { team: 'data' } }));
     const { source } = await start();
     assert.equal(source.isReady(), true);
+    assert.deepEqual(await source.readinessCheck().check(), { ready: true });
     const appA = await store.mustGetApp(a);
     assert.deepEqual(appA.status, { source: 'file:a.yaml', syncState: 'Synced' });
     const appB = await store.mustGetApp(b);
