@@ -8,6 +8,7 @@ import type { ReadinessCheck } from '../api/deps';
 import { ConfigError } from '../errors';
 import { registry as processRegistry } from '../metrics';
 import type { Store, StoreEvent } from '../store/store';
+import { ChangeBatcher } from './change-batcher';
 import { gitCommit } from './git';
 import { sourceMetrics, type SourceMetrics } from './metrics';
 import { isIgnored, isManifestPath, listManifests, relativePath } from './paths';
@@ -45,8 +46,6 @@ export interface FolderSourceOptions {
   registry?: Registry;
 }
 
-const RETRY_MIN_MS = 200;
-const RETRY_MAX_MS = 30_000;
 const READ_CONCURRENCY = 64;
 
 /**
@@ -66,20 +65,13 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
 
   private readonly store: Store;
   private readonly logger: Logger;
-  private readonly debounceMs: number;
   private readonly resyncIntervalMs: number;
   private readonly maxFileBytes: number;
   private readonly metrics: SourceMetrics;
+  private readonly changes: ChangeBatcher;
   private readonly records = new Map<string, FileRecord>();
   /** App name → files waiting for that App to change (conflicts, Runs whose App is missing). */
   private readonly waiters = new Map<string, Set<string>>();
-  private readonly debounces = new Map<string, { timer: NodeJS.Timeout; at: number }>();
-  private readonly due = new Set<string>();
-  private draining: Promise<void> | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs = RETRY_MIN_MS;
-  private idleWaiters: (() => void)[] = [];
-  private stopped = false;
   private readyState = false;
   private markReady!: () => void;
   private failReady!: (err: Error) => void;
@@ -92,7 +84,11 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
     this.dir = path.resolve(options.dir);
     this.store = options.store;
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'folder-source' });
-    this.debounceMs = options.debounceMs ?? 50;
+    this.changes = new ChangeBatcher({
+      debounceMs: options.debounceMs ?? 50,
+      process: (paths) => this.syncBatch(paths),
+      onError: (err, paths, retryInMs) => this.logger.error({ err, files: paths.length, retryInMs }, 'applying the apps folder failed; retrying'),
+    });
     this.resyncIntervalMs = options.resyncIntervalMs ?? 60_000;
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024;
     this.metrics = sourceMetrics(options.registry ?? processRegistry);
@@ -139,8 +135,8 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
       await Promise.race([new Promise<void>((resolve) => watcher.once('ready', () => resolve())), aborted]);
       if (!signal.aborted) {
         const started = Date.now();
-        this.enqueue(await this.everyKnownFile());
-        await Promise.race([this.whenIdle(), aborted]);
+        this.changes.enqueue(await this.everyKnownFile());
+        await Promise.race([this.changes.whenIdle(), aborted]);
         if (!signal.aborted) {
           this.readyState = true;
           this.markReady();
@@ -150,24 +146,18 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
       if (this.resyncIntervalMs > 0) resync = setInterval(() => void this.resync(), this.resyncIntervalMs);
       await aborted;
     } finally {
-      this.stopped = true;
       clearInterval(resync);
-      clearTimeout(this.retryTimer);
-      for (const { timer } of this.debounces.values()) clearTimeout(timer);
-      this.debounces.clear();
       this.store.off('change', onChange);
       untrack();
       await watcher.close();
-      await this.draining;
-      this.notifyIdle(true);
+      await this.changes.stop();
       this.failReady(new Error('folder source stopped before it was ready'));
     }
   }
 
   /** Resolves when no change that has been seen is waiting to be applied. For tests and benchmarks. */
   whenIdle(): Promise<void> {
-    if (!this.draining && this.due.size === 0 && !this.retryTimer && this.debounces.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return this.changes.whenIdle();
   }
 
   /** The sync status of every file, for `GET /sources/`. */
@@ -205,9 +195,9 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
       const relative = relativePath(this.dir, absolute);
       if (event === 'unlinkDir') {
         // Files of a removed folder are not always reported one by one.
-        for (const known of this.records.keys()) if (known.startsWith(`${relative}/`)) this.touch(known);
+        for (const known of this.records.keys()) if (known.startsWith(`${relative}/`)) this.changes.touch(known);
       } else if (event !== 'addDir' && isManifestPath(relative)) {
-        this.touch(relative);
+        this.changes.touch(relative);
       }
     });
     watcher.on('error', (err) => this.logger.warn({ err }, 'watching the apps folder failed'));
@@ -225,74 +215,9 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
 
   private async resync(): Promise<void> {
     try {
-      this.enqueue(await this.everyKnownFile());
+      this.changes.enqueue(await this.everyKnownFile());
     } catch (err) {
       this.logger.warn({ err }, 'rescanning the apps folder failed');
-    }
-  }
-
-  /**
-   * Debounces a file's changes. When one file's quiet time is over, every
-   * other pending file that has been quiet for half of it goes too: a
-   * `git mv` or `git pull` changes many files within a millisecond, and
-   * applying them in one batch is what lets a document move between files
-   * without being pruned and re-created.
-   */
-  private touch(relative: string): void {
-    if (this.stopped) return;
-    clearTimeout(this.debounces.get(relative)?.timer);
-    const timer = setTimeout(() => {
-      const now = Date.now();
-      const quiet = [...this.debounces].filter(([, pending]) => now - pending.at >= this.debounceMs / 2).map(([p]) => p);
-      for (const p of [relative, ...quiet]) {
-        clearTimeout(this.debounces.get(p)?.timer);
-        this.debounces.delete(p);
-      }
-      this.enqueue([relative, ...quiet]);
-    }, this.debounceMs);
-    this.debounces.set(relative, { timer, at: Date.now() });
-  }
-
-  private enqueue(paths: Iterable<string>): void {
-    if (this.stopped) return;
-    for (const p of paths) this.due.add(p);
-    this.kick();
-  }
-
-  private kick(): void {
-    if (this.draining || this.stopped || this.retryTimer) return;
-    if (this.due.size === 0) return this.notifyIdle();
-    this.draining = this.drain().finally(() => {
-      this.draining = undefined;
-      this.kick();
-    });
-  }
-
-  private notifyIdle(stopping = false): void {
-    if (this.debounces.size > 0 && !stopping) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const resolve of waiters) resolve();
-  }
-
-  /** Applies due files in batches until none are due; a failed batch is retried whole, with backoff. */
-  private async drain(): Promise<void> {
-    while (this.due.size > 0 && !this.stopped) {
-      const batch = [...this.due];
-      this.due.clear();
-      try {
-        await this.syncBatch(batch);
-        this.retryDelayMs = RETRY_MIN_MS;
-      } catch (err) {
-        this.logger.error({ err, files: batch.length, retryInMs: this.retryDelayMs }, 'applying the apps folder failed; retrying');
-        for (const p of batch) this.due.add(p);
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = undefined;
-          this.kick();
-        }, this.retryDelayMs);
-        this.retryDelayMs = Math.min(this.retryDelayMs * 2, RETRY_MAX_MS);
-        return;
-      }
     }
   }
 
@@ -304,7 +229,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
     const snapshots: FileSnapshot[] = [];
     await inParallel([...paths], READ_CONCURRENCY, async (relative) => {
       const snapshot = await readSnapshot(this.dir, relative, this.maxFileBytes);
-      if (snapshot === UNSETTLED) return this.touch(relative);
+      if (snapshot === UNSETTLED) return this.changes.touch(relative);
       const record = this.records.get(relative);
       // Watchers report more than changes (a touch, a chmod, a rename to the same content): skip what is applied already.
       if (snapshot.present && record?.state === 'Synced' && record.contentHash === snapshot.hash) return;
@@ -326,7 +251,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
       if (file.state === 'Error') this.logger.warn(log, 'manifest file not fully applied');
       else this.logger.debug(log, 'manifest file synced');
     }
-    if (unknownOwners.length) this.enqueue(unknownOwners);
+    if (unknownOwners.length) this.changes.enqueue(unknownOwners);
     this.lastSyncAt = at;
     endTimer();
     this.refreshGit();
@@ -358,7 +283,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
   private onStoreChange(event: StoreEvent): void {
     if (event.kind !== 'App') return;
     const files = this.waiters.get(event.object.metadata.name);
-    if (files?.size) this.enqueue(files);
+    if (files?.size) this.changes.enqueue(files);
   }
 
   private refreshGit(): void {
