@@ -72,6 +72,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
   private readonly records = new Map<string, FileRecord>();
   /** App name → files waiting for that App to change (conflicts, Runs whose App is missing). */
   private readonly waiters = new Map<string, Set<string>>();
+  private started = false;
   private readyState = false;
   private markReady!: () => void;
   private failReady!: (err: Error) => void;
@@ -119,6 +120,8 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
    * in `--apps-dir` would be worse than not starting.
    */
   async start(signal: AbortSignal): Promise<void> {
+    if (this.started) throw new Error('a FolderSource starts once; make a new one to start again');
+    this.started = true;
     if (signal.aborted) return this.failReady(new Error('folder source stopped before it was ready'));
     if (!fs.statSync(this.dir, { throwIfNoEntry: false })?.isDirectory()) {
       const err = new ConfigError(`apps folder ${this.dir} does not exist or is not a folder`);
