@@ -31,4 +31,8 @@ export interface ApiDeps {
   defaultRuntime: RuntimeName;
   metrics: Registry;
   folder?: SourceReporter;
+  /** The apps folder as the user gave it, so a 409 on a file-owned App names the file as they know it. */
+  appsDir?: string;
+  /** Aborted when the server shuts down: long-lived answers (event streams, followed logs) end then. */
+  shutdown?: AbortSignal;
 }

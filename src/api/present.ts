@@ -1,0 +1,50 @@
+import type { StoredApp, StoredRun } from '../store/store';
+import type { App, Run } from '../spec/types';
+
+/** An App as the API answers it: DjDockerManager's flat fields beside the object. */
+export type AppAnswer = App & {
+  id: number;
+  name: string;
+  image: string;
+  envs: Record<string, string>;
+  command: string[];
+};
+
+/** A Run as the API answers it: its id and App name beside the object; the state is `status.phase`. */
+export type RunAnswer = Run & { id: number; app: string };
+
+/**
+ * The seed's clients read `id, name, image, envs, command` at the top level;
+ * kubectl-minded ones read `metadata` and `spec`. Both get what they expect.
+ */
+export function presentApp(app: StoredApp): AppAnswer {
+  return {
+    id: app.id,
+    name: app.metadata.name,
+    image: app.spec.image,
+    envs: app.spec.env,
+    command: app.spec.command,
+    apiVersion: app.apiVersion,
+    kind: app.kind,
+    metadata: app.metadata,
+    spec: app.spec,
+    status: app.status,
+  };
+}
+
+export function presentRun(run: StoredRun): RunAnswer {
+  return {
+    id: run.id,
+    app: run.spec.app,
+    apiVersion: run.apiVersion,
+    kind: run.kind,
+    metadata: run.metadata,
+    spec: run.spec,
+    status: run.status,
+  };
+}
+
+/** Where an App is read: by name, its stable key. */
+export const appPath = (app: StoredApp): string => `/apps/${app.metadata.name}/`;
+
+export const runPath = (run: StoredRun): string => `/apps/${run.spec.app}/run/${run.id}/`;

@@ -1,0 +1,111 @@
+import net from 'node:net';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { LOG_LEVELS, type LogLevel } from '../log';
+import { RuntimeName } from '../spec/types';
+import type { ServerConfig } from '../server';
+
+/** A configuration berth refuses to start with; the CLI prints the message and exits 2. */
+export class UsageError extends Error {}
+
+/** `berth serve`'s options as commander hands them over. */
+interface ServeFlags {
+  port: number;
+  host: string;
+  db: string;
+  appsDir: string;
+  maxParallel: number;
+  runtime: RuntimeName;
+  dockerHost?: string;
+  token?: string;
+  insecureNoAuth: boolean;
+  keepContainers: boolean;
+  logLevel: LogLevel;
+}
+
+/** Adds `serve`'s flags, each with its `BERTH_*` environment twin, to `command`. */
+export function addServeOptions(command: Command): Command {
+  return command
+    .addOption(option('--port <port>', 'port to listen on', 'BERTH_PORT').default(8000).argParser(integer(1, 65535)))
+    .addOption(option('--host <host>', 'address to listen on', 'BERTH_HOST').default('127.0.0.1').argParser(nonEmpty))
+    .addOption(
+      option('--db <location>', 'SQLite file path, or a postgres:// URL', 'BERTH_DB').default('./data/berth.sqlite').argParser(nonEmpty),
+    )
+    .addOption(option('--apps-dir <dir>', 'folder of App and Run files to sync', 'BERTH_APPS_DIR').default('./apps').argParser(nonEmpty))
+    .addOption(
+      option('--max-parallel <n>', 'runs running at once; the rest wait Pending', 'BERTH_MAX_PARALLEL')
+        .default(4)
+        .argParser(integer(1, 1000)),
+    )
+    .addOption(
+      option('--runtime <name>', 'runtime of Apps that name none', 'BERTH_RUNTIME')
+        .default(RuntimeName.docker)
+        .choices(Object.values(RuntimeName)),
+    )
+    .addOption(option('--docker-host <address>', 'Docker engine: unix:///path or tcp://host:port (default: DOCKER_HOST, else the local socket)', 'BERTH_DOCKER_HOST'))
+    .addOption(option('--token <token>', 'require "Authorization: Bearer <token>" on every endpoint but /healthz', 'BERTH_TOKEN').argParser(nonEmpty))
+    .addOption(option('--insecure-no-auth', 'allow a non-loopback --host without --token', 'BERTH_INSECURE_NO_AUTH').default(false))
+    .addOption(option('--keep-containers', 'leave finished containers in place for inspection', 'BERTH_KEEP_CONTAINERS').default(false))
+    .addOption(option('--log-level <level>', 'log level', 'BERTH_LOG_LEVEL').default('info').choices(LOG_LEVELS));
+}
+
+/**
+ * The server configuration from parsed flags, refusing unsafe combinations:
+ * listening beyond loopback without a token exposes container execution to
+ * the network, so it needs `--insecure-no-auth` said out loud.
+ *
+ * @throws UsageError naming the flag.
+ */
+export function serveConfig(command: Command): ServerConfig {
+  const flags = command.opts<ServeFlags>();
+  // commander sets a boolean flag whenever its environment twin exists; BERTH_KEEP_CONTAINERS=false should mean false.
+  for (const name of ['insecureNoAuth', 'keepContainers'] as const) {
+    if (command.getOptionValueSource(name) === 'env') flags[name] = envTrue(name === 'insecureNoAuth' ? 'BERTH_INSECURE_NO_AUTH' : 'BERTH_KEEP_CONTAINERS');
+  }
+  if (!flags.token && !flags.insecureNoAuth && !isLoopback(flags.host)) {
+    throw new UsageError(
+      `refusing to listen on ${flags.host} without --token: anyone who can reach it could run containers; ` +
+        'set --token (or BERTH_TOKEN), or pass --insecure-no-auth to accept that',
+    );
+  }
+  return {
+    port: flags.port,
+    host: flags.host,
+    db: flags.db,
+    appsDir: flags.appsDir,
+    maxParallel: flags.maxParallel,
+    runtime: flags.runtime,
+    dockerHost: flags.dockerHost,
+    token: flags.token,
+    keepContainers: flags.keepContainers,
+    logLevel: flags.logLevel,
+  };
+}
+
+/** Loopback addresses and `localhost`: reachable only from this machine. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (bare === 'localhost' || bare === '::1') return true;
+  if (net.isIPv4(bare)) return bare.startsWith('127.');
+  return /^::ffff:127\./.test(bare);
+}
+
+function option(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(env);
+}
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const n = /^[0-9]+$/.test(value.trim()) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+function nonEmpty(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('must not be empty.');
+  return value;
+}
+
+function envTrue(name: string): boolean {
+  return !['', '0', 'false', 'no', 'off'].includes((process.env[name] ?? '').trim().toLowerCase());
+}

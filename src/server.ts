@@ -1,0 +1,176 @@
+/**
+ * The composition root: opens the store, builds the API and the long-running
+ * parts around it, listens, and shuts everything down in order.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApi } from './api/app';
+import type { ApiDeps, ReadinessCheck } from './api/deps';
+import { ConfigError } from './errors';
+import type { Executor } from './executors/executor';
+import { DockerExecutor } from './executors/docker';
+import { createLogger, type Logger, type LogLevel } from './log';
+import { registry } from './metrics';
+import type { RuntimeName } from './spec/types';
+import { Store } from './store/store';
+
+export interface ServerConfig {
+  /** 0 picks a free port (tests). @default 8000 */
+  port: number;
+  /** @default '127.0.0.1' */
+  host: string;
+  /** A SQLite file path or a `postgres://` URL. @default './data/berth.sqlite' */
+  db: string;
+  /** @default './apps' */
+  appsDir: string;
+  /** Runs Running at once. @default 4 */
+  maxParallel: number;
+  /** The runtime of Apps that name none. @default 'docker' */
+  runtime: RuntimeName;
+  /** @default DOCKER_HOST, else the local socket */
+  dockerHost?: string;
+  /** When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Leave finished containers in place for inspection. @default false */
+  keepContainers: boolean;
+  /** @default 'info' */
+  logLevel: LogLevel;
+  /** A logger to use instead of one made from `logLevel`. */
+  logger?: Logger;
+  /** How long `stop()` lets in-flight requests finish before closing their connections. @default 5000 */
+  shutdownGraceMs?: number;
+}
+
+export interface RunningServer {
+  /** `http://host:port`, with the port actually bound. */
+  url: string;
+  port: number;
+  store: Store;
+  deps: ApiDeps;
+  /** Stops accepting, lets in-flight requests finish, stops the parts, closes the store. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A long-running part of the server (the controller, the folder source):
+ * `start` runs until `signal` aborts and then resolves once the part has
+ * let go of everything, so the store can be closed after it.
+ */
+export interface ServerPart {
+  name: string;
+  start(signal: AbortSignal): Promise<void>;
+  /** Joins `/readyz` when given. */
+  readiness?: ReadinessCheck;
+}
+
+/** Opens the store and serves the API; rejects with a ConfigError naming the problem when it cannot. */
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const logger = config.logger ?? createLogger(config.logLevel);
+  const store = await Store.open(config.db);
+  const shutdown = new AbortController();
+  try {
+    const executors = buildExecutors(config);
+    const parts = buildParts({ config, store, executors, logger });
+    const deps: ApiDeps = {
+      store,
+      logger,
+      token: config.token,
+      readiness: [storeReadiness(store), ...parts.flatMap((p) => (p.readiness ? [p.readiness] : []))],
+      executors,
+      defaultRuntime: config.runtime,
+      metrics: registry,
+      appsDir: config.appsDir,
+      shutdown: shutdown.signal,
+    };
+    const server = http.createServer(createApi(deps).callback());
+    const port = await listen(server, config.port, config.host);
+    const running = parts.map((part) => runPart(part, shutdown.signal, logger));
+    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    logger.info({ url, db: store.dialect, auth: Boolean(config.token) }, 'berth is serving');
+
+    let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> =>
+      (stopping ??= (async () => {
+        logger.info('shutting down');
+        shutdown.abort();
+        await closeServer(server, config.shutdownGraceMs ?? 5000);
+        await Promise.all(running);
+        await store.close();
+        logger.info('stopped');
+      })());
+    return { url, port, store, deps, stop };
+  } catch (err) {
+    shutdown.abort();
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The executors this server can follow logs with (and, once wired, the controller drives). */
+function buildExecutors(config: ServerConfig): Partial<Record<RuntimeName, Executor>> {
+  return { docker: new DockerExecutor({ dockerHost: config.dockerHost }) };
+}
+
+/**
+ * The long-running parts, started after the API listens and stopped before
+ * the store closes. Add the controller and the folder source here:
+ * `{ name: 'controller', start: (signal) => controller.start(signal), readiness: … }`.
+ */
+function buildParts(_context: {
+  config: ServerConfig;
+  store: Store;
+  executors: Partial<Record<RuntimeName, Executor>>;
+  logger: Logger;
+}): ServerPart[] {
+  return [];
+}
+
+function storeReadiness(store: Store): ReadinessCheck {
+  return {
+    name: 'store',
+    async check() {
+      await store.ping();
+      return { ready: true };
+    },
+  };
+}
+
+/** A part that fails is logged; the API keeps serving and says so in /readyz when the part has a check. */
+async function runPart(part: ServerPart, signal: AbortSignal, logger: Logger): Promise<void> {
+  try {
+    await part.start(signal);
+  } catch (err) {
+    logger.error({ err, part: part.name }, `${part.name} stopped with an error`);
+  }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EACCES' ? 'permission denied' : err.message;
+      reject(new ConfigError(`cannot listen on ${host}:${port}: ${why}`));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/**
+ * Stops accepting connections and closes idle keep-alive ones at once;
+ * requests in flight may finish within `graceMs`, then their connections
+ * are closed too.
+ */
+function closeServer(server: http.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
