@@ -31,7 +31,7 @@ export async function connect(location: DatabaseLocation): Promise<Sequelize> {
 
   const file = path.resolve(location);
   try {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    makeFolders(path.dirname(file));
     fs.accessSync(path.dirname(file), fs.constants.W_OK);
     if (fs.existsSync(file)) fs.accessSync(file, fs.constants.R_OK | fs.constants.W_OK);
   } catch (err) {
@@ -47,6 +47,16 @@ export async function connect(location: DatabaseLocation): Promise<Sequelize> {
     throw new ConfigError(`cannot open database file ${file}: ${(err as Error).message}`);
   }
   return sequelize;
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node's recursive mkdirSync never returns
+ * under /proc (it retries the ENOENT forever), so a bad `--db` would hang.
+ */
+function makeFolders(dir: string): void {
+  if (fs.existsSync(dir)) return;
+  makeFolders(path.dirname(dir));
+  fs.mkdirSync(dir);
 }
 
 /** A database URL with its password hidden, for messages. */
