@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { startTestApi, type TestApi } from '../helpers/api';
+
+describe('API: bearer token', () => {
+  describe('with --token', () => {
+    let api: TestApi;
+    before(async () => {
+      api = await startTestApi({ token: 's3cret-token' });
+    });
+    after(async () => {
+      await api.close();
+    });
+
+    it('lets /healthz through without a token', async () => {
+      const res = await fetch(`${api.url}/healthz`);
+      assert.equal(res.status, 200);
+    });
+
+    it('refuses a request without a token with 401 and WWW-Authenticate', async () => {
+      for (const path of ['/apps/', '/readyz', '/metrics', '/openapi.json', '/nowhere']) {
+        const res = await fetch(api.url + path);
+        assert.equal(res.status, 401, path);
+        assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="berth"');
+        assert.deepEqual(await res.json(), {
+          error: 'Unauthorized',
+          message: 'missing bearer token: send "Authorization: Bearer <token>"',
+          details: [],
+        });
+      }
+    });
+
+    it('refuses a wrong token, of any length', async () => {
+      for (const token of ['s3cret-tokeN', 'x', 's3cret-token-and-more']) {
+        const res = await fetch(`${api.url}/apps/`, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(res.status, 401, token);
+        assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="berth", error="invalid_token"');
+        assert.equal(((await res.json()) as { message: string }).message, 'invalid bearer token');
+      }
+      const basic = await fetch(`${api.url}/apps/`, { headers: { authorization: 'Basic czNjcmV0LXRva2Vu' } });
+      assert.equal(basic.status, 401);
+    });
+
+    it('serves a request with the right token', async () => {
+      const res = await api.call('POST', '/apps/', { body: { name: 'authed', image: 'busybox' } });
+      assert.equal(res.status, 201);
+      assert.equal((await api.call('GET', '/apps/authed/')).status, 200);
+    });
+
+    it('checks the token before reading a body', async () => {
+      const res = await fetch(`${api.url}/apps/`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
+      assert.equal(res.status, 401);
+    });
+  });
+
+  describe('without --token', () => {
+    it('serves every endpoint without a token', async () => {
+      const api = await startTestApi();
+      try {
+        for (const path of ['/apps/', '/readyz', '/runs/']) assert.equal((await fetch(api.url + path)).status, 200, path);
+      } finally {
+        await api.close();
+      }
+    });
+  });
+});
