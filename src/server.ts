@@ -166,9 +166,11 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 function closeServer(server: http.Server, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
     const force = setTimeout(() => server.closeAllConnections(), graceMs);
-    force.unref();
+    // Connections turn idle as their last answer ends (event streams end on shutdown): close them as they do.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
     server.close(() => {
       clearTimeout(force);
+      clearInterval(sweep);
       resolve();
     });
     server.closeIdleConnections();
