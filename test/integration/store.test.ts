@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { ConflictError } from '../../src/errors';
+import type { StoreEvent } from '../../src/store/store';
+import { Store } from '../../src/store/store';
+import { appSpec, POSTGRES_URL, tempSqliteStore, uniqueName } from '../helpers/fixtures';
+
+/** The same cases against each database the store supports. */
+const databases: { name: string; open: () => Promise<Store> }[] = [
+  { name: 'SQLite', open: async () => (await tempSqliteStore()).store },
+  { name: 'PostgreSQL', open: () => Store.open(POSTGRES_URL) },
+];
+
+for (const database of databases) {
+  describe(`Store on ${database.name}`, () => {
+    let store: Store;
+    before(async () => {
+      store = await database.open();
+    });
+    after(async () => {
+      await store.close();
+    });
+
+    const newApp = (labels: Record<string, string> = {}, spec = appSpec()) =>
+      store.createApp({ name: uniqueName('st'), labels, spec, source: 'api' });
+
+    it('refuses a duplicate name with ConflictError', async () => {
+      const app = await newApp();
+      await assert.rejects(
+        store.createApp({ name: app.metadata.name, spec: appSpec(), source: 'api' }),
+        (err: Error) => err instanceof ConflictError && err.message === `app "${app.metadata.name}" already exists`,
+      );
+    });
+
+    it('bumps resourceVersion on every write and generation on spec changes; refuses a stale write', async () => {
+      const app = await newApp();
+      const relabelled = await store.updateApp(app.id, { labels: { a: 'b' } }, { resourceVersion: '1' });
+      assert.equal(relabelled.metadata.resourceVersion, '2');
+      assert.equal(relabelled.metadata.generation, 1);
+      const respecced = await store.updateApp(app.id, { spec: appSpec({ retries: 2 }) });
+      assert.equal(respecced.metadata.resourceVersion, '3');
+      assert.equal(respecced.metadata.generation, 2);
+      await assert.rejects(
+        store.updateApp(app.id, { labels: {} }, { resourceVersion: '2' }),
+        (err: Error) => err instanceof ConflictError && /resourceVersion 2 is stale \(current is 3\)/.test(err.message),
+      );
+      await assert.rejects(store.deleteApp(app.id, { resourceVersion: '1' }), ConflictError);
+    });
+
+    it('lets exactly one of two concurrent writes from the same version win', async () => {
+      const app = await newApp();
+      const results = await Promise.allSettled([
+        store.updateApp(app.id, { labels: { w: '1' } }, { resourceVersion: '1' }),
+        store.updateApp(app.id, { labels: { w: '2' } }, { resourceVersion: '1' }),
+      ]);
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      assert.ok(rejected.reason instanceof ConflictError);
+    });
+
+    it('filters by labels (every pair must match) and pages with a total', async () => {
+      const team = uniqueName('team');
+      const made = [];
+      for (let i = 0; i < 5; i++) made.push(await newApp({ team, parity: i % 2 ? 'odd' : 'even' }));
+      const even = await store.listApps({ labels: { team, parity: 'even' } });
+      assert.deepEqual(even.items.map((a) => a.id), [made[0].id, made[2].id, made[4].id]);
+      assert.equal(even.total, 3);
+      const page = await store.listApps({ labels: { team }, limit: 2, offset: 1 });
+      assert.deepEqual(page.items.map((a) => a.id), [made[1].id, made[2].id]);
+      assert.equal(page.total, 5);
+      assert.equal((await store.listApps({ labels: { team: `${team}-none` } })).total, 0);
+    });
+
+    it('returns the earlier run for a repeated idempotency key, also under concurrency', async () => {
+      const app = await newApp();
+      const results = await Promise.all(Array.from({ length: 5 }, () => store.createRun(app, { idempotencyKey: 'k1' })));
+      assert.equal(new Set(results.map((r) => r.run.id)).size, 1);
+      assert.equal(results.filter((r) => r.created).length, 1);
+      const other = await store.createRun(app, { idempotencyKey: 'k2' });
+      assert.ok(other.created);
+      assert.equal((await store.listRuns({ appId: app.id })).total, 2);
+    });
+
+    it('refuses a run while one is active when forbidIfActive, and allows it once that run finished', async () => {
+      const app = await newApp();
+      const { run } = await store.createRun(app, { forbidIfActive: true });
+      await assert.rejects(store.createRun(app, { forbidIfActive: true }), ConflictError);
+      await store.mutateRunStatus(run.id, (r) => ({ ...r.status, phase: 'Succeeded', exitCode: 0 }));
+      const next = await store.createRun(app, { forbidIfActive: true });
+      assert.ok(next.created);
+    });
+
+    it('snapshots the App spec with overrides into the run, lists newest first and by phase', async () => {
+      const app = await newApp({}, appSpec({ env: { A: '1', B: '2' } }));
+      const first = (await store.createRun(app, { overrides: { env: { B: 'x' }, command: ['true'] } })).run;
+      assert.deepEqual(first.spec.template.env, { A: '1', B: 'x' });
+      assert.deepEqual(first.spec.template.command, ['true']);
+      const second = (await store.createRun(app)).run;
+      await store.mutateRunStatus(second.id, (r) => ({ ...r.status, phase: 'Running' }));
+      const all = await store.listRuns({ appId: app.id });
+      assert.deepEqual(all.items.map((r) => r.id), [second.id, first.id]);
+      const running = await store.listRuns({ appId: app.id, phases: ['Running'] });
+      assert.deepEqual(running.items.map((r) => r.id), [second.id]);
+    });
+
+    it('deletes an App with its runs and logs, emitting DELETED for each', async () => {
+      const app = await newApp();
+      const { run } = await store.createRun(app);
+      await store.setLogs(run.id, { content: 'out\n', droppedBytes: 0 });
+      const events: StoreEvent[] = [];
+      const listen = (e: StoreEvent) => events.push(e);
+      store.on('change', listen);
+      try {
+        await store.deleteApp(app.metadata.name);
+      } finally {
+        store.off('change', listen);
+      }
+      assert.equal(await store.getApp(app.id), null);
+      assert.equal(await store.getRun(run.id), null);
+      assert.equal(await store.getLogs(run.id), null);
+      assert.deepEqual(
+        events.filter((e) => e.object.id === app.id || e.object.id === run.id).map((e) => `${e.type} ${e.kind}`),
+        ['DELETED App', 'DELETED Run'],
+      );
+    });
+  });
+}
