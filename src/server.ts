@@ -82,7 +82,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       appsDir: config.appsDir,
       shutdown: shutdown.signal,
     };
-    const server = http.createServer(createApi(deps).callback());
+    // Handlers can outlive their connection (a client that hangs up); the store closes only after they finish.
+    const inFlight = new Set<Promise<unknown>>();
+    const handle = createApi(deps).callback();
+    const server = http.createServer((req, res) => {
+      const handled = Promise.resolve(handle(req, res));
+      inFlight.add(handled);
+      void handled.finally(() => inFlight.delete(handled));
+    });
     const port = await listen(server, config.port, config.host);
     const running = parts.map((part) => runPart(part, shutdown.signal, logger));
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
@@ -94,6 +101,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         logger.info('shutting down');
         shutdown.abort();
         await closeServer(server, config.shutdownGraceMs ?? 5000);
+        await Promise.allSettled([...inFlight]);
         await Promise.all(running);
         await store.close();
         logger.info('stopped');
