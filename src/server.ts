@@ -2,16 +2,19 @@
  * The composition root: opens the store, builds the API and the long-running
  * parts around it, listens, and shuts everything down in order.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApi } from './api/app';
 import type { ApiDeps, ReadinessCheck } from './api/deps';
+import { Controller, type ControllerOptions } from './controller/controller';
 import { ConfigError } from './errors';
 import type { Executor } from './executors/executor';
 import { DockerExecutor } from './executors/docker';
 import { createLogger, type Logger, type LogLevel } from './log';
 import { registry } from './metrics';
 import type { RuntimeName } from './spec/types';
+import { FolderSource } from './sources/folder';
 import { Store } from './store/store';
 
 export interface ServerConfig {
@@ -23,6 +26,13 @@ export interface ServerConfig {
   db: string;
   /** @default './apps' */
   appsDir: string;
+  /**
+   * Make the apps folder when it is missing. Only for the default `./apps`:
+   * a mistyped folder that got created empty would prune every file-owned
+   * App, so a named folder that is missing is waited for instead.
+   * @default false
+   */
+  createAppsDir?: boolean;
   /** Runs Running at once. @default 4 */
   maxParallel: number;
   /** The runtime of Apps that name none. @default 'docker' */
@@ -37,6 +47,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** A logger to use instead of one made from `logLevel`. */
   logger?: Logger;
+  /** Controller tuning beyond the flags (tests shorten retry delays, narrow adoption). */
+  controller?: Partial<Omit<ControllerOptions, 'store' | 'executors' | 'maxParallel' | 'keepContainers' | 'defaultRuntime' | 'logger'>>;
   /** How long `stop()` lets in-flight requests finish before closing their connections. @default 5000 */
   shutdownGraceMs?: number;
 }
@@ -47,6 +59,8 @@ export interface RunningServer {
   port: number;
   store: Store;
   deps: ApiDeps;
+  controller: Controller;
+  folder: FolderSource;
   /** Stops accepting, lets in-flight requests finish, stops the parts, closes the store. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -70,7 +84,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const shutdown = new AbortController();
   try {
     const executors = buildExecutors(config);
-    const parts = buildParts({ config, store, executors, logger });
+    const { parts, controller, folder } = buildParts({ config, store, executors, logger });
     const deps: ApiDeps = {
       store,
       logger,
@@ -81,6 +95,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       metrics: registry,
       appsDir: config.appsDir,
       shutdown: shutdown.signal,
+      folder,
     };
     // Handlers can outlive their connection (a client that hangs up); the store closes only after they finish.
     const inFlight = new Set<Promise<unknown>>();
@@ -106,7 +121,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await store.close();
         logger.info('stopped');
       })());
-    return { url, port, store, deps, stop };
+    return { url, port, store, deps, controller, folder, stop };
   } catch (err) {
     shutdown.abort();
     await store.close().catch(() => undefined);
@@ -114,23 +129,88 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   }
 }
 
-/** The executors this server can follow logs with (and, once wired, the controller drives). */
+/** The runtimes this server drives (and follows live logs on). */
 function buildExecutors(config: ServerConfig): Partial<Record<RuntimeName, Executor>> {
   return { docker: new DockerExecutor({ dockerHost: config.dockerHost }) };
 }
 
 /**
  * The long-running parts, started after the API listens and stopped before
- * the store closes. Add the controller and the folder source here:
- * `{ name: 'controller', start: (signal) => controller.start(signal), readiness: … }`.
+ * the store closes: the controller, which moves runs toward their desired
+ * state, and the folder source, which makes the store match the apps folder.
  */
-function buildParts(_context: {
+function buildParts(context: {
   config: ServerConfig;
   store: Store;
   executors: Partial<Record<RuntimeName, Executor>>;
   logger: Logger;
-}): ServerPart[] {
-  return [];
+}): { parts: ServerPart[]; controller: Controller; folder: FolderSource } {
+  const { config, store, executors, logger } = context;
+  const controller = new Controller({
+    ...config.controller,
+    store,
+    executors: Object.values(executors).filter((e): e is Executor => e !== undefined),
+    maxParallel: config.maxParallel,
+    keepContainers: config.keepContainers,
+    defaultRuntime: config.runtime,
+    logger: logger.child({ part: 'controller' }),
+  });
+  const folder = new FolderSource({ dir: config.appsDir, store, logger: logger.child({ part: 'folder' }) });
+  let folderProblem: string | undefined;
+  const folderReadiness = folder.readinessCheck();
+  return {
+    controller,
+    folder,
+    parts: [
+      {
+        name: 'controller',
+        start: (signal) => controller.start(signal),
+        readiness: { name: 'controller', check: async () => controller.health() },
+      },
+      {
+        name: 'folder',
+        async start(signal) {
+          if (config.createAppsDir) fs.mkdirSync(config.appsDir, { recursive: true });
+          // A folder that is not there yet (a git-sync checkout still cloning) is waited for, never treated as empty.
+          while (!isDirectory(config.appsDir)) {
+            folderProblem = `the apps folder ${config.appsDir} does not exist (waiting for it)`;
+            logger.warn(folderProblem);
+            if (!(await delay(2000, signal))) return;
+          }
+          folderProblem = undefined;
+          await folder.start(signal);
+        },
+        readiness: {
+          name: 'folder',
+          check: async () => (folderProblem ? { ready: false, reason: folderProblem } : folderReadiness.check()),
+        },
+      },
+    ],
+  };
+}
+
+function isDirectory(dir: string): boolean {
+  try {
+    return fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves true after `ms`, or false as soon as `signal` aborts. */
+function delay(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function storeReadiness(store: Store): ReadinessCheck {

@@ -72,6 +72,7 @@ export function serveConfig(command: Command): ServerConfig {
     host: flags.host,
     db: flags.db,
     appsDir: flags.appsDir,
+    createAppsDir: command.getOptionValueSource('appsDir') === 'default',
     maxParallel: flags.maxParallel,
     runtime: flags.runtime,
     dockerHost: flags.dockerHost,
