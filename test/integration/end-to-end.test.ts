@@ -1,0 +1,189 @@
+/**
+ * The whole of berth as a user runs it: `berth serve` as a process, a real
+ * Docker engine, a real SQLite file and a real apps folder.
+ */
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { LABEL_APP } from '../../src/executors/executor';
+import { waitFor } from '../helpers/wait';
+import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
+
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+const docker = new Docker();
+
+interface Berth {
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+}
+
+async function serve(dir: string, port: number): Promise<Berth> {
+  let output = '';
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout?.on('data', (chunk) => (output += chunk));
+  child.stderr?.on('data', (chunk) => (output += chunk));
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`berth on ${url} to be ready`, async () => {
+    if (child.exitCode !== null) throw new Error(`berth exited ${child.exitCode}: ${output}`);
+    return (await fetch(`${url}/readyz`)).ok;
+  });
+  return { url, child, output: () => output };
+}
+
+async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(init.headers ?? {}) } });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+async function runOf(url: string, app: string, run: string | number): Promise<any> {
+  return (await json(`${url}/apps/${app}/run/${run}/`)).body;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
+let nextPort = 20_000 + Math.floor(Math.random() * 20_000);
+
+describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let berth: Berth | undefined;
+  let app: string;
+
+  beforeEach(() => {
+    dir = tempDir('berth-e2e-');
+    fs.mkdirSync(path.join(dir, 'apps'));
+    app = uniqueName('e2e');
+  });
+
+  afterEach(async () => {
+    if (berth && berth.child.exitCode === null) {
+      berth.child.kill('SIGTERM');
+      await exited(berth.child);
+    }
+    berth = undefined;
+    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+  });
+
+  it('runs an App and a Run declared in the apps folder, once, and keeps their logs', async () => {
+    berth = await serve(dir, nextPort++);
+    fs.writeFileSync(
+      path.join(dir, 'apps', `${app}.yaml`),
+      [
+        'apiVersion: berth.dev/v1',
+        'kind: App',
+        `metadata: {name: ${app}}`,
+        'spec:',
+        `  image: ${TEST_IMAGE}`,
+        `  command: sh -c 'echo hello $WHO'`,
+        '  env: {WHO: world}',
+        '---',
+        'apiVersion: berth.dev/v1',
+        'kind: Run',
+        `metadata: {name: ${app}-declared}`,
+        `spec: {app: ${app}, env: {WHO: gitops}}`,
+      ].join('\n'),
+    );
+    const run = await waitFor('the declared run to succeed', async () => {
+      const r = await runOf(berth!.url, app, `${app}-declared`);
+      return r?.status?.phase === 'Succeeded' ? r : undefined;
+    });
+    assert.equal(run.status.exitCode, 0);
+    const logs = await fetch(`${berth.url}/apps/${app}/run/${run.id}/logs/`);
+    assert.equal(await logs.text(), 'hello gitops\n');
+
+    // An unrelated edit and a restart do not run it again.
+    fs.appendFileSync(path.join(dir, 'apps', `${app}.yaml`), '\n# touched\n');
+    berth.child.kill('SIGTERM');
+    await exited(berth.child);
+    berth = await serve(dir, nextPort++);
+    const history = await json(`${berth.url}/apps/${app}/run/`);
+    assert.equal(history.body.length, 1);
+    const appAnswer = await json(`${berth.url}/apps/${app}/`);
+    assert.equal(appAnswer.body.status.source, `file:${app}.yaml`);
+  });
+
+  it('runs through the seed API with overrides, streams follow logs and reports the exit code', async () => {
+    berth = await serve(dir, nextPort++);
+    const created = await json(`${berth.url}/apps/`, {
+      method: 'POST',
+      body: JSON.stringify({ name: app, image: TEST_IMAGE, command: "sh -c 'for i in 1 2 3; do echo line $i; sleep 0.3; done; exit 3'", envs: {} }),
+    });
+    assert.equal(created.status, 201);
+    const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST', body: '{}' });
+    assert.equal(asked.status, 202);
+    assert.equal(asked.body.status.phase, 'Pending');
+
+    await waitFor('the run to be Running', async () => (await runOf(berth!.url, app, asked.body.id)).status.phase === 'Running');
+    const follow = await fetch(`${berth.url}/apps/${app}/run/${asked.body.id}/logs/?follow=1`);
+    const streamed = await follow.text();
+    assert.match(streamed, /line 1\nline 2\nline 3\n/);
+
+    const run = await waitFor('the run to fail', async () => {
+      const r = await runOf(berth!.url, app, asked.body.id);
+      return r.status.phase === 'Failed' ? r : undefined;
+    });
+    assert.equal(run.status.exitCode, 3);
+    assert.equal(run.status.reason, 'Error');
+    assert.ok(run.status.startedAt <= run.status.finishedAt);
+  });
+
+  it('loses no run and starts none twice when killed with SIGKILL mid-run', async () => {
+    berth = await serve(dir, nextPort++);
+    await json(`${berth.url}/apps/`, {
+      method: 'POST',
+      body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'sleep 1.5; echo finished; exit 4'] }),
+    });
+    const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
+    const running = await waitFor('the run to be Running', async () => {
+      const r = await runOf(berth!.url, app, asked.body.id);
+      return r.status.phase === 'Running' ? r : undefined;
+    });
+    berth.child.kill('SIGKILL');
+    await exited(berth.child);
+
+    // The container goes on without berth and exits while berth is down.
+    const container = docker.getContainer(running.status.containerName);
+    await waitFor('the container to exit while berth is down', async () => (await container.inspect()).State.Status === 'exited');
+
+    berth = await serve(dir, nextPort++);
+    const run = await waitFor('the exit to be recorded after restart', async () => {
+      const r = await runOf(berth!.url, app, asked.body.id);
+      return r.status.phase === 'Failed' ? r : undefined;
+    });
+    assert.equal(run.status.exitCode, 4);
+    assert.equal(run.status.attempts, 1);
+    const logs = await fetch(`${berth.url}/apps/${app}/run/${run.id}/logs/`);
+    assert.equal(await logs.text(), 'finished\n');
+    await waitFor('the container to be removed', async () => {
+      const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
+      return left.length === 0;
+    });
+  });
+
+  it('reports a missing image as ImagePullFailed with the reason, and keeps serving', async () => {
+    berth = await serve(dir, nextPort++);
+    await json(`${berth.url}/apps/`, {
+      method: 'POST',
+      body: JSON.stringify({ name: app, image: '127.0.0.1:5000/berth-test/does-not-exist:1', command: ['true'] }),
+    });
+    const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
+    const run = await waitFor('the run to fail on the pull', async () => {
+      const r = await runOf(berth!.url, app, asked.body.id);
+      return r.status.phase === 'Failed' ? r : undefined;
+    });
+    assert.equal(run.status.reason, 'ImagePullFailed');
+    assert.match(run.status.message, /does-not-exist/);
+    assert.equal((await fetch(`${berth.url}/healthz`)).status, 200);
+  });
+});
