@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { Store } from '../src/store/store';
 import { isTerminal, RunPhase } from '../src/spec/types';
-import { api, median, report, rssMb, startBerth } from './support';
+import { api, cpuMs, median, report, rssMb, startBerth } from './support';
 
 const IMAGE = process.env.BERTH_BENCH_IMAGE ?? 'berth-test/busybox:latest';
 const COMMAND = ['sh', '-c', 'echo hello from the benchmark'];
@@ -177,6 +177,7 @@ async function main(): Promise<void> {
 
     // Throughput at the same parallelism.
     const rawTotal = await timed(() => pool(PARALLEL_RUNS, MAX_PARALLEL, rawRun));
+    const cpuBefore = cpuMs(berth.pid);
     const berthTotal = await timed(async () => {
       const runs = await Promise.all(
         Array.from({ length: PARALLEL_RUNS }, () => api<RunAnswer>(`${berth.url}/apps/${appName}/run/`, 'POST')),
@@ -186,6 +187,7 @@ async function main(): Promise<void> {
     report(`throughput: raw ${PARALLEL_RUNS} runs, ${MAX_PARALLEL} at a time`, rawTotal, 'ms');
     report(`throughput: berth ${PARALLEL_RUNS} runs, --max-parallel ${MAX_PARALLEL}`, berthTotal, 'ms');
     report('throughput: raw time / berth time', rawTotal / berthTotal, '', { op: '>=', limit: 0.9 });
+    report('throughput: berth server CPU time per run', (cpuMs(berth.pid) - cpuBefore) / PARALLEL_RUNS, 'ms');
   } finally {
     watcher.close();
     await berth.stop();

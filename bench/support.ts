@@ -29,6 +29,7 @@ export async function freePort(): Promise<number> {
 /** Starts `berth serve` on a fresh SQLite file (or the given one) and waits for /readyz. */
 export async function startBerth(args: string[] = [], options: { dir?: string } = {}): Promise<BerthProcess> {
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
+  fs.mkdirSync(path.join(dir, 'apps'), { recursive: true });
   const port = await freePort();
   const cli = path.join(__dirname, '..', 'src', 'cli', 'main.js');
   const child: ChildProcess = spawn(
@@ -70,6 +71,13 @@ export function rssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
   return kb / 1024;
+}
+
+/** CPU time (user + system) a process has used so far, in ms. */
+export function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  // utime and stime are fields 14 and 15 of stat(5), counted from the state field (3) here.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 export function median(values: number[]): number {

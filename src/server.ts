@@ -173,9 +173,11 @@ function buildParts(context: {
           if (config.createAppsDir) fs.mkdirSync(config.appsDir, { recursive: true });
           // A folder that is not there yet (a git-sync checkout still cloning) is waited for, never treated as empty.
           while (!isDirectory(config.appsDir)) {
-            folderProblem = `the apps folder ${config.appsDir} does not exist (waiting for it)`;
-            logger.warn(folderProblem);
-            if (!(await delay(2000, signal))) return;
+            if (!folderProblem) {
+              folderProblem = `the apps folder ${config.appsDir} does not exist (waiting for it)`;
+              logger.warn(folderProblem);
+            }
+            if (!(await delay(1000, signal))) return;
           }
           folderProblem = undefined;
           await folder.start(signal);

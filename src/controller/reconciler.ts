@@ -128,7 +128,10 @@ export class Reconciler {
     // Admitted first, looked at second: runs waiting for a slot cost the runtime nothing.
     const name = workloadName(run.metadata.uid);
     try {
-      const existing = await this.runtime(executor, () => executor.observe(name));
+      // A first attempt needs no look: launch is idempotent, and a container left by a crash before
+      // recording Running is found by it and observed at the next pass. Later attempts may find the
+      // previous attempt's container under the same name.
+      const existing: Observation = run.status.attempts === 0 ? { state: 'absent' } : await this.runtime(executor, () => executor.observe(name));
       if (existing.state === 'exited' && run.status.history?.at(-1)?.finishedAt === existing.finishedAt) {
         // The previous attempt's container (its exit is in history already): the next attempt reuses the name.
         await this.runtime(executor, () => executor.remove(name));

@@ -88,11 +88,17 @@ export interface StoredLogs {
 /** The part of a sqlite3 Database that plain reads use. */
 interface SqliteConnection {
   all(sql: string, values: unknown[], callback: (err: Error | null, rows: unknown[]) => void): void;
+  run(sql: string, values: unknown[], callback: (this: { changes: number }, err: Error | null) => void): void;
 }
 
 /** The columns of an App row under the names the model gives them, for plain queries. */
 const APP_SELECT =
   'SELECT id, name, uid, generation, resource_version AS "resourceVersion", labels, spec, status, created_at AS "createdAt" FROM apps';
+
+/** The columns of a Run row under the names the model gives them, for plain queries. */
+const RUN_SELECT =
+  'SELECT id, name, uid, app_id AS "appId", app_name AS "appName", generation, resource_version AS "resourceVersion", phase, ' +
+  'idempotency_key AS "idempotencyKey", labels, spec, status, created_at AS "createdAt" FROM runs';
 
 const ACTIVE_PHASES: RunPhase[] = [RunPhase.Pending, RunPhase.Running];
 
@@ -342,10 +348,12 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   /** By numeric id or name; within one App when `appId` is given. */
   async getRun(ref: string | number, appId?: number): Promise<StoredRun | null> {
-    const where: Record<string, unknown> = { ...refWhere(ref) };
-    if (appId !== undefined) where.appId = appId;
-    const row = await this.models.Run.findOne({ where });
-    return row ? toRun(row) : null;
+    // The controller reads a run on every reconcile: a plain query (see `select`).
+    const where = refWhere(ref);
+    const [column, value] = 'id' in where ? ['id', where.id] : ['name', where.name];
+    const sql = `${RUN_SELECT} WHERE ${column} = ?${appId === undefined ? '' : ' AND app_id = ?'}`;
+    const rows = await this.select<RunRow>(sql, appId === undefined ? [value] : [value, appId]);
+    return rows.length ? toRun(rows[0]) : null;
   }
 
   async mustGetRun(ref: string | number, appId?: number): Promise<StoredRun> {
@@ -356,8 +364,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   /** By metadata.uid: how the controller maps a workload (labelled with its run's uid) back to the run. */
   async getRunByUid(uid: string): Promise<StoredRun | null> {
-    const row = await this.models.Run.findOne({ where: { uid } });
-    return row ? toRun(row) : null;
+    const rows = await this.select<RunRow>(`${RUN_SELECT} WHERE uid = ?`, [uid]);
+    return rows.length ? toRun(rows[0]) : null;
   }
 
   /** Newest first. */
@@ -376,7 +384,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   /** Runs that are Pending or Running, oldest first (the order they are started in). */
   async listActiveRuns(): Promise<StoredRun[]> {
-    const rows = await this.models.Run.findAll({ where: { phase: { [Op.in]: ACTIVE_PHASES } }, order: [['id', 'ASC']] });
+    const rows = await this.select<RunRow>(`${RUN_SELECT} WHERE phase IN (?, ?) ORDER BY id ASC`, ACTIVE_PHASES);
     return rows.map(toRun);
   }
 
@@ -385,18 +393,20 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    * (otherwise a ConflictError: read again and retry).
    */
   async updateRunStatus(run: StoredRun, status: RunStatus): Promise<StoredRun> {
-    const [count] = await this.models.Run.update(
-      { status, phase: status.phase, resourceVersion: Number(run.metadata.resourceVersion) + 1 },
-      { where: { id: run.id, resourceVersion: Number(run.metadata.resourceVersion) } },
+    const version = Number(run.metadata.resourceVersion);
+    const changed = await this.execute(
+      'UPDATE runs SET status = ?, phase = ?, resource_version = ?, updated_at = ? WHERE id = ? AND resource_version = ?',
+      [JSON.stringify(status), status.phase, version + 1, this.now(), run.id, version],
     );
-    if (count === 0) {
-      const exists = await this.models.Run.count({ where: { id: run.id } });
-      if (!exists) throw new NotFoundError('run', run.metadata.name);
+    if (changed === 0) {
+      const exists = await this.select(`SELECT id FROM runs WHERE id = ?`, [run.id]);
+      if (!exists.length) throw new NotFoundError('run', run.metadata.name);
       throw staleWrite('run', run.metadata.name);
     }
-    const row = await this.models.Run.findByPk(run.id);
-    if (!row) throw new NotFoundError('run', run.metadata.name);
-    return this.emitRun('MODIFIED', row);
+    // The row is what was read plus this write: no need to read it back.
+    const written: StoredRun = { ...run, metadata: { ...run.metadata, resourceVersion: String(version + 1) }, status: JSON.parse(JSON.stringify(status)) as RunStatus };
+    this.emit('change', { type: 'MODIFIED', kind: 'Run', object: written });
+    return written;
   }
 
   /**
@@ -433,7 +443,11 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   // ---- Logs ----
 
   async setLogs(runId: number, logs: StoredLogs): Promise<void> {
-    await this.models.RunLog.upsert({ runId, content: logs.content, droppedBytes: logs.droppedBytes });
+    await this.execute(
+      'INSERT INTO run_logs (run_id, content, dropped_bytes, updated_at) VALUES (?, ?, ?, ?) ' +
+        'ON CONFLICT (run_id) DO UPDATE SET content = excluded.content, dropped_bytes = excluded.dropped_bytes, updated_at = excluded.updated_at',
+      [runId, logs.content, logs.droppedBytes, this.now()],
+    );
   }
 
   async getLogs(runId: number): Promise<StoredLogs | null> {
@@ -458,6 +472,28 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     return new Promise((resolve, reject) =>
       connection.all(sql, values, (err, rows) => (err ? reject(err) : resolve(rows as T[]))),
     );
+  }
+
+  /** A plain write (see `select`); returns how many rows it changed. */
+  private async execute(sql: string, values: unknown[]): Promise<number> {
+    if (this.dialect !== 'sqlite') {
+      const [, meta] = await this.sequelize.query(sql, { replacements: values, type: QueryTypes.UPDATE, raw: true });
+      return Number(meta);
+    }
+    const manager = this.sequelize.connectionManager as unknown as { getConnection(options: object): Promise<SqliteConnection> };
+    const connection = await manager.getConnection({});
+    return new Promise((resolve, reject) =>
+      connection.run(sql, values, function (err) {
+        if (err) reject(err);
+        else resolve(this.changes);
+      }),
+    );
+  }
+
+  /** A timestamp as each dialect's DATE columns hold it. */
+  private now(): string | Date {
+    // sequelize writes SQLite dates as 'YYYY-MM-DD HH:MM:SS.SSS +00:00'; keep the column uniform.
+    return this.dialect === 'sqlite' ? new Date().toISOString().replace('T', ' ').replace('Z', ' +00:00') : new Date();
   }
 
   private jsonField(column: string, key: string) {

@@ -109,21 +109,37 @@ export class DockerExecutor implements Executor {
    * @throws RuntimeUnavailableError when the engine cannot be reached.
    */
   async launch(request: LaunchRequest): Promise<void> {
-    const existing = await this.inspect(request.name);
-    if (existing) {
-      const startedBefore = existing.State.Status !== 'created' || existing.State.Error;
-      if (startedBefore) return;
-    } else {
-      await this.ensureImage(request.template.image, request.template.imagePullPolicy);
-      const createOptions = containerCreateOptions(request);
-      try {
-        await this.call(`creating container ${request.name}`, (abortSignal) => this.docker.createContainer({ ...createOptions, abortSignal }));
-      } catch (error) {
-        // 409: a concurrent launch of the same run created it first; starting it below is still right.
-        if (statusOf(error) !== 409) throw this.rethrown(`creating container ${request.name}`, error);
-      }
+    const { image, imagePullPolicy } = request.template;
+    if (imagePullPolicy === ImagePullPolicy.Always && !(await this.inspect(request.name))) await this.pull(image);
+    // Create first and ask questions after: the common case (a new run, an image already here)
+    // then costs the engine one call instead of three inspects before it.
+    let outcome = await this.create(request);
+    if (outcome === 'no-image') {
+      await this.ensureImage(image, imagePullPolicy);
+      outcome = await this.create(request);
+      if (outcome === 'no-image') throw new ImagePullError(image, `image "${image}" is still not present on the docker engine at ${this.dockerHost} after pulling it`);
+    }
+    if (outcome === 'exists') {
+      const existing = await this.inspect(request.name);
+      // Started before (running, exited, or failed to start): a repeated launch leaves it as it is.
+      if (existing && (existing.State.Status !== 'created' || existing.State.Error)) return;
     }
     await this.start(request.name);
+  }
+
+  /** Creates the run's container: `exists` when one of that name is there already, `no-image` when the image is absent. */
+  private async create(request: LaunchRequest): Promise<'created' | 'exists' | 'no-image'> {
+    const doing = `creating container ${request.name}`;
+    try {
+      await this.call(doing, (abortSignal) => this.docker.createContainer({ ...containerCreateOptions(request), abortSignal }));
+      return 'created';
+    } catch (error) {
+      // 409: a container of that name exists (an earlier launch, or a concurrent one).
+      if (statusOf(error) === 409) return 'exists';
+      // 404 on create: "No such image".
+      if (statusOf(error) === 404) return 'no-image';
+      throw this.rethrown(doing, error);
+    }
   }
 
   async observe(name: string): Promise<Observation> {
