@@ -61,6 +61,11 @@ export function serveConfig(command: Command): ServerConfig {
   for (const name of ['insecureNoAuth', 'keepContainers'] as const) {
     if (command.getOptionValueSource(name) === 'env') flags[name] = envTrue(name === 'insecureNoAuth' ? 'BERTH_INSECURE_NO_AUTH' : 'BERTH_KEEP_CONTAINERS');
   }
+  if (flags.runtime === RuntimeName.kubernetes) {
+    // Accepted in App specs (such runs wait Pending, saying why) but not as the server's default:
+    // this build drives Docker only, and a default nothing can run would leave every run waiting.
+    throw new UsageError('--runtime kubernetes: this build has no Kubernetes executor yet; only docker is available');
+  }
   if (!flags.token && !flags.insecureNoAuth && !isLoopback(flags.host)) {
     throw new UsageError(
       `refusing to listen on ${flags.host} without --token: anyone who can reach it could run containers; ` +

@@ -102,6 +102,12 @@ describe('berth serve', function () {
     assert.match(exit.stderr, /--max-parallel/);
   });
 
+  it('refuses --runtime kubernetes, which this build cannot drive, exit 2', async () => {
+    const exit = await serveUntilExit(['--runtime', 'kubernetes']);
+    assert.equal(exit.code, 2);
+    assert.equal(exit.stderr.trim(), 'berth: --runtime kubernetes: this build has no Kubernetes executor yet; only docker is available');
+  });
+
   it('refuses an unwritable database with one line naming it, exit 1', async () => {
     const { code, stderr } = await serveUntilExit(['--db', '/proc/forbidden/x.sqlite', '--port', String(await freePort())]);
     assert.equal(code, 1);
