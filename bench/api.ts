@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { serverEnv } from './support';
 
 const APPS = 1000;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
@@ -24,8 +25,9 @@ const MAIN = path.resolve(__dirname, '../src/cli/main.js');
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
   const port = await freePort();
-  const server = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []), MAIN, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--log-level', 'warn'], {
+  const server = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []), MAIN, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', dir, '--log-level', 'warn'], {
     stdio: ['ignore', 'inherit', 'inherit'],
+    env: serverEnv(),
   });
   const base = `http://127.0.0.1:${port}`;
   try {

@@ -15,6 +15,15 @@ export interface BerthProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * The environment a berth server runs in, as `npm start` sets it: glibc
+ * gives every thread that allocates (sqlite3's workers) its own malloc arena
+ * unless told otherwise, which costs tens of MB of resident memory.
+ */
+export function serverEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -35,7 +44,7 @@ export async function startBerth(args: string[] = [], options: { dir?: string } 
   const child: ChildProcess = spawn(
     process.execPath,
     [cli, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn', ...args],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
+    { stdio: ['ignore', 'inherit', 'inherit'], env: serverEnv() },
   );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;

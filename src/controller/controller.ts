@@ -260,7 +260,7 @@ export class Controller {
     const apps = new Set(this.finishedApps);
     this.finishedApps.clear();
     const now = Date.now();
-    const pending = (await this.store.listActiveRuns()).filter((run) => run.status.phase === RunPhase.Pending);
+    const pending = (await this.store.listActiveRunStates()).filter((run) => run.status.phase === RunPhase.Pending);
     const ready = pending.filter((run) => !(run.status.nextAttemptAt && Date.parse(run.status.nextAttemptAt) > now));
     for (const run of ready.slice(0, this.maxParallel)) this.queue!.add(runKey(run.id));
     for (const run of pending) if (apps.has(run.appId)) this.queue!.add(runKey(run.id));

@@ -7,7 +7,7 @@
 import { ConflictError, ImagePullError, NotFoundError, RuntimeUnavailableError } from '../errors';
 import { Executor, Observation, workloadName } from '../executors/executor';
 import { isTerminal, RunPhase, RunReason, RunStatus, RuntimeName } from '../spec/types';
-import type { Store, StoredRun } from '../store/store';
+import type { ActiveRunState, Store, StoredRun } from '../store/store';
 import type { BerthMetrics } from '../metrics';
 import {
   AttemptEnd,
@@ -118,7 +118,9 @@ export class Reconciler {
       return {};
     }
     if (decision.kind === 'wait') {
-      for (const older of decision.replacing) {
+      for (const { id } of decision.replacing) {
+        const older = await this.options.store.getRun(id);
+        if (!older || isTerminal(older.status.phase) || older.status.cancelRequested) continue;
         const asked = await this.options.store.updateRunStatus(older, requestCancel(older.status, RunReason.Replaced, `replaced by run "${run.metadata.name}"`));
         this.countTransition(older, asked.status);
       }
@@ -299,15 +301,15 @@ export class Reconciler {
    */
   private async admit(
     run: StoredRun,
-  ): Promise<{ kind: 'launch' } | { kind: 'replaced'; message: string } | { kind: 'wait'; message: string; replacing: StoredRun[] }> {
+  ): Promise<{ kind: 'launch' } | { kind: 'replaced'; message: string } | { kind: 'wait'; message: string; replacing: ActiveRunState[] }> {
     const decide = async () => {
-      const active = await this.options.store.listActiveRuns();
+      const active = await this.options.store.listActiveRunStates();
       if (run.spec.template.concurrencyPolicy === 'Replace') {
         const siblings = active.filter((other) => other.appId === run.appId && other.id !== run.id);
         const newest = siblings.filter((other) => other.id > run.id).at(-1);
-        if (newest) return { kind: 'replaced' as const, message: `replaced by run "${newest.metadata.name}"` };
+        if (newest) return { kind: 'replaced' as const, message: `replaced by run "${newest.name}"` };
         if (siblings.length) {
-          const names = siblings.map((other) => `"${other.metadata.name}"`).join(', ');
+          const names = siblings.map((other) => `"${other.name}"`).join(', ');
           return {
             kind: 'wait' as const,
             message: `waiting for ${names} to stop (concurrencyPolicy Replace)`,

@@ -74,6 +74,14 @@ export interface NewRun {
   forbidIfActive?: boolean;
 }
 
+/** An active run as admission sees it: who, which App, and its status. */
+export interface ActiveRunState {
+  id: number;
+  appId: number;
+  name: string;
+  status: RunStatus;
+}
+
 /** A precondition on a write: the resourceVersion the writer last read. */
 export interface Precondition {
   resourceVersion?: string;
@@ -386,6 +394,18 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   async listActiveRuns(): Promise<StoredRun[]> {
     const rows = await this.select<RunRow>(`${RUN_SELECT} WHERE phase IN (?, ?) ORDER BY id ASC`, ACTIVE_PHASES);
     return rows.map(toRun);
+  }
+
+  /**
+   * The same runs as `listActiveRuns`, without their specs: what admission
+   * decisions read, many times per finished run, so they skip parsing templates.
+   */
+  async listActiveRunStates(): Promise<ActiveRunState[]> {
+    const rows = await this.select<{ id: number; appId: number; name: string; status: RunStatus | string }>(
+      'SELECT id, app_id AS "appId", name, status FROM runs WHERE phase IN (?, ?) ORDER BY id ASC',
+      ACTIVE_PHASES,
+    );
+    return rows.map((row) => ({ id: row.id, appId: row.appId, name: row.name, status: parseJson(row.status) }));
   }
 
   /**
