@@ -79,10 +79,8 @@ export interface ControllerOptions {
   errorBackoffMaxMs?: number;
   /**
    * Which of the runtime's berth workloads this controller answers for at
-   * start-up adoption; the others are left alone. Narrow it when several berth
-   * stores share one engine, or a workload whose run is in another store
-   * would be removed as an orphan.
-   * @default every workload carrying berth's labels
+   * start-up adoption; the others are left alone.
+   * @default the workloads stamped with this store's id (and unstamped ones)
    */
   ownsWorkload?: (workload: OwnedWorkload) => boolean;
   /** @default the process-wide metrics of src/metrics.ts */
@@ -136,7 +134,8 @@ export class Controller {
     this.stopGraceSeconds = whole('stopGraceSeconds', options.stopGraceSeconds ?? 10, 0);
     this.workers = whole('workers', options.workers ?? 8, 1);
     this.errorBackoffMaxMs = whole('errorBackoffMaxMs', options.errorBackoffMaxMs ?? 300_000, 1);
-    this.ownsWorkload = options.ownsWorkload ?? (() => true);
+    // Workloads from before stores had ids carry none: they can only be this store's.
+    this.ownsWorkload = options.ownsWorkload ?? ((workload) => workload.storeId === undefined || workload.storeId === this.store.id);
     this.metrics = options.metrics ?? processMetrics;
     this.log = options.logger ?? createLogger('info');
     const defaultRuntime = options.defaultRuntime ?? RuntimeName.docker;

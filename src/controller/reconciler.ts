@@ -152,6 +152,7 @@ export class Reconciler {
           runName: run.metadata.name,
           appName: run.spec.app,
           attempt: run.status.attempts + 1,
+          storeId: this.options.store.id,
           template,
         }),
       );

@@ -6,6 +6,8 @@ export const LABEL_RUN = 'berth.dev/run';
 export const LABEL_APP = 'berth.dev/app';
 export const LABEL_ATTEMPT = 'berth.dev/attempt';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+/** The id of the store whose run a workload belongs to (several berth stores may share one engine). */
+export const LABEL_STORE = 'berth.dev/store';
 
 /** The deterministic workload name of a run: a second launch finds the first. */
 export const workloadName = (runUid: string): string => `berth-run-${runUid}`;
@@ -17,6 +19,8 @@ export interface LaunchRequest {
   runName: string;
   appName: string;
   attempt: number;
+  /** The launching store's id, stamped on the workload. */
+  storeId?: string;
   /** The App spec snapshot with overrides applied. */
   template: AppSpec;
 }
@@ -39,6 +43,8 @@ export type Observation =
 export interface OwnedWorkload {
   name: string;
   runUid: string;
+  /** The store that launched it; absent on workloads launched before stores had ids. */
+  storeId?: string;
   appName: string;
   attempt: number;
   observation: Observation;

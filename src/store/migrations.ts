@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { DataTypes, QueryInterface, Sequelize } from 'sequelize';
 import { Umzug, SequelizeStorage } from 'umzug';
 
@@ -56,6 +57,21 @@ export const migrations: Migration[] = [
       await qi.dropTable('run_logs');
       await qi.dropTable('runs');
       await qi.dropTable('apps');
+    },
+  },
+  {
+    // Each store's identity, stamped on the workloads it launches, so a controller
+    // adopts and cleans up only its own when several stores share one engine.
+    name: '0002-store-identity',
+    async up(qi) {
+      await qi.createTable('berth_settings', {
+        key: { type: DataTypes.STRING(64), primaryKey: true },
+        value: { type: DataTypes.TEXT, allowNull: false },
+      });
+      await qi.bulkInsert('berth_settings', [{ key: 'store.id', value: randomUUID() }]);
+    },
+    async down(qi) {
+      await qi.dropTable('berth_settings');
     },
   },
 ];

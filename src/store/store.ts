@@ -120,7 +120,11 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   /** Serialises run creation per App so concurrencyPolicy Forbid and idempotency keys hold under concurrent requests. */
   private readonly runCreation = new Map<number, Promise<unknown>>();
 
-  private constructor(readonly sequelize: Sequelize) {
+  private constructor(
+    readonly sequelize: Sequelize,
+    /** This store's identity: the workloads launched for its runs carry it. */
+    readonly id: string,
+  ) {
     super();
     this.setMaxListeners(0);
     this.models = defineModels(sequelize);
@@ -131,11 +135,12 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const sequelize = await connect(location);
     try {
       await migrate(sequelize);
+      const [row] = (await sequelize.query(`SELECT value FROM berth_settings WHERE key = 'store.id'`, { type: QueryTypes.SELECT })) as { value: string }[];
+      return new Store(sequelize, row.value);
     } catch (err) {
       await sequelize.close().catch(() => undefined);
       throw err;
     }
-    return new Store(sequelize);
   }
 
   get dialect(): string {
@@ -155,16 +160,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   async createApp(input: NewApp): Promise<StoredApp> {
     try {
-      const row = await this.models.App.create({
-        name: input.name,
-        uid: randomUUID(),
-        generation: 1,
-        resourceVersion: 1,
-        source: input.source,
-        labels: input.labels ?? {},
-        spec: input.spec,
-        status: { ...(input.status ?? {}), source: input.source },
-      });
+      const row = await this.models.App.create(newAppRow(input));
       return this.emitApp('ADDED', row);
     } catch (err) {
       if (err instanceof UniqueConstraintError) throw new ConflictError(`app "${input.name}" already exists`);
@@ -179,16 +175,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    */
   async createApps(inputs: NewApp[]): Promise<StoredApp[]> {
     if (inputs.length === 0) return [];
-    const rows = inputs.map((input) => ({
-      name: input.name,
-      uid: randomUUID(),
-      generation: 1,
-      resourceVersion: 1,
-      source: input.source,
-      labels: input.labels ?? {},
-      spec: input.spec,
-      status: { ...(input.status ?? {}), source: input.source },
-    }));
+    const rows = inputs.map(newAppRow);
     let created: AppRow[] = [];
     try {
       created = await this.sequelize.transaction(async (transaction) => {
@@ -549,6 +536,20 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     this.emit('change', { type, kind: 'Run', object: run });
     return run;
   }
+}
+
+/** The row of a new App: generation and resourceVersion 1, its source recorded in status. */
+function newAppRow(input: NewApp) {
+  return {
+    name: input.name,
+    uid: randomUUID(),
+    generation: 1,
+    resourceVersion: 1,
+    source: input.source,
+    labels: input.labels ?? {},
+    spec: input.spec,
+    status: { ...(input.status ?? {}), source: input.source },
+  };
 }
 
 function refWhere(ref: string | number): { id: number } | { name: string } {

@@ -301,6 +301,26 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     await waitFor('the orphan container to be removed', async () => !(await containerExists(orphan)));
   });
 
+  it('stamps its containers with its store id and, at start, leaves other stores\' containers alone', async () => {
+    const executor = new DockerExecutor();
+    const launchOrphan = async (storeId: string) => {
+      const uid = randomUUID();
+      await executor.launch({ name: workloadName(uid), runUid: uid, runName: 'gone', appName, attempt: 1, storeId, template: appSpec({ command: ['sleep', '30'] }) });
+      return workloadName(uid);
+    };
+    const ours = await launchOrphan(store.id);
+    const theirs = await launchOrphan('another-store');
+    // The default ownership: this store's workloads only.
+    startController({ ownsWorkload: undefined }, executor);
+    await waitFor('our orphan to be removed', async () => !(await containerExists(ours)));
+    assert.equal(await containerExists(theirs), true);
+
+    const run = await ask(await createApp({ command: ['sleep', '5'] }));
+    const running = await runningNow(run);
+    const info = await docker.getContainer(running.status.containerName!).inspect();
+    assert.equal(info.Config.Labels['berth.dev/store'], store.id);
+  });
+
   it('keeps runs Pending while Docker is unreachable, reports not ready, and runs them once it is back', async () => {
     const unreachable = startController({}, new DockerExecutor({ dockerHost: 'unix:///tmp/nonexistent.sock' }));
     const app = await createApp({ command: ['sh', '-c', 'echo finally'] });

@@ -6,18 +6,19 @@
 
 import type { ContainerCreateOptions } from 'dockerode';
 import { parseCpuNanos, parseMemoryBytes } from '../../spec/quantity';
-import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, type LaunchRequest } from '../executor';
+import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, type LaunchRequest } from '../executor';
 
 /** The value of `app.kubernetes.io/managed-by` on everything berth creates. */
 export const MANAGED_BY = 'berth';
 
 /** Labels that tie a container to its run, App and attempt. */
-export function workloadLabels(request: Pick<LaunchRequest, 'runUid' | 'appName' | 'attempt'>): Record<string, string> {
+export function workloadLabels(request: Pick<LaunchRequest, 'runUid' | 'appName' | 'attempt' | 'storeId'>): Record<string, string> {
   return {
     [LABEL_RUN]: request.runUid,
     [LABEL_APP]: request.appName,
     [LABEL_ATTEMPT]: String(request.attempt),
     [LABEL_MANAGED_BY]: MANAGED_BY,
+    ...(request.storeId ? { [LABEL_STORE]: request.storeId } : {}),
   };
 }
 

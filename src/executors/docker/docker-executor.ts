@@ -11,6 +11,7 @@ import { ImagePullPolicy, RuntimeName } from '../../spec/types';
 import {
   LABEL_APP,
   LABEL_ATTEMPT,
+  LABEL_STORE,
   LABEL_MANAGED_BY,
   LABEL_RUN,
   type Executor,
@@ -212,6 +213,7 @@ export class DockerExecutor implements Executor {
         owned.push({
           name: info.Name.replace(/^\//, ''),
           runUid: labels[LABEL_RUN],
+          ...(labels[LABEL_STORE] ? { storeId: labels[LABEL_STORE] } : {}),
           appName: labels[LABEL_APP] ?? '',
           attempt: Number.isNaN(attempt) ? 0 : attempt,
           observation: observationOf(info),
