@@ -13,6 +13,15 @@ export interface ReadinessCheck {
 /** What the folder source reports about its files, for `GET /sources/`. */
 export interface SourceReporter {
   report(): unknown;
+  /** Each file applied, held at its last good state, or deleted: relayed to `/events/` as `event: SYNC`. */
+  on(event: 'sync', listener: (event: SyncReport) => void): unknown;
+  off(event: 'sync', listener: (event: SyncReport) => void): unknown;
+}
+
+/** What a sync event says, as far as the API reads it. */
+export interface SyncReport {
+  path: string;
+  objects: { kind: string; name: string }[];
 }
 
 /**

@@ -111,7 +111,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/events/': {
         get: op('watch', 'Server-Sent Events of App and Run changes: `event: ADDED|MODIFIED|DELETED`, `data:` the object', {
-          parameters: [query('kind', 'App or Run', { type: 'string', enum: ['App', 'Run'] }), query('app', 'Only this App and its runs')],
+          parameters: [query('kind', 'App, Run, or Source (the folder\'s sync of each file, as event: SYNC)', { type: 'string', enum: ['App', 'Run', 'Source'] }), query('app', 'Only this App and its runs')],
           responses: { 200: { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
         }),
       },

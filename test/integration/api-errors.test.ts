@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import assert from 'node:assert/strict';
 import { uniqueName } from '../helpers/fixtures';
 import { startTestApi, type TestApi } from '../helpers/api';
@@ -135,7 +136,8 @@ describe('API: errors and operations endpoints', () => {
     const res = await api.call('GET', '/sources/');
     assert.equal(res.status, 404);
     assert.equal(res.body.message, 'no apps folder is being watched: start berth with --apps-dir pointing at a folder of App files');
-    const withFolder = await startTestApi({ folder: { report: () => ({ files: [{ path: 'a.yaml', state: 'Synced' }] }) } });
+    const folder = Object.assign(new EventEmitter(), { report: () => ({ files: [{ path: 'a.yaml', state: 'Synced' }] }) });
+    const withFolder = await startTestApi({ folder });
     try {
       const report = await withFolder.call('GET', '/sources');
       assert.equal(report.status, 200);

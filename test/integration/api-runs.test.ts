@@ -238,7 +238,7 @@ describe('API: Runs', () => {
     it('refuses an unknown kind', async () => {
       const res = await api.call('GET', '/events?kind=Pod');
       assert.equal(res.status, 422);
-      assert.equal(res.body.message, 'kind: must be App or Run');
+      assert.equal(res.body.message, 'kind: must be App, Run or Source');
     });
   });
 

@@ -51,6 +51,19 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
 }
 
+/** Reads a Server-Sent Events answer until an event whose text holds `needle`; returns that event. */
+async function readUntil(res: Response, needle: string): Promise<string> {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the event stream ended without ${needle}: ${text}`);
+    text += value;
+    const event = text.split('\n\n').find((block) => block.startsWith('event: SYNC') && block.includes(needle));
+    if (event) return event;
+  }
+}
+
 let nextPort = 20_000 + Math.floor(Math.random() * 20_000);
 
 describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function () {
@@ -77,6 +90,9 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
 
   it('runs an App and a Run declared in the apps folder, once, and keeps their logs', async () => {
     berth = await serve(dir, nextPort++);
+    const abort = new AbortController();
+    const events = await fetch(`${berth.url}/events/?kind=Source&app=${app}`, { signal: abort.signal });
+    const syncSeen = readUntil(events, `"path":"${app}.yaml"`).finally(() => abort.abort());
     fs.writeFileSync(
       path.join(dir, 'apps', `${app}.yaml`),
       [
@@ -101,6 +117,10 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
     assert.equal(run.status.exitCode, 0);
     const logs = await fetch(`${berth.url}/apps/${app}/run/${run.id}/logs/`);
     assert.equal(await logs.text(), 'hello gitops\n');
+    const sync = JSON.parse((await syncSeen).split('\n').find((line) => line.startsWith('data:'))!.slice(5));
+    assert.equal(sync.kind, 'Source');
+    assert.equal(sync.state, 'Synced');
+    assert.deepEqual(sync.objects.map((o: { kind: string }) => o.kind).sort(), ['App', 'Run']);
 
     // An unrelated edit and a restart do not run it again.
     fs.appendFileSync(path.join(dir, 'apps', `${app}.yaml`), '\n# touched\n');
