@@ -35,6 +35,10 @@ export interface ServerConfig {
   createAppsDir?: boolean;
   /** Runs Running at once. @default 4 */
   maxParallel: number;
+  /** Finished runs kept per App whose spec sets no historyLimit. @default 100 */
+  historyLimit?: number;
+  /** Stored output per run, the newest kept. @default 1048576 */
+  logLimitBytes?: number;
   /** The runtime of Apps that name none. @default 'docker' */
   runtime: RuntimeName;
   /** @default DOCKER_HOST, else the local socket */
@@ -48,7 +52,7 @@ export interface ServerConfig {
   /** A logger to use instead of one made from `logLevel`. */
   logger?: Logger;
   /** Controller tuning beyond the flags (tests shorten retry delays, narrow adoption). */
-  controller?: Partial<Omit<ControllerOptions, 'store' | 'executors' | 'maxParallel' | 'keepContainers' | 'defaultRuntime' | 'logger'>>;
+  controller?: Partial<Omit<ControllerOptions, 'store' | 'executors' | 'maxParallel' | 'keepContainers' | 'defaultRuntime' | 'logger' | 'historyLimit' | 'logLimitBytes'>>;
   /** How long `stop()` lets in-flight requests finish before closing their connections. @default 5000 */
   shutdownGraceMs?: number;
 }
@@ -151,6 +155,8 @@ function buildParts(context: {
     store,
     executors: Object.values(executors).filter((e): e is Executor => e !== undefined),
     maxParallel: config.maxParallel,
+    historyLimit: config.historyLimit,
+    logLimitBytes: config.logLimitBytes,
     keepContainers: config.keepContainers,
     defaultRuntime: config.runtime,
     logger: logger.child({ part: 'controller' }),

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS, type LogLevel } from '../log';
+import { parseMemoryBytes } from '../spec/quantity';
 import { RuntimeName } from '../spec/types';
 import type { ServerConfig } from '../server';
 
@@ -14,6 +15,8 @@ interface ServeFlags {
   db: string;
   appsDir: string;
   maxParallel: number;
+  historyLimit: number;
+  logLimit: number;
   runtime: RuntimeName;
   dockerHost?: string;
   token?: string;
@@ -35,6 +38,16 @@ export function addServeOptions(command: Command): Command {
       option('--max-parallel <n>', 'runs running at once; the rest wait Pending', 'BERTH_MAX_PARALLEL')
         .default(4)
         .argParser(integer(1, 1000)),
+    )
+    .addOption(
+      option('--history-limit <n>', 'finished runs kept per App whose spec sets no historyLimit', 'BERTH_HISTORY_LIMIT')
+        .default(100)
+        .argParser(integer(0, 1_000_000)),
+    )
+    .addOption(
+      option('--log-limit <size>', 'stored output per run, the newest kept: bytes or a quantity such as 1Mi', 'BERTH_LOG_LIMIT')
+        .default(1024 * 1024, '1Mi')
+        .argParser(byteSize(1024, 64 * 1024 * 1024)),
     )
     .addOption(
       option('--runtime <name>', 'runtime of Apps that name none', 'BERTH_RUNTIME')
@@ -79,6 +92,8 @@ export function serveConfig(command: Command): ServerConfig {
     appsDir: flags.appsDir,
     createAppsDir: command.getOptionValueSource('appsDir') === 'default',
     maxParallel: flags.maxParallel,
+    historyLimit: flags.historyLimit,
+    logLimitBytes: flags.logLimit,
     runtime: flags.runtime,
     dockerHost: flags.dockerHost,
     token: flags.token,
@@ -104,6 +119,19 @@ function integer(min: number, max: number) {
     const n = /^[0-9]+$/.test(value.trim()) ? Number(value) : NaN;
     if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}.`);
     return n;
+  };
+}
+
+function byteSize(min: number, max: number) {
+  return (value: string): number => {
+    let bytes: number;
+    try {
+      bytes = parseMemoryBytes(value);
+    } catch {
+      throw new InvalidArgumentError('must be a number of bytes or a quantity such as 512Ki or 1Mi.');
+    }
+    if (bytes < min || bytes > max) throw new InvalidArgumentError(`must be from ${min} bytes to ${max / 1024 / 1024}Mi.`);
+    return bytes;
   };
 }
 

@@ -20,11 +20,11 @@ interface Berth {
   output: () => string;
 }
 
-async function serve(dir: string, port: number): Promise<Berth> {
+async function serve(dir: string, port: number, flags: string[] = []): Promise<Berth> {
   let output = '';
   const child = spawn(
     process.execPath,
-    [CLI, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn'],
+    [CLI, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn', ...flags],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   child.stdout?.on('data', (chunk) => (output += chunk));
@@ -189,6 +189,28 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
       const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
       return left.length === 0;
     });
+  });
+
+  it('keeps the newest --log-limit bytes of a run\'s output and --history-limit finished runs', async () => {
+    berth = await serve(dir, nextPort++, ['--log-limit', '1Ki', '--history-limit', '2']);
+    await json(`${berth.url}/apps/`, {
+      method: 'POST',
+      body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'seq 1 2000'] }),
+    });
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
+      ids.push(asked.body.id);
+      await waitFor(`run ${i} to succeed`, async () => (await runOf(berth!.url, app, asked.body.id))?.status?.phase === 'Succeeded');
+    }
+    const logs = await (await fetch(`${berth.url}/apps/${app}/run/${ids[2]}/logs/`)).text();
+    assert.ok(Buffer.byteLength(logs) <= 1024, `kept ${Buffer.byteLength(logs)} bytes`);
+    assert.ok(logs.endsWith('1999\n2000\n'));
+    const kept = await waitFor('the oldest run to be pruned', async () => {
+      const history = (await json(`${berth!.url}/apps/${app}/run/`)).body as { id: number }[];
+      return history.length === 2 ? history : undefined;
+    });
+    assert.deepEqual(kept.map((r) => r.id), [ids[2], ids[1]]);
   });
 
   it('reports a missing image as ImagePullFailed with the reason, and keeps serving', async () => {
