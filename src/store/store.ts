@@ -2,111 +2,40 @@ import { EventEmitter } from 'node:events';
 import { randomUUID, randomBytes } from 'node:crypto';
 import { Op, QueryTypes, Sequelize, UniqueConstraintError, WhereOptions } from 'sequelize';
 import { ConflictError, NotFoundError } from '../errors';
-import {
-  API_VERSION,
-  App,
-  AppSource,
-  AppSpec,
-  AppStatus,
-  Run,
-  RunOverrides,
-  RunPhase,
-  RunStatus,
-  TERMINAL_PHASES,
-} from '../spec/types';
+import { AppSpec, RunPhase, RunStatus, TERMINAL_PHASES } from '../spec/types';
 import { connect, DatabaseLocation } from './db';
 import { migrate } from './migrations';
 import { AppRow, defineModels, Models, RunRow } from './models';
+import { PlainSql } from './plain-sql';
+import {
+  APP_SELECT,
+  checkPrecondition,
+  newAppRow,
+  parseJson,
+  refWhere,
+  RUN_SELECT,
+  sameJson,
+  staleWrite,
+  toApp,
+  toRun,
+} from './rows';
+import type {
+  ActiveRunState,
+  AppChange,
+  AppListOptions,
+  ChangeType,
+  NewApp,
+  NewRun,
+  Page,
+  Precondition,
+  RunListOptions,
+  StoredApp,
+  StoredLogs,
+  StoredRun,
+  StoreEvent,
+} from './types';
 
-export type StoredApp = App & { id: number };
-export type StoredRun = Run & { id: number; appId: number };
-
-export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
-export type StoreEvent =
-  | { type: ChangeType; kind: 'App'; object: StoredApp }
-  | { type: ChangeType; kind: 'Run'; object: StoredRun };
-
-export interface Page<T> {
-  items: T[];
-  total: number;
-}
-
-export interface AppListOptions {
-  limit?: number;
-  offset?: number;
-  /** Equality selector on labels: every pair must match. */
-  labels?: Record<string, string>;
-  /** Only Apps whose source is one of these. */
-  sources?: AppSource[];
-  /** Only Apps with one of these names (the folder source looks up the names a batch of files declares). */
-  names?: string[];
-}
-
-export interface RunListOptions {
-  appId?: number;
-  phases?: RunPhase[];
-  limit?: number;
-  offset?: number;
-}
-
-export interface NewApp {
-  name: string;
-  labels?: Record<string, string>;
-  spec: AppSpec;
-  source: AppSource;
-  status?: Omit<AppStatus, 'source'>;
-}
-
-export interface AppChange {
-  labels?: Record<string, string>;
-  spec?: AppSpec;
-  status?: Omit<AppStatus, 'source'>;
-  source?: AppSource;
-}
-
-export interface NewRun {
-  /** Absent: `<app>-<random>`, like generateName. */
-  name?: string;
-  labels?: Record<string, string>;
-  overrides?: RunOverrides;
-  idempotencyKey?: string;
-  /** Refuse (409) when the App has a run that has not finished: concurrencyPolicy Forbid. */
-  forbidIfActive?: boolean;
-}
-
-/** An active run as admission sees it: who, which App, and its status. */
-export interface ActiveRunState {
-  id: number;
-  appId: number;
-  name: string;
-  status: RunStatus;
-}
-
-/** A precondition on a write: the resourceVersion the writer last read. */
-export interface Precondition {
-  resourceVersion?: string;
-}
-
-export interface StoredLogs {
-  content: string;
-  /** How many bytes of the oldest output were dropped to keep the tail within bounds. */
-  droppedBytes: number;
-}
-
-/** The part of a sqlite3 Database that plain reads use. */
-interface SqliteConnection {
-  all(sql: string, values: unknown[], callback: (err: Error | null, rows: unknown[]) => void): void;
-  run(sql: string, values: unknown[], callback: (this: { changes: number }, err: Error | null) => void): void;
-}
-
-/** The columns of an App row under the names the model gives them, for plain queries. */
-const APP_SELECT =
-  'SELECT id, name, uid, generation, resource_version AS "resourceVersion", labels, spec, status, created_at AS "createdAt" FROM apps';
-
-/** The columns of a Run row under the names the model gives them, for plain queries. */
-const RUN_SELECT =
-  'SELECT id, name, uid, app_id AS "appId", app_name AS "appName", generation, resource_version AS "resourceVersion", phase, ' +
-  'idempotency_key AS "idempotencyKey", labels, spec, status, created_at AS "createdAt" FROM runs';
+export type * from './types';
 
 const ACTIVE_PHASES: RunPhase[] = [RunPhase.Pending, RunPhase.Running];
 
@@ -117,6 +46,7 @@ const ACTIVE_PHASES: RunPhase[] = [RunPhase.Pending, RunPhase.Running];
  */
 export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   private readonly models: Models;
+  private readonly sql: PlainSql;
   /** Serialises run creation per App so concurrencyPolicy Forbid and idempotency keys hold under concurrent requests. */
   private readonly runCreation = new Map<number, Promise<unknown>>();
 
@@ -128,6 +58,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     super();
     this.setMaxListeners(0);
     this.models = defineModels(sequelize);
+    this.sql = new PlainSql(sequelize);
   }
 
   /** Connects, brings the schema up to date, and returns a ready store. */
@@ -201,7 +132,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     // SQLite runs an extra `PRAGMA table_info` before every SELECT.
     const where = refWhere(ref);
     const [column, value] = 'id' in where ? ['id', where.id] : ['name', where.name];
-    const rows = await this.select<AppRow>(`${APP_SELECT} WHERE ${column} = ?`, [value]);
+    const rows = await this.sql.select<AppRow>(`${APP_SELECT} WHERE ${column} = ?`, [value]);
     return rows.length ? toApp(rows[0]) : null;
   }
 
@@ -238,11 +169,11 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const page = options.limit === undefined ? '' : ' LIMIT ? OFFSET ?';
     const pageValues = options.limit === undefined ? [] : [options.limit, offset];
     const sql = `${APP_SELECT}${where} ORDER BY id ASC${page || (offset ? ' LIMIT -1 OFFSET ?' : '')}`;
-    const rows = await this.select<AppRow>(sql, [...values, ...(page ? pageValues : offset ? [offset] : [])]);
+    const rows = await this.sql.select<AppRow>(sql, [...values, ...(page ? pageValues : offset ? [offset] : [])]);
     const pageIsShort = options.limit === undefined || rows.length < options.limit;
     let total = offset + rows.length;
     if (!pageIsShort || (rows.length === 0 && offset > 0)) {
-      const [{ count }] = await this.select<{ count: number }>(`SELECT COUNT(*) AS count FROM apps${where}`, values);
+      const [{ count }] = await this.sql.select<{ count: number }>(`SELECT COUNT(*) AS count FROM apps${where}`, values);
       total = Number(count);
     }
     return { items: rows.map(toApp), total };
@@ -347,7 +278,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const where = refWhere(ref);
     const [column, value] = 'id' in where ? ['id', where.id] : ['name', where.name];
     const sql = `${RUN_SELECT} WHERE ${column} = ?${appId === undefined ? '' : ' AND app_id = ?'}`;
-    const rows = await this.select<RunRow>(sql, appId === undefined ? [value] : [value, appId]);
+    const rows = await this.sql.select<RunRow>(sql, appId === undefined ? [value] : [value, appId]);
     return rows.length ? toRun(rows[0]) : null;
   }
 
@@ -359,7 +290,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   /** By metadata.uid: how the controller maps a workload (labelled with its run's uid) back to the run. */
   async getRunByUid(uid: string): Promise<StoredRun | null> {
-    const rows = await this.select<RunRow>(`${RUN_SELECT} WHERE uid = ?`, [uid]);
+    const rows = await this.sql.select<RunRow>(`${RUN_SELECT} WHERE uid = ?`, [uid]);
     return rows.length ? toRun(rows[0]) : null;
   }
 
@@ -379,7 +310,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   /** Runs that are Pending or Running, oldest first (the order they are started in). */
   async listActiveRuns(): Promise<StoredRun[]> {
-    const rows = await this.select<RunRow>(`${RUN_SELECT} WHERE phase IN (?, ?) ORDER BY id ASC`, ACTIVE_PHASES);
+    const rows = await this.sql.select<RunRow>(`${RUN_SELECT} WHERE phase IN (?, ?) ORDER BY id ASC`, ACTIVE_PHASES);
     return rows.map(toRun);
   }
 
@@ -388,7 +319,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    * decisions read, many times per finished run, so they skip parsing templates.
    */
   async listActiveRunStates(): Promise<ActiveRunState[]> {
-    const rows = await this.select<{ id: number; appId: number; name: string; status: RunStatus | string }>(
+    const rows = await this.sql.select<{ id: number; appId: number; name: string; status: RunStatus | string }>(
       'SELECT id, app_id AS "appId", name, status FROM runs WHERE phase IN (?, ?) ORDER BY id ASC',
       ACTIVE_PHASES,
     );
@@ -401,12 +332,12 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    */
   async updateRunStatus(run: StoredRun, status: RunStatus): Promise<StoredRun> {
     const version = Number(run.metadata.resourceVersion);
-    const changed = await this.execute(
+    const changed = await this.sql.execute(
       'UPDATE runs SET status = ?, phase = ?, resource_version = ?, updated_at = ? WHERE id = ? AND resource_version = ?',
-      [JSON.stringify(status), status.phase, version + 1, this.now(), run.id, version],
+      [JSON.stringify(status), status.phase, version + 1, this.sql.now(), run.id, version],
     );
     if (changed === 0) {
-      const exists = await this.select(`SELECT id FROM runs WHERE id = ?`, [run.id]);
+      const exists = await this.sql.select(`SELECT id FROM runs WHERE id = ?`, [run.id]);
       if (!exists.length) throw new NotFoundError('run', run.metadata.name);
       throw staleWrite('run', run.metadata.name);
     }
@@ -450,10 +381,10 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   // ---- Logs ----
 
   async setLogs(runId: number, logs: StoredLogs): Promise<void> {
-    await this.execute(
+    await this.sql.execute(
       'INSERT INTO run_logs (run_id, content, dropped_bytes, updated_at) VALUES (?, ?, ?, ?) ' +
         'ON CONFLICT (run_id) DO UPDATE SET content = excluded.content, dropped_bytes = excluded.dropped_bytes, updated_at = excluded.updated_at',
-      [runId, logs.content, logs.droppedBytes, this.now()],
+      [runId, logs.content, logs.droppedBytes, this.sql.now()],
     );
   }
 
@@ -463,45 +394,6 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   }
 
   // ---- internals ----
-
-  /**
-   * A plain SELECT for hot reads. On SQLite it goes straight to the
-   * connection: sequelize wraps every query in `serialize()` (one query in
-   * flight at a time, each waiting for the previous one's callback) and runs
-   * a `PRAGMA table_info` before each model SELECT.
-   */
-  private async select<T extends object>(sql: string, values: unknown[]): Promise<T[]> {
-    if (this.dialect !== 'sqlite') {
-      return (await this.sequelize.query(sql, { replacements: values, type: QueryTypes.SELECT, raw: true })) as T[];
-    }
-    const manager = this.sequelize.connectionManager as unknown as { getConnection(options: object): Promise<SqliteConnection> };
-    const connection = await manager.getConnection({});
-    return new Promise((resolve, reject) =>
-      connection.all(sql, values, (err, rows) => (err ? reject(err) : resolve(rows as T[]))),
-    );
-  }
-
-  /** A plain write (see `select`); returns how many rows it changed. */
-  private async execute(sql: string, values: unknown[]): Promise<number> {
-    if (this.dialect !== 'sqlite') {
-      const [, meta] = await this.sequelize.query(sql, { replacements: values, type: QueryTypes.UPDATE, raw: true });
-      return Number(meta);
-    }
-    const manager = this.sequelize.connectionManager as unknown as { getConnection(options: object): Promise<SqliteConnection> };
-    const connection = await manager.getConnection({});
-    return new Promise((resolve, reject) =>
-      connection.run(sql, values, function (err) {
-        if (err) reject(err);
-        else resolve(this.changes);
-      }),
-    );
-  }
-
-  /** A timestamp as each dialect's DATE columns hold it. */
-  private now(): string | Date {
-    // sequelize writes SQLite dates as 'YYYY-MM-DD HH:MM:SS.SSS +00:00'; keep the column uniform.
-    return this.dialect === 'sqlite' ? new Date().toISOString().replace('T', ' ').replace('Z', ' +00:00') : new Date();
-  }
 
   private jsonField(column: string, key: string) {
     // Label keys are validated (DNS-ish) at the edge, but quote them anyway.
@@ -536,94 +428,4 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     this.emit('change', { type, kind: 'Run', object: run });
     return run;
   }
-}
-
-/** The row of a new App: generation and resourceVersion 1, its source recorded in status. */
-function newAppRow(input: NewApp) {
-  return {
-    name: input.name,
-    uid: randomUUID(),
-    generation: 1,
-    resourceVersion: 1,
-    source: input.source,
-    labels: input.labels ?? {},
-    spec: input.spec,
-    status: { ...(input.status ?? {}), source: input.source },
-  };
-}
-
-function refWhere(ref: string | number): { id: number } | { name: string } {
-  if (typeof ref === 'number') return { id: ref };
-  return /^[0-9]+$/.test(ref) ? { id: Number(ref) } : { name: ref };
-}
-
-function checkPrecondition(kind: string, name: string, current: string, pre: Precondition): void {
-  if (pre.resourceVersion !== undefined && pre.resourceVersion !== current) {
-    throw new ConflictError(
-      `${kind} "${name}" was modified: resourceVersion ${pre.resourceVersion} is stale (current is ${current}); read it again and retry`,
-    );
-  }
-}
-
-function staleWrite(kind: string, name: string): ConflictError {
-  return new ConflictError(`${kind} "${name}" was modified concurrently; read it again and retry`);
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .map(([k, v]) => [k, sortKeys(v)]),
-    );
-  }
-  return value;
-}
-
-function parseJson<T>(value: T | string): T {
-  // sqlite3 hands JSON columns back as text in some query paths.
-  return typeof value === 'string' ? (JSON.parse(value) as T) : value;
-}
-
-function toApp(row: AppRow): StoredApp {
-  return {
-    id: row.id,
-    apiVersion: API_VERSION,
-    kind: 'App',
-    metadata: {
-      name: row.name,
-      labels: parseJson(row.labels),
-      uid: row.uid,
-      generation: row.generation,
-      resourceVersion: String(row.resourceVersion),
-      creationTimestamp: new Date(row.createdAt).toISOString(),
-    },
-    spec: parseJson(row.spec),
-    status: parseJson(row.status),
-  };
-}
-
-function toRun(row: RunRow): StoredRun {
-  return {
-    id: row.id,
-    appId: row.appId,
-    apiVersion: API_VERSION,
-    kind: 'Run',
-    metadata: {
-      name: row.name,
-      labels: parseJson(row.labels),
-      uid: row.uid,
-      generation: row.generation,
-      resourceVersion: String(row.resourceVersion),
-      creationTimestamp: new Date(row.createdAt).toISOString(),
-    },
-    spec: parseJson(row.spec),
-    status: parseJson(row.status),
-  };
 }
