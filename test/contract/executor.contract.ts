@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { workloadName, type Executor, type LaunchRequest, type Observation, type WorkloadEvent } from '../../src/executors/executor';
 import type { AppSpec } from '../../src/spec/types';
-import { uniqueName } from '../helpers/fixtures';
+import { appSpec, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
 
 export interface ExecutorContractOptions {
@@ -65,16 +65,8 @@ export function executorContract(name: string, makeExecutor: () => Executor | Pr
         runName: uniqueName('run'),
         appName,
         attempt,
-        template: {
-          image: options.image,
-          command: ['sh', '-c', 'echo hello'],
-          env: {},
-          retries: 0,
-          concurrencyPolicy: 'Allow',
-          imagePullPolicy: 'IfNotPresent',
-          resources: {},
-          ...spec,
-        },
+        // The runtime's own shell image, never the fixtures' Docker default.
+        template: appSpec({ image: options.image, ...spec }),
       };
       launched.push(launch.name);
       return launch;

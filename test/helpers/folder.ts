@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { FolderSource, FolderSourceOptions } from '../../src/sources/folder';
+import type { FileReport } from '../../src/sources/report';
 import type { Store } from '../../src/store/store';
+import { tempDir, tempSqliteStore } from './fixtures';
 
 /** A started folder source and how to stop it (stopping waits for the watcher to close). */
 export interface RunningSource {
@@ -24,6 +26,70 @@ export async function startFolderSource(dir: string, store: Store, options: Part
       await running;
     },
   };
+}
+
+/** Each test's apps folder and store, and the FolderSource it started on them, if any. */
+export interface FolderSourceFixture {
+  /** A fresh temporary apps folder. */
+  readonly dir: string;
+  /** A store on a fresh SQLite file. */
+  readonly store: Store;
+  /** The source `start` started and nothing has stopped yet. */
+  readonly running: RunningSource | undefined;
+  /** Starts a FolderSource on `dir` and `store`; it is stopped after the test. */
+  start(options?: Partial<FolderSourceOptions>): Promise<RunningSource>;
+  /** Stops the running source, if any, and waits for it. */
+  stop(): Promise<void>;
+  /** The running source's report of one file, by its path below `dir`. */
+  fileReport(relative: string): FileReport | undefined;
+}
+
+/**
+ * Gives every test of the calling `describe` its own apps folder and SQLite store,
+ * and after each test stops the source it started, closes the store and removes the folder.
+ * Read `dir` and `store` inside tests and hooks: they are new for each test.
+ */
+export function useFolderSource(): FolderSourceFixture {
+  let dir: string | undefined;
+  let store: Store | undefined;
+  let running: RunningSource | undefined;
+  const must = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`${what} exists only while a test runs`);
+    return value;
+  };
+
+  beforeEach(async () => {
+    dir = tempDir('berth-apps-');
+    ({ store } = await tempSqliteStore());
+  });
+
+  const fixture: FolderSourceFixture = {
+    get dir() {
+      return must(dir, 'the apps folder');
+    },
+    get store() {
+      return must(store, 'the store');
+    },
+    get running() {
+      return running;
+    },
+    start: async (options = {}) => (running = await startFolderSource(fixture.dir, fixture.store, options)),
+    async stop() {
+      await running?.stop();
+      running = undefined;
+    },
+    fileReport: (relative) => running?.source.report().files.find((f) => f.path === relative),
+  };
+
+  afterEach(async () => {
+    await fixture.stop();
+    await store?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+    store = undefined;
+  });
+
+  return fixture;
 }
 
 /** Writes a file below `dir`, creating folders, in one write. */
