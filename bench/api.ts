@@ -13,10 +13,9 @@
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { serverEnv } from './support';
+import { freePort, rssMb, serverEnv } from './support';
 
 const APPS = 1000;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
@@ -51,7 +50,7 @@ async function main(): Promise<void> {
         ),
       );
     }
-    console.log(`created ${APPS} apps in ${Math.round(performance.now() - started)} ms; RSS ${rssMb(server.pid!)} MB`);
+    console.log(`created ${APPS} apps in ${Math.round(performance.now() - started)} ms; RSS ${rssMb(server.pid!).toFixed(1)} MB`);
     console.log('');
     console.log('endpoint              conns      req/s   p50 ms   p99 ms   errors   RSS MB');
     const results: { name: string; connections: number; rps: number; p99: number }[] = [];
@@ -70,36 +69,21 @@ async function main(): Promise<void> {
         console.log(
           `${name.padEnd(22)}${String(connections).padStart(5)}${Math.round(result.requests.average).toString().padStart(11)}` +
             `${result.latency.p50.toFixed(1).padStart(9)}${result.latency.p99.toFixed(1).padStart(9)}${String(errors).padStart(9)}` +
-            `${rssMb(server.pid!).padStart(9)}`,
+            `${rssMb(server.pid!).toFixed(1).padStart(9)}`,
         );
         results.push({ name, connections, rps: result.requests.average, p99: result.latency.p99 });
       }
     }
     const target = results.find((r) => r.name === 'GET /apps/{id}/' && r.connections === 16)!;
-    const rss = Number(rssMb(server.pid!));
+    const rss = rssMb(server.pid!);
     console.log('');
     console.log(`target GET /apps/{id}/ @16: ${Math.round(target.rps)} req/s (≥ 5000: ${target.rps >= 5000 ? 'met' : 'MISSED'}), ` +
-      `p99 ${target.p99} ms (< 10: ${target.p99 < 10 ? 'met' : 'MISSED'}); RSS ${rss} MB (< 120: ${rss < 120 ? 'met' : 'MISSED'})`);
+      `p99 ${target.p99} ms (< 10: ${target.p99 < 10 ? 'met' : 'MISSED'}); RSS ${rss.toFixed(1)} MB (< 120: ${rss < 120 ? 'met' : 'MISSED'})`);
   } finally {
     server.kill('SIGTERM');
     await new Promise((resolve) => server.once('exit', resolve));
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** The resident set size of a process, from /proc. */
-function rssMb(pid: number): string {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
-  return (kb / 1024).toFixed(1);
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ConflictError } from '../errors';
-import { API_VERSION } from '../spec/types';
+import { API_VERSION, type ObjectMeta } from '../spec/types';
 import type { AppRow, RunRow } from './models';
 import type { NewApp, Precondition, StoredApp, StoredRun } from './types';
 
@@ -70,22 +70,20 @@ export function parseJson<T>(value: T | string): T {
   return typeof value === 'string' ? (JSON.parse(value) as T) : value;
 }
 
-export function toApp(row: AppRow): StoredApp {
+/** The metadata both kinds of row hold the same way. */
+function metadataOf(row: AppRow | RunRow): ObjectMeta {
   return {
-    id: row.id,
-    apiVersion: API_VERSION,
-    kind: 'App',
-    metadata: {
-      name: row.name,
-      labels: parseJson(row.labels),
-      uid: row.uid,
-      generation: row.generation,
-      resourceVersion: String(row.resourceVersion),
-      creationTimestamp: new Date(row.createdAt).toISOString(),
-    },
-    spec: parseJson(row.spec),
-    status: parseJson(row.status),
+    name: row.name,
+    labels: parseJson(row.labels),
+    uid: row.uid,
+    generation: row.generation,
+    resourceVersion: String(row.resourceVersion),
+    creationTimestamp: new Date(row.createdAt).toISOString(),
   };
+}
+
+export function toApp(row: AppRow): StoredApp {
+  return { id: row.id, apiVersion: API_VERSION, kind: 'App', metadata: metadataOf(row), spec: parseJson(row.spec), status: parseJson(row.status) };
 }
 
 export function toRun(row: RunRow): StoredRun {
@@ -94,14 +92,7 @@ export function toRun(row: RunRow): StoredRun {
     appId: row.appId,
     apiVersion: API_VERSION,
     kind: 'Run',
-    metadata: {
-      name: row.name,
-      labels: parseJson(row.labels),
-      uid: row.uid,
-      generation: row.generation,
-      resourceVersion: String(row.resourceVersion),
-      creationTimestamp: new Date(row.createdAt).toISOString(),
-    },
+    metadata: metadataOf(row),
     spec: parseJson(row.spec),
     status: parseJson(row.status),
   };

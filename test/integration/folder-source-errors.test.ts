@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { Registry } from 'prom-client';
 import { appSpec, uniqueName } from '../helpers/fixtures';
 import { appYaml, documents, RunningSource, useFolderSource, writeFile } from '../helpers/folder';
