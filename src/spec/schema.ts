@@ -19,7 +19,10 @@ const name = {
   minLength: 1,
   maxLength: 63,
   pattern: DNS_LABEL,
+  // The API reads an all-digit reference as a numeric id, so such a name could never be addressed.
+  not: { pattern: '^[0-9]+$' },
   errorMessage: {
+    not: 'must not be only digits (the API reads those as an id)',
     type: 'must be a string',
     minLength: 'must not be empty',
     maxLength: 'must be at most 63 characters',

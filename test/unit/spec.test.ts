@@ -79,6 +79,12 @@ describe('App validation', () => {
     assert.equal(problems.find((p) => p.field === 'extra')!.reason, 'is not a known field');
   });
 
+  it('refuses an all-digit name, which the API would read as an id', () => {
+    assert.deepEqual(problemsOf(() => appFromBody({ name: '123', image: 'busybox' })), [
+      { field: 'name', reason: 'must not be only digits (the API reads those as an id)' },
+    ]);
+  });
+
   it('requires name and image in a seed body', () => {
     assert.deepEqual(problemsOf(() => appFromBody({})).map((p) => `${p.field}: ${p.reason}`), ['name: is required', 'image: is required']);
   });
