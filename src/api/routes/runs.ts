@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ConflictError, ValidationError } from '../../errors';
+import { requestCancel } from '../../controller/phases';
 import { isTerminal, RunReason, type RunStatus } from '../../spec/types';
 import { validateRunRequest } from '../../spec/validate';
 import type { StoredApp, StoredRun } from '../../store/store';
@@ -45,7 +46,7 @@ export function runsRoutes(deps: ApiDeps): Router {
 
   router.post('/apps/:app/run/:run/cancel', async (ctx) => {
     const run = await runOfApp(deps, ctx.params.app, ctx.params.run);
-    const cancelled = await store.mutateRunStatus(run.id, requestCancel);
+    const cancelled = await store.mutateRunStatus(run.id, cancelThroughApi);
     ctx.status = 202;
     ctx.body = presentRun(cancelled);
   });
@@ -80,13 +81,13 @@ async function listRuns(ctx: Context, deps: ApiDeps, app?: StoredApp): Promise<v
  * Marks a run for cancellation; the controller stops its workload and moves
  * it to Cancelled. Asking twice is harmless; a finished run cannot be cancelled.
  */
-function requestCancel(run: StoredRun): RunStatus {
+function cancelThroughApi(run: StoredRun): RunStatus {
   if (isTerminal(run.status.phase)) {
     throw new ConflictError(
       `run "${run.metadata.name}" is already ${run.status.phase}; only Pending or Running runs can be cancelled`,
     );
   }
-  return { ...run.status, cancelRequested: { reason: RunReason.Cancelled, message: 'cancelled through the API' } };
+  return requestCancel(run.status, RunReason.Cancelled, 'cancelled through the API');
 }
 
 function idempotencyKey(ctx: Context): string | undefined {
