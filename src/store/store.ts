@@ -308,6 +308,12 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     return { items: rows.map(toRun), total: count };
   }
 
+  /** How many runs are in each phase (phases with none are absent). */
+  async countRunsByPhase(): Promise<Partial<Record<RunPhase, number>>> {
+    const rows = await this.sql.select<{ phase: RunPhase; count: number | string }>('SELECT phase, COUNT(*) AS count FROM runs GROUP BY phase', []);
+    return Object.fromEntries(rows.map((row) => [row.phase, Number(row.count)]));
+  }
+
   /** Runs that are Pending or Running, oldest first (the order they are started in). */
   async listActiveRuns(): Promise<StoredRun[]> {
     const rows = await this.sql.select<RunRow>(`${RUN_SELECT} WHERE phase IN (?, ?) ORDER BY id ASC`, ACTIVE_PHASES);

@@ -102,6 +102,17 @@ for (const database of databases) {
       assert.deepEqual(running.items.map((r) => r.id), [second.id]);
     });
 
+    it('counts runs by phase', async () => {
+      const app = await newApp();
+      const before = await store.countRunsByPhase();
+      await store.createRun(app);
+      const second = (await store.createRun(app)).run;
+      await store.mutateRunStatus(second.id, (r) => ({ ...r.status, phase: 'Running' }));
+      const after = await store.countRunsByPhase();
+      assert.equal((after.Pending ?? 0) - (before.Pending ?? 0), 1);
+      assert.equal((after.Running ?? 0) - (before.Running ?? 0), 1);
+    });
+
     it('deletes an App with its runs and logs, emitting DELETED for each', async () => {
       const app = await newApp();
       const { run } = await store.createRun(app);
