@@ -211,8 +211,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
   private async everyKnownFile(): Promise<string[]> {
     const paths = new Set(await listManifests(this.dir));
     for (const known of this.records.keys()) paths.add(known);
-    const { items } = await this.store.listApps();
-    for (const app of items) if (app.status.source.startsWith('file:')) paths.add(app.status.source.slice(5));
+    for (const source of await this.store.listFileSources()) paths.add(source.slice('file:'.length));
     return [...paths];
   }
 

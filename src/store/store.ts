@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID, randomBytes } from 'node:crypto';
 import { Op, QueryTypes, Sequelize, UniqueConstraintError, WhereOptions } from 'sequelize';
 import { ConflictError, NotFoundError } from '../errors';
-import { AppSpec, RunPhase, RunStatus, TERMINAL_PHASES } from '../spec/types';
+import { AppSource, AppSpec, RunPhase, RunStatus, TERMINAL_PHASES } from '../spec/types';
 import { connect, DatabaseLocation } from './db';
 import { migrate } from './migrations';
 import { AppRow, defineModels, Models, RunRow } from './models';
@@ -177,6 +177,12 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
       total = Number(count);
     }
     return { items: rows.map(toApp), total };
+  }
+
+  /** The distinct sources of file-owned Apps (`file:<path>`), without reading the Apps themselves. */
+  async listFileSources(): Promise<AppSource[]> {
+    const rows = await this.sql.select<{ source: AppSource }>(`SELECT DISTINCT source FROM apps WHERE source LIKE 'file:%'`, []);
+    return rows.map((row) => row.source);
   }
 
   /**

@@ -102,6 +102,16 @@ for (const database of databases) {
       assert.deepEqual(running.items.map((r) => r.id), [second.id]);
     });
 
+    it('lists the distinct files that own Apps, once each', async () => {
+      const file = `file:${uniqueName('team')}/jobs.yaml` as const;
+      await store.createApp({ name: uniqueName('st'), spec: appSpec(), source: file });
+      await store.createApp({ name: uniqueName('st'), spec: appSpec(), source: file });
+      await newApp();
+      const sources = await store.listFileSources();
+      assert.equal(sources.filter((s) => s === file).length, 1);
+      assert.ok(sources.every((s) => s.startsWith('file:')));
+    });
+
     it('counts runs by phase', async () => {
       const app = await newApp();
       const before = await store.countRunsByPhase();
