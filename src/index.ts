@@ -1,4 +1,4 @@
-export * from './spec/types';
+export * from './model/types';
 export * from './errors';
 export { Store } from './store/store';
 export type { StoredApp, StoredRun, StoreEvent } from './store/store';

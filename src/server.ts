@@ -13,7 +13,7 @@ import type { Executor } from './executors/executor';
 import { DockerExecutor } from './executors/docker';
 import { createLogger, type Logger, type LogLevel } from './log';
 import { registry } from './metrics';
-import type { RuntimeName } from './spec/types';
+import type { RuntimeName } from './model/types';
 import { FolderSource } from './sources/folder';
 import { Store } from './store/store';
 

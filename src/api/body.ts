@@ -1,7 +1,7 @@
 import bodyParser from '@koa/bodyparser';
 import type { Context, Next } from 'koa';
 import { MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
-import { parseYamlBody } from '../spec/yaml';
+import { parseYamlBody } from '../model/yaml';
 
 /** Bodies above this are refused with 413. */
 export const BODY_LIMIT_BYTES = 1024 * 1024;

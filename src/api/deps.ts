@@ -1,14 +1,11 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Executor } from '../executors/executor';
-import type { RuntimeName } from '../spec/types';
+import type { RuntimeName } from '../model/types';
 import type { Store } from '../store/store';
+import type { ReadinessCheck } from '../health';
 
-/** One thing `/readyz` asks about: the store, the runtime, the folder's first sync. */
-export interface ReadinessCheck {
-  name: string;
-  check(): Promise<{ ready: boolean; reason?: string }>;
-}
+export type { ReadinessCheck } from '../health';
 
 /** What the folder source reports about its files, for `GET /sources/`. */
 export interface SourceReporter {

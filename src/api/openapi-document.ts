@@ -1,10 +1,10 @@
-import { appManifestSchema, runRequestSchema, seedAppSchema } from '../spec/schema';
-import { RunPhase, RunReason } from '../spec/types';
+import { appManifestSchema, runRequestSchema, seedAppSchema } from '../model/schema';
+import { RunPhase, RunReason } from '../model/types';
 
 /**
  * The OpenAPI 3.1 description of berth's API, served at `/openapi.json`.
  * Request schemas are the same JSON Schemas the API validates with (see
- * src/spec/schema.ts), so the document cannot drift from what is enforced.
+ * src/model/schema.ts), so the document cannot drift from what is enforced.
  */
 export function openApiDocument(version: string): Record<string, unknown> {
   return {

@@ -1,5 +1,5 @@
 import type { StoredApp, StoredRun } from '../store/store';
-import type { App, Run } from '../spec/types';
+import type { App, Run } from '../model/types';
 
 /** An App as the API answers it: DjDockerManager's flat fields beside the object. */
 export type AppAnswer = App & {

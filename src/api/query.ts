@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { FieldProblem, ValidationError } from '../errors';
-import { RunPhase } from '../spec/types';
+import { RunPhase } from '../model/types';
 
 /** At most this many items per page. */
 export const MAX_PAGE_SIZE = 1000;

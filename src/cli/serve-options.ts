@@ -1,8 +1,8 @@
 import net from 'node:net';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS, type LogLevel } from '../log';
-import { parseMemoryBytes } from '../spec/quantity';
-import { RuntimeName } from '../spec/types';
+import { parseMemoryBytes } from '../model/quantity';
+import { RuntimeName } from '../model/types';
 import type { ServerConfig } from '../server';
 
 /** A configuration berth refuses to start with; the CLI prints the message and exits 2. */

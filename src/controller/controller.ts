@@ -6,7 +6,7 @@
  */
 import { ConflictError, ConfigError, RuntimeUnavailableError } from '../errors';
 import { Executor, OwnedWorkload, workloadName, WorkloadEvent } from '../executors/executor';
-import { isTerminal, RunPhase, RuntimeName } from '../spec/types';
+import { isTerminal, RunPhase, RuntimeName } from '../model/types';
 import type { Store, StoreEvent } from '../store/store';
 import { BerthMetrics, metrics as processMetrics } from '../metrics';
 import { createLogger, type Logger } from '../log';

@@ -6,7 +6,7 @@
  *   Pending → Running → Succeeded | Failed | Cancelled
  *                  ↘ Pending (a failed attempt with retries left, after a backoff)
  */
-import { AppSpec, RunAttempt, RunPhase, RunReason, RunStatus, RuntimeName } from '../spec/types';
+import { AppSpec, RunAttempt, RunPhase, RunReason, RunStatus, RuntimeName } from '../model/types';
 import type { Observation } from '../executors/executor';
 
 /** How an attempt (or a run that never got one) ended. */

@@ -6,7 +6,7 @@
  */
 import { ConflictError, ImagePullError, NotFoundError, RuntimeUnavailableError } from '../errors';
 import { Executor, Observation, workloadName } from '../executors/executor';
-import { isTerminal, RunPhase, RunReason, RunStatus, RuntimeName } from '../spec/types';
+import { isTerminal, RunPhase, RunReason, RunStatus, RuntimeName } from '../model/types';
 import type { ActiveRunState, Store, StoredRun } from '../store/store';
 import type { BerthMetrics } from '../metrics';
 import {

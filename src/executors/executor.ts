@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { AppSpec, RuntimeName } from '../spec/types';
+import type { AppSpec, RuntimeName } from '../model/types';
 
 /** Labels every berth workload carries, so the controller can find what it owns. */
 export const LABEL_RUN = 'berth.dev/run';

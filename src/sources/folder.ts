@@ -4,7 +4,7 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import pino, { type Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { ReadinessCheck } from '../api/deps';
+import type { ReadinessCheck } from '../health';
 import { ConfigError } from '../errors';
 import { registry as processRegistry } from '../metrics';
 import type { Store, StoreEvent } from '../store/store';

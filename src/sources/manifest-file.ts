@@ -1,7 +1,7 @@
 import { ValidationError } from '../errors';
-import { API_VERSION } from '../spec/types';
-import { AppInput, RunInput, validateAppManifest, validateRunManifest } from '../spec/validate';
-import { parseYamlDocuments, YamlDocument } from '../spec/yaml';
+import { API_VERSION } from '../model/types';
+import { AppInput, RunInput, validateAppManifest, validateRunManifest } from '../model/validate';
+import { parseYamlDocuments, YamlDocument } from '../model/yaml';
 import type { DocumentError } from './report';
 
 /** Where a declaration sits in its file. */

@@ -1,5 +1,5 @@
 import { ConflictError } from '../errors';
-import type { AppSource } from '../spec/types';
+import type { AppSource } from '../model/types';
 import type { Store, StoredApp } from '../store/store';
 import type { AppDeclaration, RunDeclaration } from './manifest-file';
 import type { DocumentError, FileReport, ObjectRef } from './report';

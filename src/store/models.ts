@@ -1,5 +1,5 @@
 import { DataTypes, Model, ModelStatic, Sequelize } from 'sequelize';
-import type { AppSpec, AppStatus, RunSpec, RunStatus } from '../spec/types';
+import type { AppSpec, AppStatus, RunSpec, RunStatus } from '../model/types';
 
 /** Row shapes; the schema itself is made by ./migrations.ts, never by sync(). */
 export interface AppRow extends Model {

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ConflictError } from '../errors';
-import { API_VERSION, type ObjectMeta } from '../spec/types';
+import { API_VERSION, type ObjectMeta } from '../model/types';
 import type { AppRow, RunRow } from './models';
 import type { NewApp, Precondition, StoredApp, StoredRun } from './types';
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID, randomBytes } from 'node:crypto';
 import { Op, QueryTypes, Sequelize, UniqueConstraintError, WhereOptions } from 'sequelize';
 import { ConflictError, NotFoundError } from '../errors';
-import { AppSource, AppSpec, RunPhase, RunStatus, TERMINAL_PHASES } from '../spec/types';
+import { AppSource, AppSpec, RunPhase, RunStatus, TERMINAL_PHASES } from '../model/types';
 import { connect, DatabaseLocation } from './db';
 import { migrate } from './migrations';
 import { AppRow, defineModels, Models, RunRow } from './models';

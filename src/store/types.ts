@@ -1,5 +1,5 @@
 /** The shapes the store reads and writes: objects with their row ids, pages, inputs, events. */
-import type { App, AppSource, AppSpec, AppStatus, Run, RunOverrides, RunStatus, RunPhase } from '../spec/types';
+import type { App, AppSource, AppSpec, AppStatus, Run, RunOverrides, RunStatus, RunPhase } from '../model/types';
 
 export type StoredApp = App & { id: number };
 export type StoredRun = Run & { id: number; appId: number };

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { workloadName, type Executor, type LaunchRequest, type Observation, type WorkloadEvent } from '../../src/executors/executor';
-import type { AppSpec } from '../../src/spec/types';
+import type { AppSpec } from '../../src/model/types';
 import { appSpec, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Store } from '../../src/store/store';
-import type { AppSpec } from '../../src/spec/types';
+import type { AppSpec } from '../../src/model/types';
 
 /** The locally imported busybox image every Docker test runs (see .ci/provision). */
 export const TEST_IMAGE = 'berth-test/busybox:latest';

@@ -8,7 +8,7 @@ import type { Executor } from '../../src/executors/executor';
 import { createLogger } from '../../src/log';
 import { createMetrics, createRegistry } from '../../src/metrics';
 import type { Registry } from 'prom-client';
-import { AppSpec, isTerminal, RunPhase, RunStatus } from '../../src/spec/types';
+import { AppSpec, isTerminal, RunPhase, RunStatus } from '../../src/model/types';
 import type { NewRun, Store, StoreEvent, StoredApp, StoredRun } from '../../src/store/store';
 import { appSpec, tempSqliteStore, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';

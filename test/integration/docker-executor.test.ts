@@ -20,7 +20,7 @@ import {
   type Observation,
   type WorkloadEvent,
 } from '../../src/executors/executor';
-import type { AppSpec } from '../../src/spec/types';
+import type { AppSpec } from '../../src/model/types';
 import { executorContract, readText } from '../contract/executor.contract';
 import { REGISTRY_IMAGE, TEST_IMAGE, appSpec, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';

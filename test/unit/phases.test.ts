@@ -11,7 +11,7 @@ import {
   sameStatus,
 } from '../../src/controller/phases';
 import { appendAttempt, attemptSeparator, readTail } from '../../src/controller/run-logs';
-import type { RunStatus } from '../../src/spec/types';
+import type { RunStatus } from '../../src/model/types';
 import { appSpec } from '../helpers/fixtures';
 
 const policy = { baseMs: 1000, maxMs: 5000 };

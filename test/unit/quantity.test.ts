@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseCpuNanos, parseMemoryBytes } from '../../src/spec/quantity';
+import { parseCpuNanos, parseMemoryBytes } from '../../src/model/quantity';
 
 describe('resource quantities', () => {
   describe('parseMemoryBytes', () => {

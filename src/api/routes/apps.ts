@@ -1,8 +1,8 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ConflictError, ValidationError } from '../../errors';
-import { API_VERSION } from '../../spec/types';
-import { appFromBody, AppInput, isManifest, mergePatch } from '../../spec/validate';
+import { API_VERSION } from '../../model/types';
+import { appFromBody, AppInput, isManifest, mergePatch } from '../../model/validate';
 import type { Precondition, StoredApp } from '../../store/store';
 import { requestBody } from '../body';
 import type { ApiDeps } from '../deps';

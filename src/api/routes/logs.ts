@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Readable } from 'node:stream';
-import { isTerminal } from '../../spec/types';
+import { isTerminal } from '../../model/types';
 import type { StoredRun } from '../../store/store';
 import type { ApiDeps } from '../deps';
 import { flag, integerParam } from '../query';

@@ -5,7 +5,7 @@
  */
 
 import type { ContainerCreateOptions } from 'dockerode';
-import { parseCpuNanos, parseMemoryBytes } from '../../spec/quantity';
+import { parseCpuNanos, parseMemoryBytes } from '../../model/quantity';
 import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, type LaunchRequest } from '../executor';
 
 /** The value of `app.kubernetes.io/managed-by` on everything berth creates. */

@@ -7,7 +7,7 @@
 import Docker from 'dockerode';
 import { Readable } from 'node:stream';
 import { ConfigError, ImagePullError, NotFoundError, RuntimeUnavailableError } from '../../errors';
-import { ImagePullPolicy, RuntimeName } from '../../spec/types';
+import { ImagePullPolicy, RuntimeName } from '../../model/types';
 import {
   LABEL_APP,
   LABEL_ATTEMPT,

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { MalformedBodyError, ValidationError } from '../../src/errors';
-import { splitCommand } from '../../src/spec/command';
+import { splitCommand } from '../../src/model/command';
 import {
   appFromBody,
   mergePatch,
   validateAppManifest,
   validateRunManifest,
   validateRunRequest,
-} from '../../src/spec/validate';
-import { parseYamlBody, parseYamlDocuments } from '../../src/spec/yaml';
-import type { App } from '../../src/spec/types';
+} from '../../src/model/validate';
+import { parseYamlBody, parseYamlDocuments } from '../../src/model/yaml';
+import type { App } from '../../src/model/types';
 
 function problemsOf(fn: () => unknown): { field: string; reason: string; line?: number; column?: number }[] {
   try {
