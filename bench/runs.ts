@@ -8,10 +8,11 @@
  *  - RSS of the server once 10,000 finished runs are in the store (target < 150 MB).
  */
 import path from 'node:path';
+import { requestRun } from '../src/controller/run-requests';
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { Store } from '../src/store/store';
-import { isTerminal, RunPhase } from '../src/spec/types';
+import { isTerminal, RunPhase } from '../src/model/types';
 import { api, cpuMs, median, report, rssMb, startBerth } from './support';
 
 const IMAGE = process.env.BERTH_BENCH_IMAGE ?? 'berth-test/busybox:latest';
@@ -123,7 +124,7 @@ async function seedHistory(dbFile: string, runs: number): Promise<void> {
   });
   const now = new Date().toISOString();
   await pool(runs, 16, async () => {
-    const { run } = await store.createRun(app);
+    const { run } = await requestRun(store, app);
     await store.updateRunStatus(run, {
       phase: RunPhase.Succeeded,
       reason: 'Completed',

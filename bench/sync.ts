@@ -9,6 +9,7 @@
  *  - burst: 500 files written at once until all are applied and the source is idle.
  */
 import fs from 'node:fs';
+import { Runtimes } from '../src/executors/runtimes';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -55,7 +56,7 @@ async function startHarness(dir: string): Promise<Harness & { readyMs: number }>
   const logger = pino({ level: 'silent' });
   const metrics = new Registry();
   const source = new FolderSource({ dir, store, logger, registry: metrics });
-  const api = createApi({ store, logger, readiness: [], executors: {}, defaultRuntime: 'docker', metrics, folder: source });
+  const api = createApi({ store, logger, readiness: [], runtimes: new Runtimes([], 'docker'), metrics, folder: source });
   const server = http.createServer(api.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -58,10 +58,16 @@ export class NotFoundError extends BerthError {
   }
 }
 
-/** The write conflicts with current state: a duplicate name, a stale resourceVersion, a file-owned App, a finished run. */
+/**
+ * The write conflicts with current state: a duplicate name, a stale
+ * resourceVersion, a file-owned App, a finished run. Retryable: read again,
+ * and the next try may meet the state it needs (the controller's reconciles
+ * do exactly that when another writer was first).
+ */
 export class ConflictError extends BerthError {
   readonly status = 409;
   readonly code = 'Conflict';
+  override readonly retryable = true;
 }
 
 export class UnauthorizedError extends BerthError {
@@ -88,6 +94,23 @@ export class UnsupportedMediaTypeError extends BerthError {
 export class RuntimeUnavailableError extends BerthError {
   readonly status = 503;
   readonly code = 'RuntimeUnavailable';
+  override readonly retryable = true;
+}
+
+/**
+ * A reachable runtime understood a request and refused it (an invalid name,
+ * a limit it does not allow, a permission it does not grant). Doing the same
+ * again cannot help: a launch refused so fails its run.
+ */
+export class RuntimeRefusedError extends BerthError {
+  readonly status = 422;
+  readonly code = 'RuntimeRefused';
+}
+
+/** A reachable runtime failed a request on its side (an HTTP 5xx, an answer berth cannot read). Retryable. */
+export class RuntimeApiError extends BerthError {
+  readonly status = 502;
+  readonly code = 'RuntimeError';
   override readonly retryable = true;
 }
 

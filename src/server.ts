@@ -10,10 +10,11 @@ import type { ApiDeps, ReadinessCheck } from './api/deps';
 import { Controller, type ControllerOptions } from './controller/controller';
 import { ConfigError } from './errors';
 import type { Executor } from './executors/executor';
+import { Runtimes } from './executors/runtimes';
 import { DockerExecutor } from './executors/docker';
 import { createLogger, type Logger, type LogLevel } from './log';
 import { registry } from './metrics';
-import type { RuntimeName } from './model/types';
+import { RuntimeName } from './model/types';
 import { FolderSource } from './sources/folder';
 import { Store } from './store/store';
 
@@ -41,8 +42,16 @@ export interface ServerConfig {
   logLimitBytes?: number;
   /** The runtime of Apps that name none. @default 'docker' */
   runtime: RuntimeName;
+  /** Every runtime this server drives. @default [runtime] */
+  runtimes?: RuntimeName[];
   /** @default DOCKER_HOST, else the local socket */
   dockerHost?: string;
+  /** For the kubernetes runtime. @default KUBECONFIG, else in-cluster, else ~/.kube/config */
+  kubeconfig?: string;
+  /** The Jobs' namespace. @default in cluster the pod's own, else the kubeconfig context's, else 'default' */
+  namespace?: string;
+  /** How long a pod may fail to pull its image before its run fails. @default 60000 */
+  imagePullGraceMs?: number;
   /** When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. */
   token?: string;
   /** Leave finished containers in place for inspection. @default false */
@@ -52,7 +61,7 @@ export interface ServerConfig {
   /** A logger to use instead of one made from `logLevel`. */
   logger?: Logger;
   /** Controller tuning beyond the flags (tests shorten retry delays, narrow adoption). */
-  controller?: Partial<Omit<ControllerOptions, 'store' | 'executors' | 'maxParallel' | 'keepContainers' | 'defaultRuntime' | 'logger' | 'historyLimit' | 'logLimitBytes'>>;
+  controller?: Partial<Omit<ControllerOptions, 'store' | 'runtimes' | 'maxParallel' | 'keepContainers' | 'logger' | 'historyLimit' | 'logLimitBytes'>>;
   /** How long `stop()` lets in-flight requests finish before closing their connections. @default 5000 */
   shutdownGraceMs?: number;
 }
@@ -94,8 +103,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       logger,
       token: config.token,
       readiness: [storeReadiness(store), ...parts.flatMap((p) => (p.readiness ? [p.readiness] : []))],
-      executors,
-      defaultRuntime: config.runtime,
+      runtimes: executors,
       metrics: registry,
       appsDir: config.appsDir,
       shutdown: shutdown.signal,
@@ -134,8 +142,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 }
 
 /** The runtimes this server drives (and follows live logs on). */
-function buildExecutors(config: ServerConfig): Partial<Record<RuntimeName, Executor>> {
-  return { docker: new DockerExecutor({ dockerHost: config.dockerHost }) };
+function buildExecutors(config: ServerConfig): Runtimes {
+  const wanted = new Set(config.runtimes ?? [config.runtime]);
+  wanted.add(config.runtime);
+  const executors: Executor[] = [];
+  if (wanted.has(RuntimeName.docker)) executors.push(new DockerExecutor({ dockerHost: config.dockerHost }));
+  return new Runtimes(executors, config.runtime);
 }
 
 /**
@@ -146,19 +158,18 @@ function buildExecutors(config: ServerConfig): Partial<Record<RuntimeName, Execu
 function buildParts(context: {
   config: ServerConfig;
   store: Store;
-  executors: Partial<Record<RuntimeName, Executor>>;
+  executors: Runtimes;
   logger: Logger;
 }): { parts: ServerPart[]; controller: Controller; folder: FolderSource } {
   const { config, store, executors, logger } = context;
   const controller = new Controller({
     ...config.controller,
     store,
-    executors: Object.values(executors).filter((e): e is Executor => e !== undefined),
+    runtimes: executors,
     maxParallel: config.maxParallel,
     historyLimit: config.historyLimit,
     logLimitBytes: config.logLimitBytes,
     keepContainers: config.keepContainers,
-    defaultRuntime: config.runtime,
     logger: logger.child({ part: 'controller' }),
   });
   const folder = new FolderSource({ dir: config.appsDir, store, logger: logger.child({ part: 'folder' }) });

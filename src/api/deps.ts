@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Executor } from '../executors/executor';
-import type { RuntimeName } from '../model/types';
+import type { Runtimes } from '../executors/runtimes';
 import type { Store } from '../store/store';
 import type { ReadinessCheck } from '../health';
 
@@ -32,9 +31,8 @@ export interface ApiDeps {
   /** When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. */
   token?: string;
   readiness: ReadinessCheck[];
-  /** Executors by runtime, for following live logs. */
-  executors: Partial<Record<RuntimeName, Executor>>;
-  defaultRuntime: RuntimeName;
+  /** The runtimes, for following live logs. */
+  runtimes: Runtimes;
   metrics: Registry;
   folder?: SourceReporter;
   /** The apps folder as the user gave it, so a 409 on a file-owned App names the file as they know it. */

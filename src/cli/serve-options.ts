@@ -18,7 +18,11 @@ interface ServeFlags {
   historyLimit: number;
   logLimit: number;
   runtime: RuntimeName;
+  runtimes?: RuntimeName[];
   dockerHost?: string;
+  kubeconfig?: string;
+  namespace?: string;
+  imagePullGrace: number;
   token?: string;
   insecureNoAuth: boolean;
   keepContainers: boolean;
@@ -54,7 +58,27 @@ export function addServeOptions(command: Command): Command {
         .default(RuntimeName.docker)
         .choices(Object.values(RuntimeName)),
     )
+    .addOption(
+      option('--runtimes <list>', 'comma-separated runtimes this server drives, for Apps that name one (default: --runtime alone)', 'BERTH_RUNTIMES').argParser(
+        runtimeList,
+      ),
+    )
     .addOption(option('--docker-host <address>', 'Docker engine: unix:///path or tcp://host:port (default: DOCKER_HOST, else the local socket)', 'BERTH_DOCKER_HOST'))
+    .addOption(
+      option('--kubeconfig <file>', 'kubeconfig for the kubernetes runtime (default: KUBECONFIG, else in-cluster, else ~/.kube/config)', 'BERTH_KUBECONFIG').argParser(
+        nonEmpty,
+      ),
+    )
+    .addOption(
+      option('--namespace <name>', 'namespace of the Jobs (default: in cluster the pod\'s own, else the kubeconfig context\'s, else default)', 'BERTH_NAMESPACE').argParser(
+        dnsLabel,
+      ),
+    )
+    .addOption(
+      option('--image-pull-grace <seconds>', 'how long a kubernetes pod may fail to pull its image before its run fails', 'BERTH_IMAGE_PULL_GRACE')
+        .default(60)
+        .argParser(integer(0, 86_400)),
+    )
     .addOption(option('--token <token>', 'require "Authorization: Bearer <token>" on every endpoint but /healthz', 'BERTH_TOKEN').argParser(nonEmpty))
     .addOption(option('--insecure-no-auth', 'allow a non-loopback --host without --token', 'BERTH_INSECURE_NO_AUTH').default(false))
     .addOption(option('--keep-containers', 'leave finished containers in place for inspection', 'BERTH_KEEP_CONTAINERS').default(false))
@@ -74,10 +98,9 @@ export function serveConfig(command: Command): ServerConfig {
   for (const name of ['insecureNoAuth', 'keepContainers'] as const) {
     if (command.getOptionValueSource(name) === 'env') flags[name] = envTrue(name === 'insecureNoAuth' ? 'BERTH_INSECURE_NO_AUTH' : 'BERTH_KEEP_CONTAINERS');
   }
-  if (flags.runtime === RuntimeName.kubernetes) {
-    // Accepted in App specs (such runs wait Pending, saying why) but not as the server's default:
-    // this build drives Docker only, and a default nothing can run would leave every run waiting.
-    throw new UsageError('--runtime kubernetes: this build has no Kubernetes executor yet; only docker is available');
+  const runtimes = flags.runtimes ?? [flags.runtime];
+  if (!runtimes.includes(flags.runtime)) {
+    throw new UsageError(`--runtimes ${runtimes.join(',')}: must include the default --runtime ${flags.runtime}`);
   }
   if (!flags.token && !flags.insecureNoAuth && !isLoopback(flags.host)) {
     throw new UsageError(
@@ -95,7 +118,11 @@ export function serveConfig(command: Command): ServerConfig {
     historyLimit: flags.historyLimit,
     logLimitBytes: flags.logLimit,
     runtime: flags.runtime,
+    runtimes,
     dockerHost: flags.dockerHost,
+    kubeconfig: flags.kubeconfig,
+    namespace: flags.namespace,
+    imagePullGraceMs: flags.imagePullGrace * 1000,
     token: flags.token,
     keepContainers: flags.keepContainers,
     logLevel: flags.logLevel,
@@ -133,6 +160,19 @@ function byteSize(min: number, max: number) {
     if (bytes < min || bytes > max) throw new InvalidArgumentError(`must be from ${min} bytes to ${max / 1024 / 1024}Mi.`);
     return bytes;
   };
+}
+
+function runtimeList(value: string): RuntimeName[] {
+  const names = value.split(',').map((name) => name.trim()).filter(Boolean);
+  const known = Object.values(RuntimeName) as string[];
+  const unknown = names.filter((name) => !known.includes(name));
+  if (names.length === 0 || unknown.length) throw new InvalidArgumentError(`must be a comma-separated list of ${known.join(', ')}.`);
+  return [...new Set(names)] as RuntimeName[];
+}
+
+function dnsLabel(value: string): string {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)) throw new InvalidArgumentError('must be a DNS-1123 label (a Kubernetes namespace name).');
+  return value;
 }
 
 function nonEmpty(value: string): string {

@@ -5,8 +5,9 @@
  * all decisions are the reconciler's.
  */
 import { ConflictError, ConfigError, RuntimeUnavailableError } from '../errors';
-import { Executor, OwnedWorkload, workloadName, WorkloadEvent } from '../executors/executor';
-import { isTerminal, RunPhase, RuntimeName } from '../model/types';
+import { OwnedWorkload, workloadName, WorkloadEvent } from '../executors/executor';
+import type { Runtimes } from '../executors/runtimes';
+import { isTerminal, RunPhase, RunStatus, RuntimeName } from '../model/types';
 import type { Store, StoreEvent } from '../store/store';
 import { BerthMetrics, metrics as processMetrics } from '../metrics';
 import { createLogger, type Logger } from '../log';
@@ -15,15 +16,15 @@ import { Reconciler, RunKey, runIdOf, runKey, Step } from './reconciler';
 
 export interface ControllerOptions {
   store: Store;
-  /** The runtimes this server drives; a run uses the one named by `template.runtime ?? defaultRuntime`. */
-  executors: Executor[];
+  /** The runtimes this server drives, and which one serves a run. */
+  runtimes: Runtimes;
   /**
    * Runs that may be Running at once; the rest wait Pending and start oldest first.
    * @default 4
    */
   maxParallel?: number;
   /**
-   * Leave finished containers in place for inspection (a retry still replaces its previous attempt's).
+   * Leave finished workloads in place for inspection, every attempt's.
    * @default false
    */
   keepContainers?: boolean;
@@ -37,11 +38,6 @@ export interface ControllerOptions {
    * @default 100
    */
   historyLimit?: number;
-  /**
-   * The runtime of runs whose App does not name one.
-   * @default 'docker'
-   */
-  defaultRuntime?: RuntimeName;
   /**
    * Delay before a failed attempt's retry; doubles with each further attempt.
    * @default 1000
@@ -95,13 +91,17 @@ export interface ControllerHealth {
   reason?: string;
 }
 
-/** Keys of the work queue besides run keys: a resync, a start-up adoption per runtime, a slot check, a deleted run's workload. */
-type ControllerKey = RunKey | 'resync' | 'admission' | `adopt:${string}` | `gone:${string}`;
+/**
+ * Keys of the work queue besides run keys: a resync, a start-up adoption per
+ * runtime, a slot check, and a workload no run needs any more (its run was
+ * deleted, or it is an attempt the run has moved past), by runtime and name.
+ */
+type ControllerKey = RunKey | 'resync' | 'admission' | `adopt:${RuntimeName}` | `remove:${RuntimeName}/${string}`;
 
 /** Reconciles Runs in the store onto their runtimes. One instance per process and store. */
 export class Controller {
   private readonly store: Store;
-  private readonly executors = new Map<string, Executor>();
+  private readonly runtimes: Runtimes;
   private readonly reconciler: Reconciler;
   private readonly metrics: BerthMetrics;
   private readonly log: Logger;
@@ -117,8 +117,6 @@ export class Controller {
   private queue?: WorkQueue<ControllerKey>;
   /** Run uid → id, for runtime events (which name the uid). Holds the runs not yet finished. */
   private readonly runIds = new Map<string, number>();
-  /** Workloads of deleted runs waiting to be stopped and removed, by run uid → runtime. */
-  private readonly gone = new Map<string, string>();
   /** Apps whose run just finished: their Pending runs may be waiting for it (concurrencyPolicy Replace). */
   private readonly finishedApps = new Set<number>();
   /** The last ping's answer per runtime: undefined when fine. */
@@ -126,7 +124,7 @@ export class Controller {
 
   constructor(options: ControllerOptions) {
     this.store = options.store;
-    for (const executor of options.executors) this.executors.set(executor.runtime, executor);
+    this.runtimes = options.runtimes;
     this.maxParallel = whole('maxParallel', options.maxParallel ?? 4, 1);
     this.keepContainers = options.keepContainers ?? false;
     this.resyncMs = whole('resyncMs', options.resyncMs ?? 30_000, 1);
@@ -138,12 +136,10 @@ export class Controller {
     this.ownsWorkload = options.ownsWorkload ?? ((workload) => workload.storeId === undefined || workload.storeId === this.store.id);
     this.metrics = options.metrics ?? processMetrics;
     this.log = options.logger ?? createLogger('info');
-    const defaultRuntime = options.defaultRuntime ?? RuntimeName.docker;
-    if (this.executors.size === 0) throw new ConfigError('executors: the controller needs at least one runtime');
+    if (this.runtimes.size === 0) throw new ConfigError('runtimes: the controller needs at least one runtime');
     this.reconciler = new Reconciler({
       store: this.store,
-      executors: this.executors,
-      defaultRuntime,
+      runtimes: this.runtimes,
       maxParallel: this.maxParallel,
       keepContainers: this.keepContainers,
       logLimitBytes: whole('logLimitBytes', options.logLimitBytes ?? 1024 * 1024, 1),
@@ -157,8 +153,8 @@ export class Controller {
   /** Ready when started and every runtime answered its last ping; otherwise why not. */
   health(): ControllerHealth {
     if (!this.queue) return { ready: false, reason: 'the controller has not started' };
-    for (const [runtime, executor] of this.executors) {
-      if (!this.pingProblems.has(runtime)) return { ready: false, reason: `the ${executor.runtime} runtime has not been checked yet` };
+    for (const { runtime } of this.runtimes) {
+      if (!this.pingProblems.has(runtime)) return { ready: false, reason: `the ${runtime} runtime has not been checked yet` };
       const problem = this.pingProblems.get(runtime);
       if (problem) return { ready: false, reason: problem };
     }
@@ -181,14 +177,19 @@ export class Controller {
         waited: (seconds) => this.metrics.workqueueLatency.observe(seconds),
         processed: (seconds) => this.metrics.reconcileDuration.observe(seconds),
         failed: (key, err, retryInMs) => this.reportFailure(key, err, retryInMs),
+        dropped: (key, err) => {
+          this.metrics.reconcileErrors.inc();
+          this.log.error({ key, err }, 'reconcile failed in a way retrying cannot fix; the key waits for the next change or resync');
+        },
       },
     });
     this.queue = queue;
     const onChange = (event: StoreEvent) => this.onStoreChange(event);
     // Subscribe before the first resync lists the runs, so no change falls between the two.
     this.store.on('change', onChange);
-    for (const executor of this.executors.values()) {
-      executor.watch((event) => this.onWorkloadEvent(event), signal);
+    const watches: Promise<void>[] = [];
+    for (const executor of this.runtimes) {
+      watches.push(executor.watch((event) => this.onWorkloadEvent(event), signal));
       queue.add(`adopt:${executor.runtime}`);
     }
     queue.add('resync');
@@ -203,6 +204,7 @@ export class Controller {
       clearInterval(ping);
       this.store.off('change', onChange);
       this.metrics.countRunsWith(undefined);
+      await Promise.all(watches);
     }
   }
 
@@ -211,8 +213,8 @@ export class Controller {
     if (runIdOf(key) !== undefined) return this.reconciler.reconcile(key as RunKey);
     if (key === 'resync') return this.resync();
     if (key === 'admission') return this.offerSlots();
-    if (key.startsWith('adopt:')) return this.adopt(key.slice('adopt:'.length));
-    if (key.startsWith('gone:')) return this.removeGone(key.slice('gone:'.length));
+    if (key.startsWith('adopt:')) return this.adopt(key.slice('adopt:'.length) as RuntimeName);
+    if (key.startsWith('remove:')) return this.removeWorkload(key.slice('remove:'.length));
     throw new Error(`controller: unknown work-queue key "${key}"`);
   }
 
@@ -222,10 +224,14 @@ export class Controller {
     const queue = this.queue!;
     if (event.type === 'DELETED') {
       this.runIds.delete(run.metadata.uid);
-      // A finished run's container is gone already, unless kept; anything else may still be running.
+      // A finished run's workload is gone already, unless kept; anything else may still be running:
+      // its current attempt, and a launch not yet recorded.
       if (isTerminal(run.status.phase) && !this.keepContainers) return;
-      this.gone.set(run.metadata.uid, run.status.runtime ?? run.spec.template.runtime ?? '');
-      queue.add(`gone:${run.metadata.uid}`);
+      const runtime = this.runtimes.runtimeOf(run);
+      const names = new Set([workloadName(run.metadata.uid, run.status.attempts + 1)]);
+      if (run.status.containerName) names.add(run.status.containerName);
+      if (this.keepContainers) for (const { attempt } of run.status.history ?? []) names.add(workloadName(run.metadata.uid, attempt));
+      for (const name of names) queue.add(`remove:${runtime}/${name}`);
       return;
     }
     if (isTerminal(run.status.phase)) {
@@ -268,46 +274,43 @@ export class Controller {
 
   /**
    * Start-up adoption: every workload this runtime holds for berth is matched
-   * to its run. Runs that exist are reconciled (recording exits that happened
-   * while berth was down, resuming watches on running ones, tidying finished
-   * ones); workloads whose run is gone are stopped and removed.
+   * to its run. The current attempt of a run is reconciled (recording exits
+   * that happened while berth was down, resuming watches on running ones,
+   * tidying finished ones), as is a launch a crash left unrecorded; any other
+   * workload (its run deleted, or an attempt the run has moved past) is
+   * stopped and removed — unless kept for inspection once finished.
    */
-  private async adopt(runtime: string): Promise<Step> {
-    const executor = this.executors.get(runtime)!;
+  private async adopt(runtime: RuntimeName): Promise<Step> {
+    const executor = this.runtimes.get(runtime)!;
     const owned = (await executor.listOwned()).filter(this.ownsWorkload);
     for (const workload of owned) {
-      const known = this.runIds.get(workload.runUid);
-      if (known !== undefined) {
-        this.queue!.add(runKey(known));
-        continue;
-      }
       const run = await this.store.getRunByUid(workload.runUid);
-      if (run) {
+      if (run && isCurrent(workload, run.status)) {
         if (!isTerminal(run.status.phase)) this.runIds.set(run.metadata.uid, run.id);
         this.queue!.add(runKey(run.id));
-      } else {
-        this.gone.set(workload.runUid, runtime);
-        this.queue!.add(`gone:${workload.runUid}`);
+      } else if (!(run && this.keepContainers && workload.observation.state === 'exited')) {
+        this.queue!.add(`remove:${runtime}/${workload.name}`);
       }
     }
     if (owned.length) this.log.info({ runtime, workloads: owned.length }, 'adopted the workloads found at start-up');
     return {};
   }
 
-  /** Stops and removes the workload of a run that no longer exists. */
-  private async removeGone(uid: string): Promise<Step> {
-    const recorded = this.gone.get(uid);
-    const executor = (recorded && this.executors.get(recorded)) || this.executors.values().next().value!;
-    const name = workloadName(uid);
+  /** Stops and removes a workload no run needs (`runtime/name`). */
+  private async removeWorkload(target: string): Promise<Step> {
+    const slash = target.indexOf('/');
+    const executor = this.runtimes.get(target.slice(0, slash) as RuntimeName);
+    if (!executor) return {};
+    const name = target.slice(slash + 1);
     await executor.stop(name, this.stopGraceSeconds);
     await executor.remove(name);
-    this.gone.delete(uid);
     return {};
   }
 
   private async pingAll(): Promise<void> {
     await Promise.all(
-      [...this.executors].map(async ([runtime, executor]) => {
+      [...this.runtimes].map(async (executor) => {
+        const runtime = executor.runtime;
         const before = this.pingProblems.get(runtime);
         try {
           await executor.ping();
@@ -340,6 +343,17 @@ export class Controller {
     }
     this.log.warn({ key, err, retryInMs }, 'reconcile failed; retrying');
   }
+}
+
+/**
+ * Whether `workload` is the one its run is about: for a run waiting to launch,
+ * the next attempt, launched by a pass that ended before recording it (the
+ * run's next launch adopts it); otherwise the attempt the run recorded. A
+ * waiting run's recorded attempt has failed already: its workload is left over.
+ */
+function isCurrent(workload: OwnedWorkload, status: RunStatus): boolean {
+  if (status.phase === RunPhase.Pending) return !status.cancelRequested && workload.attempt === status.attempts + 1;
+  return workload.name === status.containerName;
 }
 
 function whole(option: string, value: number, min: number): number {

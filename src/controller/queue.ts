@@ -10,7 +10,11 @@ export interface ProcessResult {
   requeueAfterMs?: number;
 }
 
-/** Processes one key; throwing asks for a rate-limited retry. */
+/**
+ * Processes one key. Throwing asks for a rate-limited retry, unless the error
+ * says retrying cannot help (`retryable: false`, as berth's errors carry it):
+ * then the key is dropped until something adds it again.
+ */
 export type KeyHandler<K extends string> = (key: K) => Promise<ProcessResult | void>;
 
 /** Observations the queue reports, for metrics. */
@@ -23,6 +27,8 @@ export interface QueueHooks<K extends string> {
   processed?(seconds: number): void;
   /** The handler threw; the key is retried after `retryInMs`. */
   failed?(key: K, error: unknown, retryInMs: number): void;
+  /** The handler threw an error that retrying cannot help: the key is not retried. */
+  dropped?(key: K, error: unknown): void;
 }
 
 export interface WorkQueueOptions<K extends string> {
@@ -57,6 +63,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * - A handler that throws gets its key back after a per-key exponential
  *   delay (`baseRetryMs` doubling up to `maxRetryMs`); a handler that succeeds
  *   resets that key's delay (`forget`).
+ * - A handler that throws a terminal error (`retryable: false`) does not get
+ *   its key back: like controller-runtime's TerminalError, retrying would only
+ *   fail again. An error that does not say is retried.
  * - `addAfter` schedules a key for later; of several schedules the earliest wins.
  */
 export class WorkQueue<K extends string> {
@@ -195,8 +204,13 @@ export class WorkQueue<K extends string> {
       this.forget(key);
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (error) {
-      const retryInMs = this.addRateLimited(key);
-      this.hooks.failed?.(key, error, retryInMs);
+      if (isTerminalError(error)) {
+        this.forget(key);
+        this.hooks.dropped?.(key, error);
+      } else {
+        const retryInMs = this.addRateLimited(key);
+        this.hooks.failed?.(key, error, retryInMs);
+      }
     } finally {
       this.hooks.processed?.((Date.now() - began) / 1000);
       this.done(key);
@@ -215,4 +229,9 @@ export class WorkQueue<K extends string> {
   private wakeOne(): void {
     this.wakeWorkers.shift()?.();
   }
+}
+
+/** An error that says doing the same again cannot succeed: it carries `retryable: false`. */
+export function isTerminalError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
 }

@@ -4,9 +4,10 @@
  * toward the run being done. It never trusts the event that woke it and
  * never sleeps; waiting is the queue's job (`requeueAfterMs`).
  */
-import { ConflictError, ImagePullError, NotFoundError, RuntimeUnavailableError } from '../errors';
-import { Executor, Observation, workloadName } from '../executors/executor';
-import { isTerminal, RunPhase, RunReason, RunStatus, RuntimeName } from '../model/types';
+import { ConflictError, ImagePullError, NotFoundError, RuntimeRefusedError, RuntimeUnavailableError } from '../errors';
+import { Executor, Observation, WaitingReason, workloadName } from '../executors/executor';
+import type { Runtimes } from '../executors/runtimes';
+import { isTerminal, RunPhase, RunReason, RunStatus } from '../model/types';
 import type { ActiveRunState, Store, StoredRun } from '../store/store';
 import type { BerthMetrics } from '../metrics';
 import {
@@ -38,12 +39,11 @@ export function runIdOf(key: string): number | undefined {
 
 export interface ReconcilerOptions {
   store: Store;
-  /** By runtime name; a run uses `template.runtime ?? defaultRuntime`. */
-  executors: ReadonlyMap<string, Executor>;
-  defaultRuntime: RuntimeName;
+  /** The runtimes this server drives; `executorFor(run)` picks a run's. */
+  runtimes: Runtimes;
   /** Runs that may be Running at once; the rest wait Pending, oldest first. */
   maxParallel: number;
-  /** Leave finished containers in place (retries still remove the previous attempt's: the name is the run's). */
+  /** Leave finished workloads in place for inspection, every attempt's. */
   keepContainers: boolean;
   /** Stored log bytes per run; the newest are kept. */
   logLimitBytes: number;
@@ -68,21 +68,16 @@ export class Reconciler {
 
   constructor(private readonly options: ReconcilerOptions) {}
 
-  /** The executor a run's workload lives on, or undefined when this server has none for its runtime. */
-  executorFor(run: StoredRun): Executor | undefined {
-    return this.options.executors.get(run.status.runtime ?? run.spec.template.runtime ?? this.options.defaultRuntime);
-  }
-
   async reconcile(key: RunKey): Promise<Step> {
     const id = runIdOf(key);
     if (id === undefined) throw new Error(`reconcile: "${key}" is not a run key`);
     const run = await this.options.store.getRun(id);
     // Deleted: the controller's cleanup path removes its workload (the run object is gone from here).
     if (!run) return {};
-    const executor = this.executorFor(run);
+    const executor = this.options.runtimes.executorFor(run);
     if (isTerminal(run.status.phase)) return executor ? this.tidyFinished(run, executor) : {};
     if (!executor) {
-      const runtime = run.spec.template.runtime ?? this.options.defaultRuntime;
+      const runtime = this.options.runtimes.runtimeOf(run);
       if (run.status.cancelRequested) return this.finish(run, undefined, markCancelled(run.status, this.cancelEnd(run)));
       await this.write(run, markWaiting(run.status, RunReason.RuntimeUnavailable, `no executor for runtime "${runtime}" is configured on this server`));
       return {};
@@ -127,22 +122,12 @@ export class Reconciler {
       await this.write(run, markWaiting(run.status, RunReason.Waiting, decision.message));
       return {};
     }
-    // Admitted first, looked at second: runs waiting for a slot cost the runtime nothing.
-    const name = workloadName(run.metadata.uid);
+    // Each attempt has its own workload name, so a launch never meets the previous attempt's workload
+    // (which a runtime may still be deleting). Launch is idempotent: a workload left by a crash
+    // between this launch and recording it is found by the next pass's launch, never doubled.
+    const attempt = run.status.attempts + 1;
+    const name = workloadName(run.metadata.uid, attempt);
     try {
-      // A first attempt needs no look: launch is idempotent, and a container left by a crash before
-      // recording Running is found by it and observed at the next pass. Later attempts may find the
-      // previous attempt's container under the same name.
-      const existing: Observation = run.status.attempts === 0 ? { state: 'absent' } : await this.runtime(executor, () => executor.observe(name));
-      if (existing.state === 'exited' && run.status.history?.at(-1)?.finishedAt === existing.finishedAt) {
-        // The previous attempt's container (its exit is in history already): the next attempt reuses the name.
-        await this.runtime(executor, () => executor.remove(name));
-      } else if (existing.state === 'running' || existing.state === 'exited') {
-        // Launched by a pass that ended before recording Running (a crash, a conflict): adopt it, never launch twice.
-        return await this.recordLaunch(run, executor, existing.startedAt ?? new Date().toISOString());
-      }
-      // A workload created but not started is started by the (idempotent) launch below.
-
       // Taken before the launch: a short workload may have finished by the time launch returns.
       const launchedAt = new Date().toISOString();
       await this.runtime(executor, () =>
@@ -151,19 +136,23 @@ export class Reconciler {
           runUid: run.metadata.uid,
           runName: run.metadata.name,
           appName: run.spec.app,
-          attempt: run.status.attempts + 1,
+          attempt,
           storeId: this.options.store.id,
           template,
         }),
       );
-      return await this.recordLaunch(run, executor, launchedAt);
+      const running = markRunning(run.status, { attempt, startedAt: launchedAt, containerName: name, runtime: executor.runtime });
+      const written = await this.write(run, running, executor, name);
+      if (!written) return {};
+      const deadline = deadlineOf(written.status, template);
+      return deadline === undefined ? {} : { requeueAfterMs: Math.max(0, deadline - Date.now()) };
     } catch (error) {
+      // The image cannot be had, or the runtime understood the request and refused it: retrying cannot help.
       if (error instanceof ImagePullError) {
         return this.finish(run, executor, markFailed(run.status, { reason: RunReason.ImagePullFailed, message: error.message, finishedAt: new Date().toISOString() }));
       }
-      if (isRefusal(error)) {
-        // The runtime understood the request and refused it (a bad limit, an invalid name): retrying cannot help.
-        const message = `the ${executor.runtime} runtime refused to launch the run: ${(error as Error).message}`;
+      if (error instanceof RuntimeRefusedError) {
+        const message = `the ${executor.runtime} runtime refused to launch the run: ${error.message}`;
         return this.finish(run, executor, markFailed(run.status, { reason: RunReason.LaunchFailed, message, finishedAt: new Date().toISOString() }));
       }
       throw error;
@@ -172,27 +161,20 @@ export class Reconciler {
     }
   }
 
-  private async recordLaunch(run: StoredRun, executor: Executor, startedAt: string): Promise<Step> {
-    const name = workloadName(run.metadata.uid);
-    const attempt = run.status.attempts + 1;
-    const running = markRunning(run.status, { attempt, startedAt, containerName: name, runtime: executor.runtime });
-    const written = await this.write(run, running, executor);
-    if (!written) return {};
-    const deadline = deadlineOf(written.status, run.spec.template);
-    return deadline === undefined ? {} : { requeueAfterMs: Math.max(0, deadline - Date.now()) };
-  }
-
   private async watchRunning(run: StoredRun, executor: Executor): Promise<Step> {
-    const name = workloadName(run.metadata.uid);
+    const name = currentWorkload(run);
     const { template } = run.spec;
     const observed = await this.runtime(executor, () => executor.observe(name));
+    if (observed.state === 'waiting' && observed.terminal) {
+      // It will never start (an image that cannot be pulled, a process the runtime cannot create): fail now, not at the deadline.
+      const reason = observed.reason === WaitingReason.ImagePullFailed ? RunReason.ImagePullFailed : RunReason.LaunchFailed;
+      const end = { reason, message: observed.message ?? `the workload cannot start (${observed.reason})`, finishedAt: new Date().toISOString() };
+      return this.finish(run, executor, markFailed(run.status, end));
+    }
     if (observed.state === 'running' || observed.state === 'waiting') {
       const deadline = deadlineOf(run.status, template);
       if (deadline !== undefined && Date.now() >= deadline) {
-        await this.runtime(executor, () => executor.stop(name, this.options.stopGraceSeconds));
-        const after = await this.runtime(executor, () => executor.observe(name));
-        await this.collectLogs(run, executor, after);
-        const exitCode = after.state === 'exited' ? after.exitCode : undefined;
+        const exitCode = await this.stopKeepingLogs(run, executor, observed);
         return this.finish(run, executor, markFailed(run.status, { ...this.deadlineEnd(run), exitCode }));
       }
       // A workload still being created is looked at again soon; a running one at its deadline, or when an event says.
@@ -206,22 +188,28 @@ export class Reconciler {
       await this.collectLogs(run, executor, observed);
       end = endOfExit(observed, template);
     } else {
-      end = { reason: RunReason.ContainerLost, finishedAt: new Date().toISOString(), message: `container ${name} disappeared while the run was Running` };
+      const message = observed.state === 'lost' ? observed.message : `workload ${name} disappeared while the run was Running`;
+      end = { reason: RunReason.ContainerLost, finishedAt: new Date().toISOString(), message };
     }
     return this.finish(run, executor, finishAttempt(run.status, end, template, this.options.retry, new Date()));
   }
 
   private async cancel(run: StoredRun, executor: Executor): Promise<Step> {
-    const name = workloadName(run.metadata.uid);
-    let observed: Observation;
-    try {
-      observed = await this.runtime(executor, () => executor.observe(name));
-    } catch (error) {
-      // A Pending run can be cancelled without the runtime; any container it left is removed at the next start-up adoption.
-      if (!(error instanceof RuntimeUnavailableError) || run.status.phase !== RunPhase.Pending) throw error;
-      observed = { state: 'absent' };
+    if (run.status.phase === RunPhase.Pending) {
+      // A launch whose recording lost a race (to this very cancel's write) left the next attempt's
+      // workload behind: it goes. With the runtime away, the cancel still holds; start-up adoption
+      // removes what is left.
+      const launched = workloadName(run.metadata.uid, run.status.attempts + 1);
+      try {
+        await this.runtime(executor, () => executor.stop(launched, 0));
+        await this.runtime(executor, () => executor.remove(launched));
+      } catch (error) {
+        if (!(error instanceof RuntimeUnavailableError)) throw error;
+      }
+      return this.finish(run, executor, markCancelled(run.status, this.cancelEnd(run)));
     }
-    if (run.status.phase === RunPhase.Running && observed.state === 'exited') {
+    const observed = await this.runtime(executor, () => executor.observe(currentWorkload(run)));
+    if (observed.state === 'exited') {
       // It ended on its own before the stop: a success stays a success; anything else is not retried.
       await this.collectLogs(run, executor, observed);
       const end = endOfExit(observed, run.spec.template);
@@ -229,20 +217,33 @@ export class Reconciler {
       return this.finish(run, executor, markCancelled(run.status, { ...this.cancelEnd(run), exitCode: end.exitCode }));
     }
     if (observed.state === 'running' || observed.state === 'waiting') {
-      await this.runtime(executor, () => executor.stop(name, this.options.stopGraceSeconds));
-      const after = await this.runtime(executor, () => executor.observe(name));
-      await this.collectLogs(run, executor, after);
-      const exitCode = after.state === 'exited' ? after.exitCode : undefined;
+      const exitCode = await this.stopKeepingLogs(run, executor, observed);
       return this.finish(run, executor, markCancelled(run.status, { ...this.cancelEnd(run), exitCode }));
     }
     return this.finish(run, executor, markCancelled(run.status, this.cancelEnd(run)));
   }
 
-  /** A finished run: its container goes (unless kept) and old history is pruned. Safe to repeat. */
+  /**
+   * Stops the current attempt's workload, keeping its output: the logs are
+   * copied before the stop, because a runtime may stop by deleting (a
+   * Kubernetes pod takes its logs with it), and again after it when the
+   * workload is still there, for what it printed while stopping. Returns the
+   * exit code when the runtime still reports one.
+   */
+  private async stopKeepingLogs(run: StoredRun, executor: Executor, observed: Observation): Promise<number | undefined> {
+    const name = currentWorkload(run);
+    if (observed.state === 'running') await this.collectLogs(run, executor, observed);
+    await this.runtime(executor, () => executor.stop(name, this.options.stopGraceSeconds));
+    const after = await this.runtime(executor, () => executor.observe(name));
+    if (after.state !== 'exited') return undefined;
+    await this.collectLogs(run, executor, after);
+    return after.exitCode;
+  }
+
+  /** A finished run: its workload goes (unless kept) and old history is pruned. Safe to repeat. */
   private async tidyFinished(run: StoredRun, executor: Executor): Promise<Step> {
-    if (!this.options.keepContainers) {
-      await this.runtime(executor, () => executor.remove(workloadName(run.metadata.uid)));
-    }
+    const name = run.status.containerName;
+    if (name && !this.options.keepContainers) await this.runtime(executor, () => executor.remove(name));
     const keep = run.spec.template.historyLimit ?? this.options.historyLimit;
     await this.options.store.pruneFinishedRuns(run.appId, keep);
     return {};
@@ -252,14 +253,16 @@ export class Reconciler {
 
   /**
    * Writes the step's status, then does what follows it: a retry removes the
-   * attempt's container (the next one reuses the name) and waits for
+   * failed attempt's workload (its output is stored already; the next attempt
+   * has a name of its own, so nothing waits for the removal) and waits for
    * `nextAttemptAt`; a finished run is tidied.
    */
   private async finish(run: StoredRun, executor: Executor | undefined, next: RunStatus): Promise<Step> {
-    const written = await this.write(run, next, executor);
+    const written = await this.write(run, next, executor, run.status.containerName);
     if (!written || !executor) return {};
     if (next.phase === RunPhase.Pending) {
-      await this.runtime(executor, () => executor.remove(workloadName(run.metadata.uid)));
+      const failed = run.status.containerName;
+      if (failed && !this.options.keepContainers) await this.runtime(executor, () => executor.remove(failed));
       const wait = next.nextAttemptAt ? Date.parse(next.nextAttemptAt) - Date.now() : 0;
       return { requeueAfterMs: Math.max(0, wait) };
     }
@@ -269,10 +272,10 @@ export class Reconciler {
   /**
    * Writes `next` unless it changes nothing (each write wakes the run again,
    * so writing unchanged statuses would loop). Returns undefined when the run
-   * was deleted meanwhile, after removing any workload launched for it.
+   * was deleted meanwhile, after removing `workload`, launched for it.
    * A ConflictError propagates: the queue retries at once with a fresh read.
    */
-  private async write(run: StoredRun, next: RunStatus, executor?: Executor): Promise<StoredRun | undefined> {
+  private async write(run: StoredRun, next: RunStatus, executor?: Executor, workload?: string): Promise<StoredRun | undefined> {
     if (sameStatus(run.status, next)) return run;
     try {
       const written = await this.options.store.updateRunStatus(run, next);
@@ -280,7 +283,7 @@ export class Reconciler {
       return written;
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error;
-      if (executor) await this.runtime(executor, () => executor.remove(workloadName(run.metadata.uid)));
+      if (executor && workload) await this.runtime(executor, () => executor.remove(workload));
       return undefined;
     }
   }
@@ -343,7 +346,7 @@ export class Reconciler {
   /** Stores the tail of the current attempt's output (appended after earlier attempts'). */
   private async collectLogs(run: StoredRun, executor: Executor, observed: Observation): Promise<void> {
     if (observed.state === 'absent') return;
-    const name = workloadName(run.metadata.uid);
+    const name = currentWorkload(run);
     let stream;
     try {
       stream = await this.runtime(executor, () => executor.logs(name, { follow: false }));
@@ -376,7 +379,7 @@ export class Reconciler {
     try {
       return await call();
     } catch (error) {
-      if (!(error instanceof ImagePullError || error instanceof NotFoundError || error instanceof ConflictError)) {
+      if (!(error instanceof ImagePullError || error instanceof NotFoundError || error instanceof ConflictError || error instanceof RuntimeRefusedError)) {
         this.options.metrics?.runtimeErrors.inc({ runtime: executor.runtime });
       }
       throw error;
@@ -384,9 +387,7 @@ export class Reconciler {
   }
 }
 
-/** An answer from a reachable runtime saying the request itself is wrong (HTTP 4xx), as opposed to a failure worth retrying. */
-function isRefusal(error: unknown): boolean {
-  if (error instanceof RuntimeUnavailableError) return false;
-  const status = (error as { statusCode?: unknown } | undefined)?.statusCode;
-  return typeof status === 'number' && status >= 400 && status < 500;
+/** The current attempt's workload: recorded at its launch (runs launched before names were per attempt carry the old name). */
+function currentWorkload(run: StoredRun): string {
+  return run.status.containerName ?? workloadName(run.metadata.uid, Math.max(1, run.status.attempts));
 }

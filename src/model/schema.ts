@@ -77,6 +77,58 @@ const integer = (min: number, max: number) => ({
 
 const oneOf = (values: string[]) => ({ type: 'string', enum: values, errorMessage: `must be one of ${values.join(', ')}` });
 
+const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+const objectName = {
+  type: 'string',
+  maxLength: 253,
+  pattern: DNS_SUBDOMAIN,
+  errorMessage: 'must be a Kubernetes object name: lower-case letters, digits, "-" and ".", at most 253 characters',
+};
+
+/** What only a cluster has: the pod's identity, placement and pull credentials. */
+const kubernetesPodOptions = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    serviceAccountName: objectName,
+    nodeSelector: labels,
+    tolerations: {
+      type: 'array',
+      maxItems: 32,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          key: { type: 'string', maxLength: 316, pattern: LABEL_KEY, errorMessage: 'must be a label key' },
+          operator: oneOf(['Exists', 'Equal']),
+          value: { type: 'string', pattern: LABEL_VALUE, errorMessage: 'must be a label value' },
+          effect: oneOf(['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+          tolerationSeconds: integer(0, 31_536_000),
+        },
+        errorMessage: { type: 'must be an object', additionalProperties: 'only key, operator, value, effect and tolerationSeconds are supported' },
+      },
+      errorMessage: { type: 'must be a list of tolerations', maxItems: 'must have at most 32 items' },
+    },
+    imagePullSecrets: {
+      type: 'array',
+      maxItems: 16,
+      items: objectName,
+      errorMessage: { type: 'must be a list of Secret names', maxItems: 'must have at most 16 items' },
+    },
+    labels,
+    annotations: {
+      type: 'object',
+      propertyNames: { pattern: LABEL_KEY, maxLength: 316, errorMessage: 'annotation keys must be [prefix/]name, as label keys' },
+      additionalProperties: { type: 'string', maxLength: 65536, errorMessage: 'must be a string' },
+      errorMessage: { type: 'must be a map of string keys to string values' },
+    },
+  },
+  errorMessage: {
+    type: 'must be an object',
+    additionalProperties: 'only serviceAccountName, nodeSelector, tolerations, imagePullSecrets, labels and annotations are supported',
+  },
+};
+
 export const appSpecSchema = {
   type: 'object',
   required: ['image'],
@@ -96,6 +148,7 @@ export const appSpecSchema = {
     concurrencyPolicy: oneOf(['Allow', 'Forbid', 'Replace']),
     imagePullPolicy: oneOf(['IfNotPresent', 'Always', 'Never']),
     historyLimit: integer(0, 100_000),
+    kubernetes: kubernetesPodOptions,
     resources: {
       type: 'object',
       additionalProperties: false,

@@ -33,6 +33,27 @@ export interface Resources {
   memory?: string;
 }
 
+/** A pod toleration, as Kubernetes spells it. */
+export interface Toleration {
+  key?: string;
+  operator?: 'Exists' | 'Equal';
+  value?: string;
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  tolerationSeconds?: number;
+}
+
+/** What only a cluster has, for Apps on the kubernetes runtime (refused on docker). */
+export interface KubernetesPodOptions {
+  serviceAccountName?: string;
+  nodeSelector?: Record<string, string>;
+  tolerations?: Toleration[];
+  /** Names of Secrets in berth's namespace holding registry credentials. */
+  imagePullSecrets?: string[];
+  /** Added to the pod's labels; berth's own labels win a clash. */
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
 export interface AppSpec {
   image: string;
   command: string[];
@@ -48,6 +69,8 @@ export interface AppSpec {
   resources: Resources;
   /** How many finished runs of this App are kept; absent: the server's default. */
   historyLimit?: number;
+  /** Cluster-only pod settings; only with runtime kubernetes. */
+  kubernetes?: KubernetesPodOptions;
 }
 
 /** Where an App's desired state comes from: `api`, or `file:<path relative to the apps folder>`. */

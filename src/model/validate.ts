@@ -169,6 +169,10 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
 }
 
 function normalizeSpec(raw: Record<string, unknown>, at?: Locator, path: string[] = ['spec']): AppSpec {
+  if (raw.runtime === 'docker' && raw.kubernetes !== undefined) {
+    // Cluster-only settings on an App that runs on Docker would be silently ignored: refuse them.
+    throw locate(ValidationError.forField([...path, 'kubernetes'].join('.'), 'applies only to runtime kubernetes; this App has runtime docker'), at);
+  }
   const spec = { ...defaultSpec(raw.image as string), ...(raw as Partial<AppSpec>) };
   spec.command = normalizeCommand(raw.command as string | string[] | undefined, [...path, 'command'].join('.'), at);
   spec.env = (raw.env as Record<string, string> | undefined) ?? {};

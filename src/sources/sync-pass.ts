@@ -1,3 +1,4 @@
+import { requestRun } from '../controller/run-requests';
 import { ConflictError } from '../errors';
 import type { AppSource } from '../model/types';
 import type { Store, StoredApp } from '../store/store';
@@ -246,13 +247,13 @@ async function applyRun(store: Store, run: RunDeclaration, apps: Map<string, Sto
     const app = apps.get(run.app) ?? (await store.getApp(run.app));
     if (!app) return { ...where, field: 'spec.app', reason: `App "${run.app}" does not exist; the run is created once it does` };
     try {
-      await store.createRun(app, { name: run.name, labels: run.labels, overrides: run.overrides });
+      await requestRun(store, app, { name: run.name, labels: run.labels, overrides: run.overrides });
       return undefined;
     } catch (err) {
-      // Someone else (the API) asked for a run of this name between our read and our write.
       if (!(err instanceof ConflictError)) throw err;
+      // Someone else (the API) asked for a run of this name between our read and our write; or Forbid refused it.
       existing = await store.getRun(run.name);
-      if (!existing) throw err;
+      if (!existing) return { ...where, field: 'metadata.name', reason: `the run is not created: ${err.message}` };
     }
   }
   const declared = canonical({ app: run.app, env: run.overrides.env, command: run.overrides.command });

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { randomUUID, randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Op, QueryTypes, Sequelize, UniqueConstraintError, WhereOptions } from 'sequelize';
 import { ConflictError, NotFoundError } from '../errors';
-import { AppSource, AppSpec, RunPhase, RunStatus, TERMINAL_PHASES } from '../model/types';
+import { AppSource, RunPhase, RunStatus, TERMINAL_PHASES } from '../model/types';
 import { connect, DatabaseLocation } from './db';
 import { migrate } from './migrations';
 import { AppRow, defineModels, Models, RunRow } from './models';
@@ -28,6 +28,7 @@ import type {
   NewRun,
   Page,
   Precondition,
+  RunInsertion,
   RunListOptions,
   StoredApp,
   StoredLogs,
@@ -47,7 +48,7 @@ const ACTIVE_PHASES: RunPhase[] = [RunPhase.Pending, RunPhase.Running];
 export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   private readonly models: Models;
   private readonly sql: PlainSql;
-  /** Serialises run creation per App so concurrencyPolicy Forbid and idempotency keys hold under concurrent requests. */
+  /** Serialises run insertion per App so exclusive inserts and idempotency keys hold under concurrent requests. */
   private readonly runCreation = new Map<number, Promise<unknown>>();
 
   private constructor(
@@ -230,35 +231,28 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   // ---- Runs ----
 
   /**
-   * Records a request for a run of an App: a Pending Run that snapshots the
-   * App's spec with the overrides applied. Executing it is the controller's job.
-   * Returns `created: false` with the earlier run for a repeated idempotency key.
+   * Inserts a Pending run, atomically with two checks the caller asks for: a
+   * repeated idempotency key answers the run it made before (`replayed`), and
+   * `exclusive` refuses while the App has a run not finished (`active`, naming
+   * it). What the run is — its name, template, whether it must be exclusive —
+   * is run policy, decided by the caller (src/controller/run-requests.ts).
+   *
+   * @throws ConflictError when a run of that name exists.
    */
-  async createRun(app: StoredApp, input: NewRun = {}): Promise<{ run: StoredRun; created: boolean }> {
+  async insertRun(app: StoredApp, input: NewRun): Promise<RunInsertion> {
     return this.serialisePerApp(app.id, async () => {
       if (input.idempotencyKey) {
         const earlier = await this.models.Run.findOne({ where: { appId: app.id, idempotencyKey: input.idempotencyKey } });
-        if (earlier) return { run: toRun(earlier), created: false };
+        if (earlier) return { outcome: 'replayed', run: toRun(earlier) };
       }
-      if (input.forbidIfActive) {
+      if (input.exclusive) {
         const active = await this.models.Run.findOne({ where: { appId: app.id, phase: { [Op.in]: ACTIVE_PHASES } } });
-        if (active) {
-          throw new ConflictError(
-            `app "${app.metadata.name}" has concurrencyPolicy Forbid and run "${active.name}" is still ${active.phase}`,
-          );
-        }
+        if (active) return { outcome: 'active', active: { name: active.name, phase: active.phase as RunPhase } };
       }
-      const overrides = input.overrides ?? {};
-      const template: AppSpec = {
-        ...app.spec,
-        command: overrides.command ?? app.spec.command,
-        env: { ...app.spec.env, ...(overrides.env ?? {}) },
-      };
-      const name = input.name ?? `${app.metadata.name}-${randomBytes(4).toString('hex')}`;
       const status: RunStatus = { phase: RunPhase.Pending, attempts: 0 };
       try {
         const row = await this.models.Run.create({
-          name,
+          name: input.name,
           uid: randomUUID(),
           appId: app.id,
           appName: app.metadata.name,
@@ -267,12 +261,12 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
           phase: status.phase,
           idempotencyKey: input.idempotencyKey ?? null,
           labels: input.labels ?? {},
-          spec: { app: app.metadata.name, ...overrides, template },
+          spec: input.spec,
           status,
         });
-        return { run: this.emitRun('ADDED', row), created: true };
+        return { outcome: 'created', run: this.emitRun('ADDED', row) };
       } catch (err) {
-        if (err instanceof UniqueConstraintError) throw new ConflictError(`run "${name}" already exists`);
+        if (err instanceof UniqueConstraintError) throw new ConflictError(`run "${input.name}" already exists`);
         throw err;
       }
     });

@@ -1,5 +1,5 @@
 /** The shapes the store reads and writes: objects with their row ids, pages, inputs, events. */
-import type { App, AppSource, AppSpec, AppStatus, Run, RunOverrides, RunStatus, RunPhase } from '../model/types';
+import type { App, AppSource, AppSpec, AppStatus, Run, RunPhase, RunSpec, RunStatus } from '../model/types';
 
 export type StoredApp = App & { id: number };
 export type StoredRun = Run & { id: number; appId: number };
@@ -47,15 +47,23 @@ export interface AppChange {
   source?: AppSource;
 }
 
+/** A run to insert, as run policy made it (src/controller/run-requests.ts). */
 export interface NewRun {
-  /** Absent: `<app>-<random>`, like generateName. */
-  name?: string;
+  name: string;
   labels?: Record<string, string>;
-  overrides?: RunOverrides;
+  spec: RunSpec;
   idempotencyKey?: string;
-  /** Refuse (409) when the App has a run that has not finished: concurrencyPolicy Forbid. */
-  forbidIfActive?: boolean;
+  /** Insert only when the App has no run that has not finished. */
+  exclusive?: boolean;
 }
+
+/** What `insertRun` did. */
+export type RunInsertion =
+  | { outcome: 'created'; run: StoredRun }
+  /** The idempotency key was seen before: the run it made then. */
+  | { outcome: 'replayed'; run: StoredRun }
+  /** `exclusive`, and this run of the App has not finished. */
+  | { outcome: 'active'; active: { name: string; phase: RunPhase } };
 
 /** An active run as admission sees it: who, which App, and its status. */
 export interface ActiveRunState {

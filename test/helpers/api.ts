@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { Runtimes } from '../../src/executors/runtimes';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { createApi } from '../../src/api/app';
@@ -42,8 +43,7 @@ export async function startTestApi(overrides: Partial<ApiDeps> = {}): Promise<Te
     store,
     logger: createLogger('silent'),
     readiness: [{ name: 'store', check: async () => (await store.ping(), { ready: true }) }],
-    executors: {},
-    defaultRuntime: 'docker',
+    runtimes: new Runtimes([], 'docker'),
     metrics: new Registry(),
     appsDir: 'apps',
     shutdown: shutdown.signal,

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { requestRun } from '../../src/controller/run-requests';
 import { Readable } from 'node:stream';
 import type { Executor, LogOptions } from '../../src/executors/executor';
+import { Runtimes } from '../../src/executors/runtimes';
 import { appSpec, uniqueName } from '../helpers/fixtures';
 import { startTestApi, type TestApi } from '../helpers/api';
 import { waitFor } from '../helpers/wait';
@@ -19,7 +21,7 @@ describe('API: Runs', () => {
         return Readable.from(['live 1\n', 'live 2\n', 'live 3\n']);
       },
     } as unknown as Executor;
-    api = await startTestApi({ executors: { docker: executor } });
+    api = await startTestApi({ runtimes: new Runtimes([executor], 'docker') });
   });
   after(async () => {
     await api.close();
@@ -245,7 +247,7 @@ describe('API: Runs', () => {
   it('keeps runs of an App made by the store helper readable', async () => {
     const name = uniqueName('direct');
     const app = await api.store.createApp({ name, spec: appSpec(), source: 'api' });
-    const { run } = await api.store.createRun(app);
+    const { run } = await requestRun(api.store, app);
     assert.equal((await api.call('GET', `/apps/${name}/run/${run.metadata.name}/`)).body.id, run.id);
   });
 });

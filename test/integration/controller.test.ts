@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
+import { requestRun, type RunRequest } from '../../src/controller/run-requests';
 import { randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
 import { Controller, ControllerOptions } from '../../src/controller/controller';
 import { DockerExecutor } from '../../src/executors/docker';
 import { LABEL_APP, LABEL_RUN, workloadName } from '../../src/executors/executor';
 import type { Executor } from '../../src/executors/executor';
+import { Runtimes } from '../../src/executors/runtimes';
 import { createLogger } from '../../src/log';
 import { createMetrics, createRegistry } from '../../src/metrics';
 import type { Registry } from 'prom-client';
 import { AppSpec, isTerminal, RunPhase, RunStatus } from '../../src/model/types';
-import type { NewRun, Store, StoreEvent, StoredApp, StoredRun } from '../../src/store/store';
+import type { Store, StoreEvent, StoredApp, StoredRun } from '../../src/store/store';
 import { appSpec, tempSqliteStore, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
 
@@ -40,7 +42,7 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     registry = createRegistry();
     const controller = new Controller({
       store,
-      executors: [executor],
+      runtimes: new Runtimes([executor], 'docker'),
       retryBaseMs: 50,
       stopGraceSeconds: 1,
       pingMs: 200,
@@ -63,7 +65,7 @@ describe('Controller on a real Docker engine and SQLite store', function () {
   }
 
   const createApp = (spec: Partial<AppSpec> = {}): Promise<StoredApp> => store.createApp({ name: appName, spec: appSpec(spec), source: 'api' });
-  const ask = async (app: StoredApp, input: NewRun = {}): Promise<StoredRun> => (await store.createRun(app, input)).run;
+  const ask = async (app: StoredApp, input: RunRequest = {}): Promise<StoredRun> => (await requestRun(store, app, input)).run;
   const current = (run: StoredRun): Promise<StoredRun> => store.mustGetRun(run.id);
 
   const until = (run: StoredRun, what: string, test: (status: RunStatus) => boolean, timeoutMs = 20_000): Promise<StoredRun> =>
@@ -94,14 +96,14 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     assert.equal(run.status.reason, 'Completed');
     assert.equal(run.status.exitCode, 0);
     assert.equal(run.status.attempts, 1);
-    assert.equal(run.status.containerName, workloadName(run.metadata.uid));
+    assert.equal(run.status.containerName, workloadName(run.metadata.uid, 1));
     assert.ok(run.status.startedAt && run.status.finishedAt && run.status.startedAt <= run.status.finishedAt);
     assert.deepEqual(run.status.history?.map((a) => [a.attempt, a.exitCode, a.reason]), [[1, 0, 'Completed']]);
     const logs = await store.getLogs(run.id);
     // stdout and stderr are separate pipes: both are kept, in whichever order the engine read them.
     assert.deepEqual(logs?.content.split('\n').sort(), ['', 'hello world', 'oops']);
     assert.equal(logs?.droppedBytes, 0);
-    await waitFor('the container to be removed', async () => !(await containerExists(workloadName(run.metadata.uid))));
+    await waitFor('the container to be removed', async () => !(await containerExists(workloadName(run.metadata.uid, 1))));
     await waitFor('the controller to be ready', () => controller.health().ready);
     const exposition = await registry.metrics();
     assert.match(exposition, /^berth_run_transitions_total\{phase="Running",reason=""\} 1$/m);
@@ -165,14 +167,14 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     startController();
     const app = await createApp({ command: ['sh', '-c', 'echo working; sleep 30'] });
     const run = await runningNow(await ask(app));
-    await waitFor('output to appear', async () => (await docker.getContainer(workloadName(run.metadata.uid)).logs({ stdout: true })).length > 0);
+    await waitFor('output to appear', async () => (await docker.getContainer(workloadName(run.metadata.uid, 1)).logs({ stdout: true })).length > 0);
     await cancel(run);
     const done = await finished(run);
     assert.equal(done.status.phase, 'Cancelled');
     assert.equal(done.status.reason, 'Cancelled');
     assert.equal(done.status.message, 'cancelled by the test');
     assert.equal((await store.getLogs(run.id))?.content, 'working\n');
-    await waitFor('the container to be removed', async () => !(await containerExists(workloadName(run.metadata.uid))));
+    await waitFor('the container to be removed', async () => !(await containerExists(workloadName(run.metadata.uid, 1))));
   });
 
   it('cancels a Pending run without ever launching it', async () => {
@@ -185,7 +187,7 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     const done = await finished(second);
     assert.equal(done.status.phase, 'Cancelled');
     assert.equal(done.status.attempts, 0);
-    assert.equal(await containerExists(workloadName(second.metadata.uid)), false);
+    assert.equal(await containerExists(workloadName(second.metadata.uid, 1)), false);
     await cancel(first);
     await finished(first);
   });
@@ -267,7 +269,7 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     const app = await createApp({ command: ['sh', '-c', 'sleep 30'] });
     const run = await runningNow(await ask(app));
     await store.deleteApp(app.id);
-    await waitFor('the container to be removed', async () => !(await containerExists(workloadName(run.metadata.uid))));
+    await waitFor('the container to be removed', async () => !(await containerExists(workloadName(run.metadata.uid, 1))));
     assert.equal(await store.getRun(run.id), null);
   });
 
@@ -277,7 +279,7 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     const app = await createApp({ command: ['sh', '-c', 'sleep 2; echo done; exit 7'] });
     const run = await runningNow(await ask(app));
     await stopControllers();
-    const name = workloadName(run.metadata.uid);
+    const name = workloadName(run.metadata.uid, 1);
     await waitFor('the container to exit while no controller runs', async () => !(await docker.getContainer(name).inspect()).State.Running);
     assert.equal((await current(run)).status.phase, 'Running', 'nothing recorded the exit yet');
 
@@ -294,7 +296,7 @@ describe('Controller on a real Docker engine and SQLite store', function () {
   it('removes at start a container whose run no longer exists', async () => {
     const executor = new DockerExecutor();
     const orphanUid = randomUUID();
-    const orphan = workloadName(orphanUid);
+    const orphan = workloadName(orphanUid, 1);
     await executor.launch({ name: orphan, runUid: orphanUid, runName: 'gone', appName, attempt: 1, template: appSpec({ command: ['sleep', '30'] }) });
     assert.equal(await containerExists(orphan), true);
     startController({}, executor);
@@ -305,8 +307,8 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     const executor = new DockerExecutor();
     const launchOrphan = async (storeId: string) => {
       const uid = randomUUID();
-      await executor.launch({ name: workloadName(uid), runUid: uid, runName: 'gone', appName, attempt: 1, storeId, template: appSpec({ command: ['sleep', '30'] }) });
-      return workloadName(uid);
+      await executor.launch({ name: workloadName(uid, 1), runUid: uid, runName: 'gone', appName, attempt: 1, storeId, template: appSpec({ command: ['sleep', '30'] }) });
+      return workloadName(uid, 1);
     };
     const ours = await launchOrphan(store.id);
     const theirs = await launchOrphan('another-store');

@@ -1,3 +1,9 @@
+/**
+ * What only the Docker executor does: how it maps App templates to
+ * containers, pulls from registries, reads the engine's errors, event stream
+ * and log frames. What every executor does is the contract, run here first.
+ */
+
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
@@ -5,9 +11,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { ConfigError, ImagePullError, NotFoundError, RuntimeUnavailableError } from '../../src/errors';
+import { ConfigError, ImagePullError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../src/errors';
 import { DockerExecutor } from '../../src/executors/docker';
 import { containerCreateOptions } from '../../src/executors/docker/container-spec';
+import { engineAnswer } from '../../src/executors/docker/docker-errors';
 import { watchEngineEvents } from '../../src/executors/docker/event-watch';
 import { LogFrameDecoder } from '../../src/executors/docker/log-frames';
 import {
@@ -15,6 +22,7 @@ import {
   LABEL_ATTEMPT,
   LABEL_MANAGED_BY,
   LABEL_RUN,
+  LABEL_STORE,
   workloadName,
   type LaunchRequest,
   type Observation,
@@ -25,7 +33,17 @@ import { executorContract, readText } from '../contract/executor.contract';
 import { REGISTRY_IMAGE, TEST_IMAGE, appSpec, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
 
-executorContract('DockerExecutor', () => new DockerExecutor(), { image: TEST_IMAGE });
+/** A socket no engine listens on. */
+const NO_ENGINE = 'unix:///tmp/berth-test-no-engine.sock';
+
+executorContract('DockerExecutor', () => new DockerExecutor(), {
+  image: TEST_IMAGE,
+  // Built by .ci/provision from the same rootfs, with a CMD of its own.
+  defaultCommandImage: { image: 'berth-test/busybox-cmd:latest', output: 'hello from the image\n' },
+  missingImage: '127.0.0.1:5000/berth-test/busybox:no-such-tag',
+  makeUnreachable: () => new DockerExecutor({ dockerHost: NO_ENGINE }),
+  unreachableAddress: NO_ENGINE,
+});
 
 describe('DockerExecutor on a real engine', function () {
   this.timeout(30_000);
@@ -33,19 +51,22 @@ describe('DockerExecutor on a real engine', function () {
   const docker = new Docker();
   const executor = new DockerExecutor();
   let appName: string;
+  let storeId: string;
 
   beforeEach(() => {
     appName = uniqueName('docker');
+    // A store of its own, so that controllers sharing the engine leave these containers alone.
+    storeId = uniqueName('store');
   });
 
   afterEach(async () => {
     const leftovers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${appName}`] } });
-    await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+    await Promise.all(leftovers.map((c) => executor.remove(c.Names[0].replace(/^\//, ''))));
   });
 
   const request = (spec: Partial<AppSpec>): LaunchRequest => {
     const runUid = randomUUID();
-    return { name: workloadName(runUid), runUid, runName: uniqueName('run'), appName, attempt: 1, template: appSpec(spec) };
+    return { name: workloadName(runUid, 1), runUid, runName: uniqueName('run'), appName, attempt: 1, storeId, template: appSpec(spec) };
   };
 
   const waitForExit = (name: string) =>
@@ -66,18 +87,7 @@ describe('DockerExecutor on a real engine', function () {
         },
       );
 
-  describe('limits and isolation', () => {
-    it('records an OOM kill under a small memory limit', async () => {
-      const launch = request({
-        command: ['sh', '-c', 'x=$(head -c 64m /dev/zero | tr "\\0" a); echo ${#x}'],
-        resources: { memory: '16Mi' },
-      });
-      await executor.launch(launch);
-      const exited = await waitForExit(launch.name);
-      assert.equal(exited.oomKilled, true);
-      assert.equal(exited.exitCode, 137);
-    });
-
+  describe('containers', () => {
     it('creates the container with the limits, labels and nothing reaching outside it', async () => {
       const launch = request({ command: ['sh', '-c', 'sleep 30'], resources: { cpu: '500m', memory: '256Mi' } });
       await executor.launch(launch);
@@ -95,51 +105,69 @@ describe('DockerExecutor on a real engine', function () {
         [LABEL_APP]: appName,
         [LABEL_ATTEMPT]: '1',
         [LABEL_MANAGED_BY]: 'berth',
+        [LABEL_STORE]: storeId,
       });
     });
 
-    it("runs the image's own command when the command is empty", async () => {
-      // TEST_IMAGE has no CMD of its own, so give a copy of it one.
-      const image = `berth-test/with-cmd:${uniqueName('cmd')}`;
-      const base = await docker.createContainer({ Image: TEST_IMAGE, Cmd: ['true'], Labels: { [LABEL_APP]: appName } });
-      await base.commit({ repo: image.split(':')[0], tag: image.split(':')[1], changes: ['CMD ["sh", "-c", "echo from the image"]'] });
-      try {
-        const launch = request({ image, command: [], imagePullPolicy: 'Never' });
-        await executor.launch(launch);
-        assert.equal((await waitForExit(launch.name)).exitCode, 0);
-        assert.equal(await readText(await executor.logs(launch.name)), 'from the image\n');
-        await executor.remove(launch.name);
-      } finally {
-        await docker.getImage(image).remove({ force: true });
-      }
-    });
-  });
-
-  describe('launch', () => {
-    it('starts a container an earlier launch created but did not start', async () => {
+    it('observes a container created but not started as waiting, and starts it on the next launch', async () => {
       const launch = request({ command: ['sh', '-c', 'echo adopted'] });
       await docker.createContainer(containerCreateOptions(launch));
+      assert.deepEqual(await executor.observe(launch.name), {
+        state: 'waiting',
+        reason: 'Creating',
+        terminal: false,
+        message: 'container created, not started yet',
+      });
       await executor.launch(launch);
       assert.equal((await waitForExit(launch.name)).exitCode, 0);
       assert.equal(await readText(await executor.logs(launch.name)), 'adopted\n');
     });
 
-    it('reports a command that cannot start as an exit with the reason, not a launch error', async () => {
-      const launch = request({ command: ['/no/such/program'] });
+    it('reports a command the engine cannot start as exit code 127 with its words', async () => {
+      const launch = request({ command: ['/no/such/binary'] });
       await executor.launch(launch);
       const exited = await waitForExit(launch.name);
       assert.equal(exited.exitCode, 127);
       assert.match(exited.message ?? '', /no such file or directory/);
-      await executor.launch(launch);
     });
+  });
 
-    it('refuses logs of a container that does not exist with NotFoundError', async () => {
-      const name = workloadName(randomUUID());
-      await assert.rejects(executor.logs(name), (error: unknown) => {
-        assert.ok(error instanceof NotFoundError);
-        assert.equal(error.message, `container "${name}" not found`);
+  describe("the engine's refusals", () => {
+    it('refuses a memory limit below what the engine allows with RuntimeRefusedError in its words', async () => {
+      const launch = request({ resources: { memory: '1Mi' } });
+      await assert.rejects(executor.launch(launch), (error: unknown) => {
+        assert.ok(error instanceof RuntimeRefusedError, String(error));
+        assert.equal(error.retryable, false);
+        assert.equal(error.message, `docker engine refused creating container ${launch.name}: Minimum memory limit allowed is 6MB`);
         return true;
       });
+    });
+
+    it('refuses a quantity it cannot read with RuntimeRefusedError, sending nothing to the engine', async () => {
+      const launch = request({ resources: { cpu: 'lots' } });
+      await assert.rejects(executor.launch(launch), (error: unknown) => {
+        assert.ok(error instanceof RuntimeRefusedError, String(error));
+        assert.match(error.message, new RegExp(`^cannot create container ${launch.name}: cpu quantity "lots" must be`));
+        return true;
+      });
+      assert.deepEqual(await executor.observe(launch.name), { state: 'absent' });
+    });
+
+    /** An error as dockerode raises it for an engine answer. */
+    const answer = (statusCode: number, message: string): Error =>
+      Object.assign(new Error(`(HTTP code ${statusCode}) unexpected - ${message} `), { statusCode, json: { message } });
+
+    it('reads a 4xx answer as RuntimeRefusedError and a 5xx or unknown one as RuntimeApiError, saying what berth was doing', () => {
+      const refused = engineAnswer('creating container c', answer(409, 'Conflict. The container name "/c" is already in use'));
+      assert.ok(refused instanceof RuntimeRefusedError);
+      assert.equal(refused.message, 'docker engine refused creating container c: Conflict. The container name "/c" is already in use');
+      const failed = engineAnswer('inspecting container c', answer(500, 'devmapper: Unknown device'));
+      assert.ok(failed instanceof RuntimeApiError);
+      assert.equal(failed.retryable, true);
+      assert.equal(failed.message, 'docker engine failed inspecting container c (HTTP 500): devmapper: Unknown device');
+      const unreadable = engineAnswer('listing berth containers', new SyntaxError('Unexpected token < in JSON'));
+      assert.ok(unreadable instanceof RuntimeApiError);
+      assert.equal(unreadable.message, 'docker engine failed listing berth containers: Unexpected token < in JSON');
     });
   });
 
@@ -161,13 +189,11 @@ describe('DockerExecutor on a real engine', function () {
       assert.equal((await waitForExit(launch.name)).exitCode, 0);
     });
 
-    it("fails a pull of a missing tag with ImagePullError and the registry's message", async () => {
+    it("fails a pull of a missing tag with the registry's message, leaving no container", async () => {
       const image = `127.0.0.1:5000/berth-test/busybox:${uniqueName('missing')}`;
       const launch = request({ image });
       await assert.rejects(executor.launch(launch), (error: unknown) => {
         assert.ok(error instanceof ImagePullError);
-        assert.equal(error.image, image);
-        assert.equal(error.retryable, false);
         assert.match(error.message, new RegExp(`^pulling image "${image.replace(/\./g, '\\.')}" failed: .*manifest unknown`));
         return true;
       });
@@ -199,39 +225,24 @@ describe('DockerExecutor on a real engine', function () {
   });
 
   describe('events', () => {
-    it('misses no event that happens before the watch connects', async () => {
-      const controller = new AbortController();
-      const actions: string[] = [];
-      const launch = request({ command: ['sh', '-c', 'exit 0'] });
-      executor.watch((event) => event.runUid === launch.runUid && actions.push(event.action), controller.signal);
-      try {
-        await executor.launch(launch);
-        await waitForExit(launch.name);
-        await executor.remove(launch.name);
-        await waitFor('the destroy event', () => actions.includes('destroy'));
-        assert.deepEqual(
-          actions.filter((action) => ['start', 'die', 'destroy'].includes(action)),
-          ['start', 'die', 'destroy'],
-        );
-      } finally {
-        controller.abort();
-      }
-    });
-
-    it('reconnects when the stream ends, asking for events since the last one seen', async () => {
-      // A stand-in engine whose first event stream ends after one event, so the reconnect can be seen exactly.
+    it('maps engine actions to workload actions, and reconnects asking for events since the last one seen', async () => {
+      // A stand-in engine whose first event stream ends after its events, so the reconnect can be seen exactly.
       const queries: { since: string }[] = [];
       // Event times after the watch began, in whole multiples of 4 ms so the JSON number is exact.
       const sentNanos: number[] = [];
       const streams: PassThrough[] = [];
+      const line = (event: object): string => `${JSON.stringify(event)}\n`;
       const engine = {
         getEvents: async (query: { since: string }) => {
           queries.push(query);
           const stream = new PassThrough();
           streams.push(stream);
           const runUid = `run-${queries.length}`;
+          const Attributes = { [LABEL_RUN]: runUid, name: `berth-run-${runUid}-1` };
           sentNanos.push((Math.floor(Date.now() / 4) * 4 + 60_000) * 1e6);
-          stream.write(`${JSON.stringify({ Type: 'container', Action: 'die', timeNano: sentNanos[sentNanos.length - 1], Actor: { Attributes: { [LABEL_RUN]: runUid } } })}\n`);
+          // `kill` only says a signal was sent: no workload action of its own.
+          stream.write(line({ Type: 'container', Action: 'kill', Actor: { Attributes } }));
+          stream.write(line({ Type: 'container', Action: queries.length === 1 ? 'die' : 'start', timeNano: sentNanos[sentNanos.length - 1], Actor: { Attributes } }));
           if (queries.length === 1) stream.end();
           return stream;
         },
@@ -239,21 +250,22 @@ describe('DockerExecutor on a real engine', function () {
       const events: WorkloadEvent[] = [];
       const errors: Error[] = [];
       const controller = new AbortController();
-      watchEngineEvents(engine, (event) => events.push(event), controller.signal, { initialBackoffMs: 1, maxBackoffMs: 1, onError: (error) => errors.push(error) }, (error) => error as Error);
+      const watching = watchEngineEvents(engine, (event) => events.push(event), controller.signal, { initialBackoffMs: 1, maxBackoffMs: 1, onError: (error) => errors.push(error) }, (error) => error as Error);
       try {
         await waitFor('the event from the second connection', () => events.length === 2);
       } finally {
         controller.abort();
       }
+      await watching;
       assert.deepEqual(events, [
-        { runUid: 'run-1', action: 'die' },
-        { runUid: 'run-2', action: 'die' },
+        { runUid: 'run-1', name: 'berth-run-run-1-1', action: 'exited' },
+        { runUid: 'run-2', name: 'berth-run-run-2-1', action: 'started' },
       ]);
       assert.match(queries[0].since, /^\d{10}\.\d{9}$/);
       const first = BigInt(sentNanos[0]);
       assert.equal(queries[1].since, `${first / 1_000_000_000n}.${String(first % 1_000_000_000n).padStart(9, '0')}`);
       assert.deepEqual(errors.map((error) => error.message), ['the engine closed the event stream']);
-      await waitFor('the open stream to be closed on abort', () => streams[1].destroyed);
+      assert.equal(streams[1].destroyed, true, 'the open stream outlived the abort');
     });
   });
 
@@ -283,7 +295,7 @@ describe('DockerExecutor on a real engine', function () {
 
   describe('an unreachable engine', () => {
     const unreachable: [string, RegExp][] = [
-      ['unix:///tmp/nonexistent.sock', /ENOENT/],
+      [NO_ENGINE, /ENOENT/],
       ['tcp://127.0.0.1:1', /ECONNREFUSED/],
     ];
     for (const [dockerHost, cause] of unreachable) {
@@ -291,15 +303,12 @@ describe('DockerExecutor on a real engine', function () {
         const offline = new DockerExecutor({ dockerHost });
         const expected = (error: unknown): boolean => {
           assert.ok(error instanceof RuntimeUnavailableError);
-          assert.equal(error.retryable, true);
           assert.ok(error.message.startsWith(`docker engine at ${dockerHost} is unreachable (`), error.message);
           assert.match(error.message, cause);
           return true;
         };
         await assert.rejects(offline.ping(), expected);
         await assert.rejects(offline.launch(request({})), expected);
-        await assert.rejects(offline.observe(workloadName(randomUUID())), expected);
-        await assert.rejects(offline.listOwned(), expected);
       });
     }
 
@@ -323,18 +332,19 @@ describe('DockerExecutor on a real engine', function () {
     it('keeps a watcher retrying with backoff, telling why, until aborted', async () => {
       const errors: Error[] = [];
       const offline = new DockerExecutor({
-        dockerHost: 'unix:///tmp/nonexistent.sock',
+        dockerHost: NO_ENGINE,
         watchInitialBackoffMs: 5,
         watchMaxBackoffMs: 20,
         onWatchError: (error) => errors.push(error),
       });
       const controller = new AbortController();
-      offline.watch(() => assert.fail('no event can come from an absent engine'), controller.signal);
+      const watching = offline.watch(() => assert.fail('no event can come from an absent engine'), controller.signal);
       try {
         await waitFor('three failed connection attempts', () => errors.length >= 3);
       } finally {
         controller.abort();
       }
+      await watching;
       assert.ok(errors.every((error) => error instanceof RuntimeUnavailableError && /ENOENT/.test(error.message)));
     });
 

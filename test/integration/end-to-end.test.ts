@@ -3,53 +3,15 @@
  * Docker engine, a real SQLite file and a real apps folder.
  */
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { LABEL_APP } from '../../src/executors/executor';
 import { waitFor } from '../helpers/wait';
 import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
+import { Berth, exited, json, runOf, serve } from '../helpers/berth-process';
 
-const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const docker = new Docker();
-
-interface Berth {
-  url: string;
-  child: ChildProcess;
-  output: () => string;
-}
-
-async function serve(dir: string, port: number, flags: string[] = []): Promise<Berth> {
-  let output = '';
-  const child = spawn(
-    process.execPath,
-    [CLI, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn', ...flags],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout?.on('data', (chunk) => (output += chunk));
-  child.stderr?.on('data', (chunk) => (output += chunk));
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(`berth on ${url} to be ready`, async () => {
-    if (child.exitCode !== null) throw new Error(`berth exited ${child.exitCode}: ${output}`);
-    return (await fetch(`${url}/readyz`)).ok;
-  });
-  return { url, child, output: () => output };
-}
-
-async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(init.headers ?? {}) } });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-async function runOf(url: string, app: string, run: string | number): Promise<any> {
-  return (await json(`${url}/apps/${app}/run/${run}/`)).body;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
-}
 
 /** Reads a Server-Sent Events answer until an event whose text holds `needle`; returns that event. */
 async function readUntil(res: Response, needle: string): Promise<string> {

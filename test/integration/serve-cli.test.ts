@@ -102,10 +102,16 @@ describe('berth serve', function () {
     assert.match(exit.stderr, /--max-parallel/);
   });
 
-  it('refuses --runtime kubernetes, which this build cannot drive, exit 2', async () => {
-    const exit = await serveUntilExit(['--runtime', 'kubernetes']);
+  it('refuses runtimes it does not know, and a default runtime it is not told to drive, exit 2', async () => {
+    let exit = await serveUntilExit(['--runtimes', 'docker,nomad']);
     assert.equal(exit.code, 2);
-    assert.equal(exit.stderr.trim(), 'berth: --runtime kubernetes: this build has no Kubernetes executor yet; only docker is available');
+    assert.match(exit.stderr.trim(), /^berth: option '--runtimes <list>' argument 'docker,nomad' is invalid\. must be a comma-separated list of docker, kubernetes\.$/);
+    exit = await serveUntilExit(['--runtime', 'kubernetes', '--runtimes', 'docker']);
+    assert.equal(exit.code, 2);
+    assert.equal(exit.stderr.trim(), 'berth: --runtimes docker: must include the default --runtime kubernetes');
+    exit = await serveUntilExit(['--namespace', 'Not_A_Namespace']);
+    assert.equal(exit.code, 2);
+    assert.match(exit.stderr, /--namespace/);
   });
 
   it('refuses an unwritable database with one line naming it, exit 1', async () => {

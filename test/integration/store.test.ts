@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { ConflictError } from '../../src/errors';
 import type { StoreEvent } from '../../src/store/store';
 import { Store } from '../../src/store/store';
+import { requestRun } from '../../src/controller/run-requests';
 import { appSpec, POSTGRES_URL, tempSqliteStore, uniqueName } from '../helpers/fixtures';
 
 /** The same cases against each database the store supports. */
@@ -72,29 +73,34 @@ for (const database of databases) {
 
     it('returns the earlier run for a repeated idempotency key, also under concurrency', async () => {
       const app = await newApp();
-      const results = await Promise.all(Array.from({ length: 5 }, () => store.createRun(app, { idempotencyKey: 'k1' })));
+      const results = await Promise.all(Array.from({ length: 5 }, () => requestRun(store, app, { idempotencyKey: 'k1' })));
       assert.equal(new Set(results.map((r) => r.run.id)).size, 1);
       assert.equal(results.filter((r) => r.created).length, 1);
-      const other = await store.createRun(app, { idempotencyKey: 'k2' });
+      const other = await requestRun(store, app, { idempotencyKey: 'k2' });
       assert.ok(other.created);
       assert.equal((await store.listRuns({ appId: app.id })).total, 2);
     });
 
-    it('refuses a run while one is active when forbidIfActive, and allows it once that run finished', async () => {
-      const app = await newApp();
-      const { run } = await store.createRun(app, { forbidIfActive: true });
-      await assert.rejects(store.createRun(app, { forbidIfActive: true }), ConflictError);
-      await store.mutateRunStatus(run.id, (r) => ({ ...r.status, phase: 'Succeeded', exitCode: 0 }));
-      const next = await store.createRun(app, { forbidIfActive: true });
+    it('refuses a run of a Forbid App while one is active, also under concurrency, and allows it once that run finished', async () => {
+      const app = await newApp({}, appSpec({ concurrencyPolicy: 'Forbid' }));
+      const results = await Promise.allSettled(Array.from({ length: 4 }, () => requestRun(store, app)));
+      const made = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.run] : []));
+      assert.equal(made.length, 1);
+      for (const refused of results.filter((r) => r.status === 'rejected')) {
+        assert.ok(refused.reason instanceof ConflictError);
+        assert.match(refused.reason.message, new RegExp(`concurrencyPolicy Forbid and run "${made[0].metadata.name}" is still Pending`));
+      }
+      await store.mutateRunStatus(made[0].id, (r) => ({ ...r.status, phase: 'Succeeded', exitCode: 0 }));
+      const next = await requestRun(store, app);
       assert.ok(next.created);
     });
 
     it('snapshots the App spec with overrides into the run, lists newest first and by phase', async () => {
       const app = await newApp({}, appSpec({ env: { A: '1', B: '2' } }));
-      const first = (await store.createRun(app, { overrides: { env: { B: 'x' }, command: ['true'] } })).run;
+      const first = (await requestRun(store, app, { overrides: { env: { B: 'x' }, command: ['true'] } })).run;
       assert.deepEqual(first.spec.template.env, { A: '1', B: 'x' });
       assert.deepEqual(first.spec.template.command, ['true']);
-      const second = (await store.createRun(app)).run;
+      const second = (await requestRun(store, app)).run;
       await store.mutateRunStatus(second.id, (r) => ({ ...r.status, phase: 'Running' }));
       const all = await store.listRuns({ appId: app.id });
       assert.deepEqual(all.items.map((r) => r.id), [second.id, first.id]);
@@ -115,8 +121,8 @@ for (const database of databases) {
     it('counts runs by phase', async () => {
       const app = await newApp();
       const before = await store.countRunsByPhase();
-      await store.createRun(app);
-      const second = (await store.createRun(app)).run;
+      await requestRun(store, app);
+      const second = (await requestRun(store, app)).run;
       await store.mutateRunStatus(second.id, (r) => ({ ...r.status, phase: 'Running' }));
       const after = await store.countRunsByPhase();
       assert.equal((after.Pending ?? 0) - (before.Pending ?? 0), 1);
@@ -125,7 +131,7 @@ for (const database of databases) {
 
     it('deletes an App with its runs and logs, emitting DELETED for each', async () => {
       const app = await newApp();
-      const { run } = await store.createRun(app);
+      const { run } = await requestRun(store, app);
       await store.setLogs(run.id, { content: 'out\n', droppedBytes: 0 });
       const events: StoreEvent[] = [];
       const listen = (e: StoreEvent) => events.push(e);

@@ -127,6 +127,38 @@ describe('App validation', () => {
   });
 });
 
+describe('spec.kubernetes', () => {
+  const pod = {
+    serviceAccountName: 'batch-runner',
+    nodeSelector: { 'kubernetes.io/os': 'linux' },
+    tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'batch', effect: 'NoSchedule' }],
+    imagePullSecrets: ['registry-creds'],
+    labels: { team: 'data' },
+    annotations: { 'example.com/cost-centre': '42' },
+  };
+
+  it('is kept on an App that runs on kubernetes, or on the server default', () => {
+    assert.deepEqual(validateAppManifest(manifest({ image: 'busybox', runtime: 'kubernetes', kubernetes: pod })).spec.kubernetes, pod);
+    assert.deepEqual(validateAppManifest(manifest({ image: 'busybox', kubernetes: pod })).spec.kubernetes, pod);
+  });
+
+  it('is refused on an App whose runtime is docker, naming the field', () => {
+    const problems = problemsOf(() => validateAppManifest(manifest({ image: 'busybox', runtime: 'docker', kubernetes: {} })));
+    assert.deepEqual(problems.map((p) => [p.field, p.reason]), [['spec.kubernetes', 'applies only to runtime kubernetes; this App has runtime docker']]);
+  });
+
+  it('names each bad field and refuses what it does not support', () => {
+    const problems = problemsOf(() =>
+      validateAppManifest(
+        manifest({ image: 'busybox', kubernetes: { serviceAccountName: 'Bad_Name', tolerations: [{ effect: 'Sometimes' }], hostNetwork: true } }),
+      ),
+    );
+    const fields = problems.map((p) => p.field).sort();
+    assert.deepEqual(fields, ['spec.kubernetes.hostNetwork', 'spec.kubernetes.serviceAccountName', 'spec.kubernetes.tolerations.0.effect']);
+    assert.match(problems.find((p) => p.field === 'spec.kubernetes.hostNetwork')!.reason, /only serviceAccountName, nodeSelector/);
+  });
+});
+
 describe('Run validation', () => {
   it('reads a Run manifest with overrides', () => {
     const run = validateRunManifest({ apiVersion: 'berth.dev/v1', kind: 'Run', metadata: { name: 'r-1' }, spec: { app: 'hello', env: { WHO: 'g' }, command: 'echo hi' } });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { WorkQueue, KeyHandler, ProcessResult } from '../../src/controller/queue';
+import { isTerminalError, WorkQueue, KeyHandler, ProcessResult } from '../../src/controller/queue';
+import { ConflictError, RuntimeApiError, RuntimeRefusedError } from '../../src/errors';
 import { waitFor } from '../helpers/wait';
 
 /** A promise the test resolves when it chooses: holds a handler mid-processing. */
@@ -100,6 +101,35 @@ describe('WorkQueue', () => {
     // Timers never fire early; each gap is at least its delay (20, 40, 80 ms).
     assert.ok(gaps[0] >= 19 && gaps[1] >= 39 && gaps[2] >= 79, `gaps ${gaps.join(', ')}`);
     assert.equal(queue.failuresOf('a'), 0);
+  });
+
+  it('drops a key whose handler throws an error retrying cannot help, and takes it again when added', async () => {
+    const dropped: unknown[] = [];
+    const failed: unknown[] = [];
+    let passes = 0;
+    const queue = new WorkQueue<string>({
+      baseRetryMs: 1,
+      handler: async () => {
+        passes++;
+        if (passes === 1) throw new RuntimeRefusedError('the runtime refused the request');
+        if (passes === 2) throw new RuntimeApiError('the runtime failed; try again');
+      },
+      hooks: { dropped: (_key, error) => dropped.push(error), failed: (_key, error) => failed.push(error) },
+    });
+    running = queue.start(controller.signal);
+    queue.add('a');
+    await waitFor('the terminal failure to be dropped', () => dropped.length === 1 && queue.active === 0);
+    // Dropped, not retried: nothing is scheduled and the key's failure count is clear.
+    assert.equal(passes, 1);
+    assert.equal(queue.failuresOf('a'), 0);
+    // Added again (a change, a resync): processed again; a retryable error is retried until it succeeds.
+    queue.add('a');
+    await waitFor('the retryable failure to be retried until it succeeds', () => passes === 3 && queue.active === 0);
+    assert.equal(failed.length, 1);
+    assert.ok(failed[0] instanceof RuntimeApiError);
+    assert.ok(dropped[0] instanceof RuntimeRefusedError);
+    assert.equal(isTerminalError(new Error('a plain error says nothing')), false);
+    assert.equal(isTerminalError(new ConflictError('another writer was first')), false);
   });
 
   it('computes per-key delays like an exponential failure rate limiter, capped', () => {

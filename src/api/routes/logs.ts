@@ -43,7 +43,7 @@ export function logsRoutes(deps: ApiDeps): Router {
 async function liveLogs(deps: ApiDeps, run: StoredRun, tail?: number): Promise<Readable | undefined> {
   const name = run.status.containerName;
   if (isTerminal(run.status.phase) || !name) return undefined;
-  const executor = deps.executors[run.spec.template.runtime ?? deps.defaultRuntime];
+  const executor = deps.runtimes.executorFor(run);
   if (!executor) return undefined;
   try {
     const observed = await executor.observe(name);

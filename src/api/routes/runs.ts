@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ConflictError, ValidationError } from '../../errors';
 import { requestCancel } from '../../controller/phases';
+import { requestRun } from '../../controller/run-requests';
 import { isTerminal, RunReason, type RunStatus } from '../../model/types';
 import { validateRunRequest } from '../../model/validate';
 import type { StoredApp, StoredRun } from '../../store/store';
@@ -23,11 +24,10 @@ export function runsRoutes(deps: ApiDeps): Router {
   router.post('/apps/:app/run', async (ctx) => {
     const app = await store.mustGetApp(ctx.params.app);
     const request = validateRunRequest(requestBody(ctx));
-    const { run, created } = await store.createRun(app, {
+    const { run, created } = await requestRun(store, app, {
       name: request.name,
       overrides: request.overrides,
       idempotencyKey: idempotencyKey(ctx),
-      forbidIfActive: app.spec.concurrencyPolicy === 'Forbid',
     });
     // 202: accepted, not done. A replayed Idempotency-Key gets the run it made before, with 200.
     ctx.status = created ? 202 : 200;

@@ -6,10 +6,7 @@
 
 import type { ContainerCreateOptions } from 'dockerode';
 import { parseCpuNanos, parseMemoryBytes } from '../../model/quantity';
-import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, type LaunchRequest } from '../executor';
-
-/** The value of `app.kubernetes.io/managed-by` on everything berth creates. */
-export const MANAGED_BY = 'berth';
+import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, MANAGED_BY, type LaunchRequest } from '../executor';
 
 /** Labels that tie a container to its run, App and attempt. */
 export function workloadLabels(request: Pick<LaunchRequest, 'runUid' | 'appName' | 'attempt' | 'storeId'>): Record<string, string> {

@@ -1,9 +1,12 @@
 /**
- * Reading dockerode's errors: which mean "the engine is not there" (retryable,
- * runs wait) and which are answers from an engine that is there.
+ * Reading dockerode's errors and turning them into berth's: an engine that is
+ * not there (retryable, runs wait), an engine that refused a request (a 4xx:
+ * the same request cannot succeed later) and an engine that failed one (a 5xx,
+ * or an answer berth cannot read: retryable). Nothing of dockerode's leaves
+ * the executor.
  */
 
-import { RuntimeUnavailableError } from '../../errors';
+import { RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
 
 /** What dockerode attaches to the errors it raises for HTTP answers and socket failures. */
 interface DockerodeError extends Error {
@@ -70,14 +73,18 @@ export class DockerTimeoutError extends Error {
 }
 
 /**
- * An answer from a reachable engine that berth did not expect (a bad
- * parameter, a server error). Carries the HTTP status and the engine's words.
+ * An answer from a reachable engine, as berth's error: a 4xx (a bad
+ * parameter, a limit the engine does not allow, a name in use) is a
+ * RuntimeRefusedError, since the same request cannot succeed later; a 5xx or
+ * anything else is a RuntimeApiError, retried. Both say what berth was doing
+ * and what the engine said.
  */
-export class DockerApiError extends Error {
-  override readonly name = 'DockerApiError';
-  readonly statusCode?: number;
-  constructor(doing: string, cause: unknown) {
-    super(`docker engine refused ${doing}: ${daemonMessage(cause)}`, { cause });
-    this.statusCode = statusOf(cause);
-  }
+export function engineAnswer(doing: string, cause: unknown): RuntimeRefusedError | RuntimeApiError {
+  const status = statusOf(cause);
+  const error =
+    status !== undefined && status >= 400 && status < 500
+      ? new RuntimeRefusedError(`docker engine refused ${doing}: ${daemonMessage(cause)}`)
+      : new RuntimeApiError(`docker engine failed ${doing}${status !== undefined ? ` (HTTP ${status})` : ''}: ${daemonMessage(cause)}`);
+  error.cause = cause;
+  return error;
 }

@@ -6,7 +6,7 @@
 
 import Docker from 'dockerode';
 import { Readable } from 'node:stream';
-import { ConfigError, ImagePullError, NotFoundError, RuntimeUnavailableError } from '../../errors';
+import { BerthError, ConfigError, ImagePullError, NotFoundError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
 import { ImagePullPolicy, RuntimeName } from '../../model/types';
 import {
   LABEL_APP,
@@ -14,6 +14,7 @@ import {
   LABEL_STORE,
   LABEL_MANAGED_BY,
   LABEL_RUN,
+  MANAGED_BY,
   type Executor,
   type LaunchRequest,
   type LogOptions,
@@ -21,8 +22,8 @@ import {
   type OwnedWorkload,
   type WorkloadEvent,
 } from '../executor';
-import { MANAGED_BY, containerCreateOptions } from './container-spec';
-import { DockerApiError, DockerTimeoutError, daemonMessage, isUnreachable, statusOf, unavailable } from './docker-errors';
+import { containerCreateOptions } from './container-spec';
+import { DockerTimeoutError, daemonMessage, engineAnswer, isUnreachable, statusOf, unavailable } from './docker-errors';
 import { defaultDockerHost, parseDockerHost } from './docker-host';
 import { watchEngineEvents } from './event-watch';
 import { awaitPull } from './image-pull';
@@ -107,7 +108,9 @@ export class DockerExecutor implements Executor {
    * error here: the engine records why, and `observe` reports it as an exit.
    *
    * @throws ImagePullError when the image cannot be had.
+   * @throws RuntimeRefusedError when the engine refuses the container (a limit it does not allow, say).
    * @throws RuntimeUnavailableError when the engine cannot be reached.
+   * @throws RuntimeApiError when the engine fails the request on its side.
    */
   async launch(request: LaunchRequest): Promise<void> {
     const { image, imagePullPolicy } = request.template;
@@ -131,8 +134,15 @@ export class DockerExecutor implements Executor {
   /** Creates the run's container: `exists` when one of that name is there already, `no-image` when the image is absent. */
   private async create(request: LaunchRequest): Promise<'created' | 'exists' | 'no-image'> {
     const doing = `creating container ${request.name}`;
+    let options: Docker.ContainerCreateOptions;
     try {
-      await this.call(doing, (abortSignal) => this.docker.createContainer({ ...containerCreateOptions(request), abortSignal }));
+      options = containerCreateOptions(request);
+    } catch (error) {
+      // Validation at the edge keeps such quantities out; one that slips through is refused, never sent.
+      throw new RuntimeRefusedError(`cannot create container ${request.name}: ${(error as Error).message}`);
+    }
+    try {
+      await this.call(doing, (abortSignal) => this.docker.createContainer({ ...options, abortSignal }));
       return 'created';
     } catch (error) {
       // 409: a container of that name exists (an earlier launch, or a concurrent one).
@@ -177,8 +187,9 @@ export class DockerExecutor implements Executor {
     const source = Buffer.isBuffer(raw) ? Readable.from([raw]) : raw;
     const text = new LogFrameDecoder();
     text.setEncoding('utf8');
+    // A connection that breaks mid-stream reaches the reader as berth's error, like every other failure.
+    source.on('error', (error) => text.destroy(isUnreachable(error) ? unavailable(this.dockerHost, doing, error) : new RuntimeApiError(`${doing} broke off: ${daemonMessage(error)}`)));
     // Destroying the text stream (a client went away) must close the engine connection too.
-    source.on('error', (error) => text.destroy(error));
     text.on('close', () => source.destroy());
     source.pipe(text);
     return text;
@@ -224,13 +235,14 @@ export class DockerExecutor implements Executor {
     return owned.sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  watch(onEvent: (event: WorkloadEvent) => void, signal: AbortSignal): void {
-    watchEngineEvents(
+  /** Resolves once `signal` aborts; an engine that cannot be reached is retried with backoff and told to `onWatchError`. */
+  watch(onEvent: (event: WorkloadEvent) => void, signal: AbortSignal): Promise<void> {
+    return watchEngineEvents(
       this.docker,
       onEvent,
       signal,
       { initialBackoffMs: this.watchInitialBackoffMs, maxBackoffMs: this.watchMaxBackoffMs, onError: this.onWatchError },
-      (error) => (isUnreachable(error) ? unavailable(this.dockerHost, 'watching events', error) : new DockerApiError('watching events', error)),
+      (error) => (isUnreachable(error) ? unavailable(this.dockerHost, 'watching events', error) : engineAnswer('watching events', error)),
     );
   }
 
@@ -242,6 +254,8 @@ export class DockerExecutor implements Executor {
       if (statusOf(error) === 304) return; // already started
       const after = await this.inspect(name);
       if (after?.State.Error) return; // the workload's own failure, recorded on the container
+      // Removed between create and start (a cancel, a cleanup): the next launch creates it again.
+      if (!after) throw new RuntimeApiError(`container ${name} was removed before it could be started`);
       throw this.rethrown(`starting container ${name}`, error);
     }
   }
@@ -295,7 +309,7 @@ export class DockerExecutor implements Executor {
   /**
    * Makes one engine call with a deadline. Unreachable engines and missed
    * deadlines become RuntimeUnavailableError; engine answers are rethrown as
-   * they are, for the caller to read their status.
+   * they are, for the caller to read their status and then pass to `rethrown`.
    */
   private async call<T>(doing: string, request: (abortSignal: AbortSignal) => Promise<T>, timeoutMs = this.requestTimeoutMs): Promise<T> {
     const controller = new AbortController();
@@ -318,10 +332,10 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  /** Errors berth already named pass through; an engine answer becomes a DockerApiError saying what was being done. */
-  private rethrown(doing: string, error: unknown): Error {
-    if (error instanceof RuntimeUnavailableError || error instanceof DockerApiError) return error;
-    return new DockerApiError(doing, error);
+  /** Errors berth already named pass through; an engine answer becomes berth's, saying what was being done. */
+  private rethrown(doing: string, error: unknown): BerthError {
+    if (error instanceof BerthError) return error;
+    return engineAnswer(doing, error);
   }
 }
 

@@ -5,11 +5,21 @@
 
 import type Docker from 'dockerode';
 import type { IncomingMessage } from 'node:http';
-import { LABEL_MANAGED_BY, LABEL_RUN, type WorkloadEvent } from '../executor';
-import { MANAGED_BY } from './container-spec';
+import { LABEL_MANAGED_BY, LABEL_RUN, MANAGED_BY, WorkloadAction, type WorkloadEvent } from '../executor';
 
-/** Container actions the reconciler cares about: a run started, ended, ran out of memory, was signalled, or vanished. */
-export const WATCHED_ACTIONS = ['start', 'die', 'oom', 'kill', 'stop', 'destroy'] as const;
+/**
+ * The engine's container actions berth listens for, and what each means to
+ * a watcher. `kill` and `stop` are left out: they only say a signal was
+ * sent, and the `die` that follows carries the end. `oom` is only a change:
+ * the OOM killer may have ended a child while the container runs on.
+ */
+export const WATCHED_ACTIONS: Readonly<Record<string, WorkloadAction>> = {
+  create: WorkloadAction.Changed,
+  start: WorkloadAction.Started,
+  die: WorkloadAction.Exited,
+  oom: WorkloadAction.Changed,
+  destroy: WorkloadAction.Removed,
+};
 
 export interface EventWatchOptions {
   /** First wait before reconnecting after the stream broke or could not open. */
@@ -31,12 +41,13 @@ interface EngineEvent {
 const sinceOf = (nanos: bigint): string => `${nanos / 1_000_000_000n}.${String(nanos % 1_000_000_000n).padStart(9, '0')}`;
 
 /**
- * Streams owned-container events to `onEvent` until `signal` aborts. Each
- * (re)connection asks for events since the last one seen (or since the call,
- * at first), so a change during a reconnect — or in the moment before the
- * first connection — is delivered rather than lost.
+ * Streams owned-container events to `onEvent` until `signal` aborts, then
+ * resolves; it never rejects; failures go to `options.onError` and the watch
+ * reconnects. Each (re)connection asks for events since the last one seen (or
+ * since the call, at first), so a change during a reconnect — or in the
+ * moment before the first connection — is delivered rather than lost.
  *
- * @param connect opens the event stream with the given query; normally `docker.getEvents`.
+ * @param docker the engine client; only its `getEvents` is used.
  * @param describeError turns a connection failure into the error `onError` receives.
  */
 export function watchEngineEvents(
@@ -45,14 +56,14 @@ export function watchEngineEvents(
   signal: AbortSignal,
   options: EventWatchOptions,
   describeError: (error: unknown) => Error,
-): void {
+): Promise<void> {
   let lastSeenNanos = BigInt(Date.now()) * 1_000_000n;
   let backoffMs = options.initialBackoffMs;
 
   const streamOnce = async (): Promise<void> => {
     const events = (await docker.getEvents({
       since: sinceOf(lastSeenNanos),
-      filters: { type: ['container'], label: [`${LABEL_MANAGED_BY}=${MANAGED_BY}`], event: [...WATCHED_ACTIONS] },
+      filters: { type: ['container'], label: [`${LABEL_MANAGED_BY}=${MANAGED_BY}`], event: Object.keys(WATCHED_ACTIONS) },
       abortSignal: signal,
     } as unknown as Docker.GetEventsOptions)) as unknown as IncomingMessage;
     backoffMs = options.initialBackoffMs;
@@ -98,8 +109,13 @@ export function watchEngineEvents(
       const seen = BigInt(Math.trunc(event.timeNano));
       if (seen > lastSeenNanos) lastSeenNanos = seen;
     }
-    const runUid = event.Actor?.Attributes?.[LABEL_RUN];
-    if (event.Type === 'container' && runUid && event.Action) onEvent({ runUid, action: event.Action });
+    const attributes = event.Actor?.Attributes;
+    const runUid = attributes?.[LABEL_RUN];
+    // Own property only: an action named like an Object.prototype member must not map to one.
+    const action = event.Action && Object.hasOwn(WATCHED_ACTIONS, event.Action) ? WATCHED_ACTIONS[event.Action] : undefined;
+    // The engine puts the container's name among the attributes, beside its labels.
+    const name = attributes?.name;
+    if (event.Type === 'container' && runUid && name && action) onEvent({ runUid, name, action });
   };
 
   const pause = (ms: number): Promise<void> =>
@@ -119,12 +135,16 @@ export function watchEngineEvents(
         await streamOnce();
       } catch (error) {
         if (signal.aborted) break;
-        options.onError?.(describeError(error));
+        try {
+          options.onError?.(describeError(error));
+        } catch {
+          // A reporter that throws must not end the watch: the watch's promise only ever resolves, on abort.
+        }
       }
       if (signal.aborted) break;
       await pause(backoffMs);
       backoffMs = Math.min(backoffMs * 2, options.maxBackoffMs);
     }
   };
-  void loop();
+  return loop();
 }

@@ -3,7 +3,7 @@
  */
 
 import type { ContainerInspectInfo } from 'dockerode';
-import type { Observation } from '../executor';
+import { WaitingReason, type Observation } from '../executor';
 
 /** Docker's spelling of "never": the zero time.Time. */
 const isSet = (timestamp: string | undefined): timestamp is string => !!timestamp && !timestamp.startsWith('0001-01-01');
@@ -18,7 +18,10 @@ export function observationOf(info: ContainerInspectInfo): Observation {
   switch (state.Status) {
     case 'created':
       // A container that failed to start stays "created" with the reason in
-      // State.Error (e.g. the command does not exist): that run has ended.
+      // State.Error (e.g. the command does not exist): that attempt has ended.
+      // It is an exit (127, as a shell says "not found"), not a terminal
+      // LaunchFailed wait, because the engine gives the same answer for
+      // passing failures (a cgroup it could not set up), which retries may outlast.
       if (message) {
         return {
           state: 'exited',
@@ -28,7 +31,8 @@ export function observationOf(info: ContainerInspectInfo): Observation {
           message,
         };
       }
-      return { state: 'waiting', message: 'container created, not started yet' };
+      // Not terminal: Docker has no scheduler of its own, so a created container waits only on berth's start call.
+      return { state: 'waiting', reason: WaitingReason.Creating, terminal: false, message: 'container created, not started yet' };
     case 'running':
     case 'paused':
     case 'restarting':

@@ -1,0 +1,47 @@
+/**
+ * `berth serve` as a child process, as a user runs it, and small clients of
+ * its API: for tests that need the whole of berth.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { waitFor } from './wait';
+
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+export interface Berth {
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+}
+
+export async function serve(dir: string, port: number, flags: string[] = []): Promise<Berth> {
+  let output = '';
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn', ...flags],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout?.on('data', (chunk) => (output += chunk));
+  child.stderr?.on('data', (chunk) => (output += chunk));
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`berth on ${url} to be ready`, async () => {
+    if (child.exitCode !== null) throw new Error(`berth exited ${child.exitCode}: ${output}`);
+    return (await fetch(`${url}/readyz`)).ok;
+  });
+  return { url, child, output: () => output };
+}
+
+export async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(init.headers ?? {}) } });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+export async function runOf(url: string, app: string, run: string | number): Promise<any> {
+  return (await json(`${url}/apps/${app}/run/${run}/`)).body;
+}
+
+export function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
