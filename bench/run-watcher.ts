@@ -1,0 +1,64 @@
+/**
+ * Follows runs through berth's `/events/` stream, as the benchmarks must: a
+ * poll would charge its interval to berth, or load the server it measures.
+ */
+import { isTerminal, RunPhase } from '../src/model/types';
+
+export type RunAnswer = { id: number; status: { phase: string } };
+
+/** Follows berth's event stream and resolves waiters when runs finish. */
+export class RunWatcher {
+  private readonly finished = new Map<number, string>();
+  private readonly waiters = new Map<number, () => void>();
+  private readonly abort = new AbortController();
+
+  async open(url: string, app: string): Promise<void> {
+    const res = await fetch(`${url}/events/?kind=Run&app=${app}`, { signal: this.abort.signal });
+    if (!res.ok || !res.body) throw new Error(`GET /events/ → ${res.status}`);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    void (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          buffer += value;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = frame.split('\n').find((line) => line.startsWith('data:'));
+            if (data) this.onRun(JSON.parse(data.slice(5)) as RunAnswer);
+          }
+        }
+      } catch {
+        // closed
+      }
+    })();
+  }
+
+  private onRun(run: RunAnswer): void {
+    if (!run.status?.phase || !isTerminal(run.status.phase as RunPhase)) return;
+    this.finished.set(run.id, run.status.phase);
+    this.waiters.get(run.id)?.();
+  }
+
+  async waitFinished(id: number, timeoutMs = 60_000): Promise<string> {
+    if (!this.finished.has(id)) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`run ${id} did not finish within ${timeoutMs} ms`)), timeoutMs);
+        this.waiters.set(id, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      this.waiters.delete(id);
+    }
+    return this.finished.get(id) as string;
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+}
+
