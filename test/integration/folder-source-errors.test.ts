@@ -36,10 +36,11 @@ describe('FolderSource: held files, conflicts and ownership', function () {
     writeFile(folder.dir, 'app.yaml', appYaml(kept, { image: 'busybox:1.37' }));
     await waitFor('the fix to apply', async () => (await folder.store.getApp(kept))?.spec.image === 'busybox:1.37');
     await waitFor('the dropped App to be pruned', async () => (await folder.store.getApp(other)) === null);
+    // The report is written once the pass's store writes are done: wait for it, not for the writes.
+    const report = await waitFor('the file to be reported synced', () => (folder.fileReport('app.yaml')?.state === 'Synced' ? folder.fileReport('app.yaml') : undefined));
+    assert.deepEqual(report.errors, []);
     const fixed = await folder.store.mustGetApp(kept);
     assert.deepEqual(fixed.status, { source: 'file:app.yaml', syncState: 'Synced' });
-    assert.equal(folder.fileReport('app.yaml')?.state, 'Synced');
-    assert.deepEqual(folder.fileReport('app.yaml')?.errors, []);
   });
 
   it('holds the whole file when one document is invalid, naming the document, field, line and column', async () => {
