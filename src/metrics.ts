@@ -23,6 +23,8 @@ export interface BerthMetrics {
   reconcileErrors: Counter;
   /** Calls to a container runtime that failed, by runtime. */
   runtimeErrors: Counter<'runtime'>;
+  /** 1 on the replica that leads (reconciles and syncs the folder), 0 on the others; 1 without leader election. */
+  leader: Gauge;
   /** Sets where the `berth_runs` gauge reads its numbers from (the controller points it at the store). */
   countRunsWith(counter: RunCounter | undefined): void;
 }
@@ -84,6 +86,7 @@ export function createMetrics(register: Registry): BerthMetrics {
       labelNames: ['runtime'],
       registers,
     }),
+    leader: new Gauge({ name: 'berth_leader', help: 'Whether this replica leads: 1 on the leader, 0 on followers.', registers }),
     countRunsWith(counter) {
       runCounter = counter;
     },

@@ -2,21 +2,30 @@
  * The composition root: opens the store, builds the API and the long-running
  * parts around it, listens, and shuts everything down in order.
  */
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApi } from './api/app';
-import type { ApiDeps, ReadinessCheck } from './api/deps';
+import type { ApiDeps, ReadinessCheck, SourceReporter, SyncReport } from './api/deps';
 import { Controller, type ControllerOptions } from './controller/controller';
+import type { LaunchFence } from './controller/reconciler';
 import { ConfigError } from './errors';
 import type { Executor } from './executors/executor';
+import { KubernetesExecutor } from './executors/kubernetes';
 import { Runtimes } from './executors/runtimes';
 import { DockerExecutor } from './executors/docker';
+import { AdvisoryLockElection } from './leadership/advisory-lock';
+import { termFence } from './leadership/fence';
+import type { Leadership } from './leadership/leadership';
+import { clusterLeaseClient, LeaseElection } from './leadership/lease';
+import { LeaderTerms } from './leadership/terms';
 import { createLogger, type Logger, type LogLevel } from './log';
-import { registry } from './metrics';
+import { metrics, registry } from './metrics';
 import { RuntimeName } from './model/types';
 import { FolderSource } from './sources/folder';
-import { Store } from './store/store';
+import { isPostgresUrl } from './store/db';
+import { Store, type Term } from './store/store';
 
 export interface ServerConfig {
   /** 0 picks a free port (tests). @default 8000 */
@@ -64,6 +73,26 @@ export interface ServerConfig {
   controller?: Partial<Omit<ControllerOptions, 'store' | 'runtimes' | 'maxParallel' | 'keepContainers' | 'logger' | 'historyLimit' | 'logLimitBytes'>>;
   /** How long `stop()` lets in-flight requests finish before closing their connections. @default 5000 */
   shutdownGraceMs?: number;
+  /**
+   * Elect a leader among the replicas sharing this (PostgreSQL) store: only
+   * the leader reconciles runs and syncs the apps folder; every replica
+   * serves the API. Absent: this server does both, alone.
+   */
+  leaderElection?: LeaderElectionConfig;
+}
+
+/** How replicas elect their leader. */
+export interface LeaderElectionConfig {
+  /** `advisory-lock`: a PostgreSQL advisory lock (outside a cluster); `lease`: a coordination.k8s.io Lease. */
+  method: 'advisory-lock' | 'lease';
+  /** This replica's identity: unique among the replicas (hostname and pid by default). */
+  identity: string;
+  /** Lease: how long followers wait after the Lease last changed; advisory lock: how long PostgreSQL keeps a silent leader's session. @default 15000 */
+  leaseDurationMs: number;
+  /** How long the leader may fail to renew (lease) or to check its lock's connection before it stops leading. @default 10000 */
+  renewDeadlineMs: number;
+  /** Between tries to take the lock, and between renewals. @default 2000 */
+  retryPeriodMs: number;
 }
 
 export interface RunningServer {
@@ -72,8 +101,9 @@ export interface RunningServer {
   port: number;
   store: Store;
   deps: ApiDeps;
-  controller: Controller;
-  folder: FolderSource;
+  /** Absent with leader election: each term of leadership makes its own. */
+  controller?: Controller;
+  folder?: FolderSource;
   /** Stops accepting, lets in-flight requests finish, stops the parts, closes the store. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -93,21 +123,27 @@ export interface ServerPart {
 /** Opens the store and serves the API; rejects with a ConfigError naming the problem when it cannot. */
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const logger = config.logger ?? createLogger(config.logLevel);
+  if (config.leaderElection && !isPostgresUrl(config.db)) {
+    throw new ConfigError('leader election needs a shared PostgreSQL store (a postgres:// URL); SQLite allows one replica');
+  }
   const store = await Store.open(config.db);
   const shutdown = new AbortController();
   try {
     const executors = buildExecutors(config);
-    const { parts, controller, folder } = buildParts({ config, store, executors, logger });
+    const { parts, readiness, controller, folder, folderSource, leadership } = config.leaderElection
+      ? buildElectedParts({ config, election: config.leaderElection, store, executors, logger })
+      : buildSoleParts({ config, store, executors, logger });
     const deps: ApiDeps = {
       store,
       logger,
       token: config.token,
-      readiness: [storeReadiness(store), ...parts.flatMap((p) => (p.readiness ? [p.readiness] : []))],
+      readiness: [storeReadiness(store), ...readiness],
       runtimes: executors,
       metrics: registry,
       appsDir: config.appsDir,
       shutdown: shutdown.signal,
       folder,
+      leadership,
     };
     // Handlers can outlive their connection (a client that hangs up); the store closes only after they finish.
     const inFlight = new Set<Promise<unknown>>();
@@ -120,7 +156,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const port = await listen(server, config.port, config.host);
     const running = parts.map((part) => runPart(part, shutdown.signal, logger));
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-    logger.info({ url, db: store.dialect, auth: Boolean(config.token) }, 'berth is serving');
+    logger.info({ url, db: store.dialect, auth: Boolean(config.token), leaderElection: config.leaderElection?.method }, 'berth is serving');
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
@@ -133,7 +169,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await store.close();
         logger.info('stopped');
       })());
-    return { url, port, store, deps, controller, folder, stop };
+    return { url, port, store, deps, controller, folder: folderSource, stop };
   } catch (err) {
     shutdown.abort();
     await store.close().catch(() => undefined);
@@ -147,23 +183,94 @@ function buildExecutors(config: ServerConfig): Runtimes {
   wanted.add(config.runtime);
   const executors: Executor[] = [];
   if (wanted.has(RuntimeName.docker)) executors.push(new DockerExecutor({ dockerHost: config.dockerHost }));
+  if (wanted.has(RuntimeName.kubernetes)) {
+    executors.push(new KubernetesExecutor({ kubeconfig: config.kubeconfig, namespace: config.namespace, imagePullGraceMs: config.imagePullGraceMs }));
+  }
   return new Runtimes(executors, config.runtime);
 }
 
+/** The long-running parts as the server runs them, and what the API reads of them. */
+interface ServerParts {
+  parts: ServerPart[];
+  readiness: ReadinessCheck[];
+  folder: SourceReporter;
+  controller?: Controller;
+  folderSource?: FolderSource;
+  leadership?: LeaderTerms;
+}
+
+/** Without leader election: this server runs the controller and the folder source for as long as it runs. */
+function buildSoleParts(context: { config: ServerConfig; store: Store; executors: Runtimes; logger: Logger }): ServerParts {
+  const { parts, controller, folder } = buildLeaderParts(context);
+  metrics.leader.set(1);
+  return { parts, readiness: parts.flatMap((p) => (p.readiness ? [p.readiness] : [])), folder, folderSource: folder, controller };
+}
+
 /**
- * The long-running parts, started after the API listens and stopped before
- * the store closes: the controller, which moves runs toward their desired
- * state, and the folder source, which makes the store match the apps folder.
+ * With leader election: one part campaigns, and runs a new controller and
+ * folder source (fenced by the term's epoch) for each term this replica
+ * leads. `/readyz` asks the current term's parts; a follower is ready.
  */
-function buildParts(context: {
+function buildElectedParts(context: {
+  config: ServerConfig;
+  election: LeaderElectionConfig;
+  store: Store;
+  executors: Runtimes;
+  logger: Logger;
+}): ServerParts {
+  const { config, election, store, logger } = context;
+  const log = logger.child({ part: 'leadership', identity: election.identity });
+  const leadership = buildLeadership(config, election, store, log);
+  // The API keeps one folder reporter; each term's folder source is put behind it.
+  const relay = new EventEmitter<{ sync: [SyncReport] }>();
+  let currentFolder: FolderSource | undefined;
+  const folder: SourceReporter = {
+    report: () => currentFolder?.report() ?? { kind: 'folder', dir: config.appsDir, ready: false, message: 'this replica follows; the leader syncs the apps folder' },
+    on: (event, listener) => relay.on(event, listener),
+    off: (event, listener) => relay.off(event, listener),
+  };
+  const terms = new LeaderTerms({
+    leadership,
+    records: store.leadership,
+    gauge: metrics.leader,
+    logger: log,
+    makeParts: (record) => {
+      const term: Term = { name: record.name, holder: record.holder, epoch: record.epoch };
+      const made = buildLeaderParts({ ...context, fence: termFence(store.leadership, term, log) });
+      made.folder.on('sync', (report) => relay.emit('sync', report));
+      currentFolder = made.folder;
+      return made.parts;
+    },
+  });
+  return { parts: [terms.part], readiness: [terms.readiness('controller'), terms.readiness('folder')], folder, leadership: terms };
+}
+
+function buildLeadership(config: ServerConfig, election: LeaderElectionConfig, store: Store, logger: Logger): Leadership {
+  const common = { identity: election.identity, records: store.leadership, logger };
+  if (election.method === 'lease') {
+    const client = clusterLeaseClient(config.kubeconfig, config.namespace);
+    return new LeaseElection({ ...common, client, timing: election });
+  }
+  return new AdvisoryLockElection({ ...common, url: config.db, ...election });
+}
+
+/**
+ * The long-running parts the leader runs, started after the API listens and
+ * stopped before the store closes: the controller, which moves runs toward
+ * their desired state, and the folder source, which makes the store match the
+ * apps folder. One-shot: a new term makes new ones.
+ */
+function buildLeaderParts(context: {
   config: ServerConfig;
   store: Store;
   executors: Runtimes;
   logger: Logger;
+  fence?: LaunchFence;
 }): { parts: ServerPart[]; controller: Controller; folder: FolderSource } {
-  const { config, store, executors, logger } = context;
+  const { config, store, executors, logger, fence } = context;
   const controller = new Controller({
     ...config.controller,
+    fence,
     store,
     runtimes: executors,
     maxParallel: config.maxParallel,

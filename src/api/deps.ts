@@ -37,6 +37,8 @@ export interface ApiDeps {
   folder?: SourceReporter;
   /** The apps folder as the user gave it, so a 409 on a file-owned App names the file as they know it. */
   appsDir?: string;
+  /** With leader election: which replica leads and since when, for `/readyz`. */
+  leadership?: { report(): Promise<unknown> };
   /** Aborted when the server shuts down: long-lived answers (event streams, followed logs) end then. */
   shutdown?: AbortSignal;
 }

@@ -1,9 +1,11 @@
 import net from 'node:net';
+import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS, type LogLevel } from '../log';
 import { parseMemoryBytes } from '../model/quantity';
 import { RuntimeName } from '../model/types';
-import type { ServerConfig } from '../server';
+import type { LeaderElectionConfig, ServerConfig } from '../server';
+import { isPostgresUrl } from '../store/db';
 
 /** A configuration berth refuses to start with; the CLI prints the message and exits 2. */
 export class UsageError extends Error {}
@@ -27,6 +29,12 @@ interface ServeFlags {
   insecureNoAuth: boolean;
   keepContainers: boolean;
   logLevel: LogLevel;
+  leaderElect: boolean;
+  leaderElectLease: boolean;
+  leaseDuration: number;
+  renewDeadline: number;
+  retryPeriod: number;
+  replicaId?: string;
 }
 
 /** Adds `serve`'s flags, each with its `BERTH_*` environment twin, to `command`. */
@@ -82,7 +90,27 @@ export function addServeOptions(command: Command): Command {
     .addOption(option('--token <token>', 'require "Authorization: Bearer <token>" on every endpoint but /healthz', 'BERTH_TOKEN').argParser(nonEmpty))
     .addOption(option('--insecure-no-auth', 'allow a non-loopback --host without --token', 'BERTH_INSECURE_NO_AUTH').default(false))
     .addOption(option('--keep-containers', 'leave finished containers in place for inspection', 'BERTH_KEEP_CONTAINERS').default(false))
-    .addOption(option('--log-level <level>', 'log level', 'BERTH_LOG_LEVEL').default('info').choices(LOG_LEVELS));
+    .addOption(option('--log-level <level>', 'log level', 'BERTH_LOG_LEVEL').default('info').choices(LOG_LEVELS))
+    .addOption(
+      option('--leader-elect', 'elect a leader among replicas sharing a PostgreSQL store: only it reconciles runs and syncs the folder', 'BERTH_LEADER_ELECT').default(false),
+    )
+    .addOption(
+      option('--leader-elect-lease', 'elect on a coordination.k8s.io Lease even outside a cluster (in a cluster it is the default)', 'BERTH_LEADER_ELECT_LEASE').default(false),
+    )
+    .addOption(
+      option('--lease-duration <duration>', 'how long followers wait after the Lease last changed before taking it (15s, 1500ms, or seconds)', 'BERTH_LEASE_DURATION')
+        .default(15_000, '15s')
+        .argParser(duration),
+    )
+    .addOption(
+      option('--renew-deadline <duration>', 'how long the leader may fail to renew its Lease, or to reach its lock, before it stops leading', 'BERTH_RENEW_DEADLINE')
+        .default(10_000, '10s')
+        .argParser(duration),
+    )
+    .addOption(
+      option('--retry-period <duration>', 'between tries to take the lock, and between renewals', 'BERTH_RETRY_PERIOD').default(2000, '2s').argParser(duration),
+    )
+    .addOption(option('--replica-id <id>', 'this replica\'s identity in leader election (default: hostname and pid)', 'BERTH_REPLICA_ID').argParser(nonEmpty));
 }
 
 /**
@@ -95,8 +123,14 @@ export function addServeOptions(command: Command): Command {
 export function serveConfig(command: Command): ServerConfig {
   const flags = command.opts<ServeFlags>();
   // commander sets a boolean flag whenever its environment twin exists; BERTH_KEEP_CONTAINERS=false should mean false.
-  for (const name of ['insecureNoAuth', 'keepContainers'] as const) {
-    if (command.getOptionValueSource(name) === 'env') flags[name] = envTrue(name === 'insecureNoAuth' ? 'BERTH_INSECURE_NO_AUTH' : 'BERTH_KEEP_CONTAINERS');
+  const booleans = {
+    insecureNoAuth: 'BERTH_INSECURE_NO_AUTH',
+    keepContainers: 'BERTH_KEEP_CONTAINERS',
+    leaderElect: 'BERTH_LEADER_ELECT',
+    leaderElectLease: 'BERTH_LEADER_ELECT_LEASE',
+  } as const;
+  for (const [name, env] of Object.entries(booleans) as [keyof typeof booleans, string][]) {
+    if (command.getOptionValueSource(name) === 'env') flags[name] = envTrue(env);
   }
   const runtimes = flags.runtimes ?? [flags.runtime];
   if (!runtimes.includes(flags.runtime)) {
@@ -126,6 +160,31 @@ export function serveConfig(command: Command): ServerConfig {
     token: flags.token,
     keepContainers: flags.keepContainers,
     logLevel: flags.logLevel,
+    leaderElection: leaderElection(flags),
+  };
+}
+
+/**
+ * Leader election from its flags: refused on SQLite, whose file one replica
+ * owns; on a Lease in a cluster (or with --leader-elect-lease), else on a
+ * PostgreSQL advisory lock.
+ */
+function leaderElection(flags: ServeFlags): LeaderElectionConfig | undefined {
+  if (!flags.leaderElect) return undefined;
+  if (!isPostgresUrl(flags.db)) throw new UsageError('--leader-elect needs a shared PostgreSQL store (--db postgres://…); SQLite allows one replica');
+  const { leaseDuration, renewDeadline, retryPeriod } = flags;
+  if (leaseDuration <= renewDeadline) {
+    throw new UsageError(`--lease-duration (${leaseDuration} ms) must be longer than --renew-deadline (${renewDeadline} ms)`);
+  }
+  if (renewDeadline <= retryPeriod) {
+    throw new UsageError(`--renew-deadline (${renewDeadline} ms) must be longer than --retry-period (${retryPeriod} ms)`);
+  }
+  return {
+    method: flags.leaderElectLease || process.env.KUBERNETES_SERVICE_HOST ? 'lease' : 'advisory-lock',
+    identity: flags.replicaId ?? `${os.hostname()}-${process.pid}`,
+    leaseDurationMs: leaseDuration,
+    renewDeadlineMs: renewDeadline,
+    retryPeriodMs: retryPeriod,
   };
 }
 
@@ -147,6 +206,14 @@ function integer(min: number, max: number) {
     if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}.`);
     return n;
   };
+}
+
+/** A duration in ms: `15s`, `1500ms`, or a number of seconds (`0.5`); from 10 ms to an hour. */
+function duration(value: string): number {
+  const match = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(value.trim());
+  const ms = match ? Math.round(Number(match[1]) * (match[2] === 'ms' ? 1 : 1000)) : NaN;
+  if (!Number.isFinite(ms) || ms < 10 || ms > 3_600_000) throw new InvalidArgumentError('must be a duration such as 15s or 500ms (from 10ms to 3600s).');
+  return ms;
 }
 
 function byteSize(min: number, max: number) {

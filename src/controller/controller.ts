@@ -12,7 +12,7 @@ import type { Store, StoreEvent } from '../store/store';
 import { BerthMetrics, metrics as processMetrics } from '../metrics';
 import { createLogger, type Logger } from '../log';
 import { WorkQueue } from './queue';
-import { Reconciler, RunKey, runIdOf, runKey, Step } from './reconciler';
+import { LaunchFence, Reconciler, RunKey, runIdOf, runKey, Step } from './reconciler';
 
 export interface ControllerOptions {
   store: Store;
@@ -79,6 +79,11 @@ export interface ControllerOptions {
    * @default the workloads stamped with this store's id (and unstamped ones)
    */
   ownsWorkload?: (workload: OwnedWorkload) => boolean;
+  /**
+   * Checked (and recording) each launch, when replicas elect a leader: see LaunchFence.
+   * @default none: every launch goes ahead
+   */
+  fence?: LaunchFence;
   /** @default the process-wide metrics of src/metrics.ts */
   metrics?: BerthMetrics;
   /** @default an `info` logger */
@@ -147,6 +152,7 @@ export class Controller {
       retry: { baseMs: whole('retryBaseMs', options.retryBaseMs ?? 1000, 0), maxMs: whole('retryMaxMs', options.retryMaxMs ?? 300_000, 0) },
       stopGraceSeconds: this.stopGraceSeconds,
       metrics: this.metrics,
+      fence: options.fence,
     });
   }
 

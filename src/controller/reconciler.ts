@@ -8,7 +8,7 @@ import { ConflictError, ImagePullError, NotFoundError, RuntimeRefusedError, Runt
 import { Executor, Observation, WaitingReason, workloadName } from '../executors/executor';
 import type { Runtimes } from '../executors/runtimes';
 import { isTerminal, RunPhase, RunReason, RunStatus } from '../model/types';
-import type { ActiveRunState, Store, StoredRun } from '../store/store';
+import type { ActiveRunState, LaunchRecord, Store, StoredRun } from '../store/store';
 import type { BerthMetrics } from '../metrics';
 import {
   AttemptEnd,
@@ -54,6 +54,21 @@ export interface ReconcilerOptions {
   /** SIGTERM to SIGKILL, when stopping for a cancel or a deadline. */
   stopGraceSeconds: number;
   metrics?: BerthMetrics;
+  /** Asked before every launch when replicas elect a leader; absent, launches are not fenced. */
+  fence?: LaunchFence;
+}
+
+/**
+ * Fencing for replicas that elect a leader: a deposed leader may not know yet
+ * that it was deposed, so each launch is first recorded in the store by a
+ * transaction that checks this replica's term is still the current one. Only
+ * a recorded launch goes ahead; the workload's name is deterministic, so a
+ * new leader that finds the record re-issues the same launch, which finds the
+ * workload instead of making a second.
+ */
+export interface LaunchFence {
+  /** Records `launch` under this replica's term; false when another term has begun (do not launch). */
+  recordLaunch(launch: LaunchRecord): Promise<boolean>;
 }
 
 /** What one reconcile asks of the queue: nothing, or to look again after `requeueAfterMs`. */
@@ -128,6 +143,8 @@ export class Reconciler {
     const attempt = run.status.attempts + 1;
     const name = workloadName(run.metadata.uid, attempt);
     try {
+      // Deposed: the new leader's controller owns this run now (and re-issues this very launch if it was recorded).
+      if (this.options.fence && !(await this.options.fence.recordLaunch({ runId: run.id, attempt, workload: name }))) return {};
       // Taken before the launch: a short workload may have finished by the time launch returns.
       const launchedAt = new Date().toISOString();
       await this.runtime(executor, () =>

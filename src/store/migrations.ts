@@ -74,6 +74,34 @@ export const migrations: Migration[] = [
       await qi.dropTable('berth_settings');
     },
   },
+  {
+    // Leader election across replicas sharing a PostgreSQL store. One row per lock: who leads and
+    // its epoch, bumped by each new leader, so a deposed leader's launch (checked against the epoch
+    // it read, in the transaction that records the launch) is refused once another has taken over.
+    name: '0003-leadership-and-launches',
+    async up(qi) {
+      await qi.createTable('leadership', {
+        name: { type: DataTypes.STRING(63), primaryKey: true },
+        holder: { type: DataTypes.STRING(253), allowNull: false },
+        epoch: { type: DataTypes.BIGINT, allowNull: false },
+        acquired_at: { type: DataTypes.DATE, allowNull: false },
+      });
+      // Each attempt's launch, recorded before the runtime is asked: the fence, and a record a new
+      // leader re-issues (the workload name is deterministic, so never a second workload).
+      await qi.createTable('run_launches', {
+        run_id: { type: DataTypes.INTEGER, primaryKey: true },
+        attempt: { type: DataTypes.INTEGER, primaryKey: true },
+        workload: { type: DataTypes.STRING(253), allowNull: false },
+        holder: { type: DataTypes.STRING(253), allowNull: false },
+        epoch: { type: DataTypes.BIGINT, allowNull: false },
+        launched_at: { type: DataTypes.DATE, allowNull: false },
+      });
+    },
+    async down(qi) {
+      await qi.dropTable('run_launches');
+      await qi.dropTable('leadership');
+    },
+  },
 ];
 
 /** Brings the schema up to date; returns the names of the migrations applied now. */

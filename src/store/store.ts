@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { Op, QueryTypes, Sequelize, UniqueConstraintError, WhereOptions } from 'sequelize';
+import { Op, QueryTypes, Sequelize, Transaction, UniqueConstraintError, WhereOptions } from 'sequelize';
 import { ConflictError, NotFoundError } from '../errors';
 import { AppSource, RunPhase, RunStatus, TERMINAL_PHASES } from '../model/types';
-import { connect, DatabaseLocation } from './db';
+import { ChangeListener, noticeOf, CHANGE_CHANNEL, type ChangeNotice } from './change-feed';
+import { connect, DatabaseLocation, isPostgresUrl } from './db';
 import { migrate } from './migrations';
+import { LeadershipRecords } from './leadership';
 import { AppRow, defineModels, Models, RunRow } from './models';
 import { PlainSql } from './plain-sql';
 import {
@@ -37,6 +39,7 @@ import type {
 } from './types';
 
 export type * from './types';
+export type { LaunchRecord, LeaderRecord, Term } from './leadership';
 
 const ACTIVE_PHASES: RunPhase[] = [RunPhase.Pending, RunPhase.Running];
 
@@ -48,8 +51,18 @@ const ACTIVE_PHASES: RunPhase[] = [RunPhase.Pending, RunPhase.Running];
 export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   private readonly models: Models;
   private readonly sql: PlainSql;
-  /** Serialises run insertion per App so exclusive inserts and idempotency keys hold under concurrent requests. */
+  /**
+   * Serialises run insertion per App within this process (on SQLite, the only
+   * guard there is; SQLite means one replica). Across replicas on PostgreSQL
+   * the database decides: see `insertRun`.
+   */
   private readonly runCreation = new Map<number, Promise<unknown>>();
+  /** Who leads, its epoch, and the launches fenced by it (src/leadership/). */
+  readonly leadership: LeadershipRecords;
+  /** This instance, as the origin of the changes it publishes to other replicas. */
+  private readonly instance = randomUUID();
+  /** On PostgreSQL: other replicas' changes, re-emitted here (./change-feed.ts). */
+  private listener?: ChangeListener;
 
   private constructor(
     readonly sequelize: Sequelize,
@@ -60,6 +73,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     this.setMaxListeners(0);
     this.models = defineModels(sequelize);
     this.sql = new PlainSql(sequelize);
+    this.leadership = new LeadershipRecords(sequelize);
   }
 
   /** Connects, brings the schema up to date, and returns a ready store. */
@@ -68,7 +82,13 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     try {
       await migrate(sequelize);
       const [row] = (await sequelize.query(`SELECT value FROM berth_settings WHERE key = 'store.id'`, { type: QueryTypes.SELECT })) as { value: string }[];
-      return new Store(sequelize, row.value);
+      const store = new Store(sequelize, row.value);
+      if (isPostgresUrl(location)) {
+        const listener = new ChangeListener({ url: location, origin: store.instance, onNotice: (notice) => void store.receive(notice) });
+        await listener.start();
+        store.listener = listener;
+      }
+      return store;
     } catch (err) {
       await sequelize.close().catch(() => undefined);
       throw err;
@@ -80,6 +100,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   }
 
   async close(): Promise<void> {
+    await this.listener?.stop();
     await this.sequelize.close();
   }
 
@@ -223,8 +244,9 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const runs = await this.models.Run.findAll({ where: { appId: current.id } });
     await this.models.Run.destroy({ where: { appId: current.id } });
     await this.models.RunLog.destroy({ where: { runId: { [Op.in]: runs.map((r) => r.id) } } });
-    this.emit('change', { type: 'DELETED', kind: 'App', object: current });
-    for (const run of runs) this.emit('change', { type: 'DELETED', kind: 'Run', object: toRun(run) });
+    await this.leadership.forgetLaunches(runs.map((r) => r.id));
+    this.publish({ type: 'DELETED', kind: 'App', object: current });
+    for (const run of runs) this.publish({ type: 'DELETED', kind: 'Run', object: toRun(run) });
     return current;
   }
 
@@ -241,35 +263,58 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    */
   async insertRun(app: StoredApp, input: NewRun): Promise<RunInsertion> {
     return this.serialisePerApp(app.id, async () => {
-      if (input.idempotencyKey) {
-        const earlier = await this.models.Run.findOne({ where: { appId: app.id, idempotencyKey: input.idempotencyKey } });
-        if (earlier) return { outcome: 'replayed', run: toRun(earlier) };
-      }
-      if (input.exclusive) {
-        const active = await this.models.Run.findOne({ where: { appId: app.id, phase: { [Op.in]: ACTIVE_PHASES } } });
-        if (active) return { outcome: 'active', active: { name: active.name, phase: active.phase as RunPhase } };
-      }
-      const status: RunStatus = { phase: RunPhase.Pending, attempts: 0 };
+      let inserted: RunInsertion;
       try {
-        const row = await this.models.Run.create({
-          name: input.name,
-          uid: randomUUID(),
-          appId: app.id,
-          appName: app.metadata.name,
-          generation: 1,
-          resourceVersion: 1,
-          phase: status.phase,
-          idempotencyKey: input.idempotencyKey ?? null,
-          labels: input.labels ?? {},
-          spec: input.spec,
-          status,
-        });
-        return { outcome: 'created', run: this.emitRun('ADDED', row) };
+        // Exclusive inserts on PostgreSQL lock the App's row first, so another replica's insert for the
+        // same App waits for this one to commit and then sees its run as active.
+        inserted =
+          input.exclusive && this.dialect === 'postgres'
+            ? await this.sequelize.transaction(async (transaction) => {
+                await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', { replacements: { id: app.id }, type: QueryTypes.SELECT, transaction });
+                return this.insertRunChecked(app, input, transaction);
+              })
+            : await this.insertRunChecked(app, input);
       } catch (err) {
-        if (err instanceof UniqueConstraintError) throw new ConflictError(`run "${input.name}" already exists`);
-        throw err;
+        if (!(err instanceof UniqueConstraintError)) throw err;
+        // Another replica inserted a run with this idempotency key between our check and our insert
+        // (the unique index on (app_id, idempotency_key) refused ours): answer its run.
+        const earlier = input.idempotencyKey ? await this.models.Run.findOne({ where: { appId: app.id, idempotencyKey: input.idempotencyKey } }) : null;
+        if (earlier) return { outcome: 'replayed', run: toRun(earlier) };
+        throw new ConflictError(`run "${input.name}" already exists`);
       }
+      if (inserted.outcome === 'created') this.publish({ type: 'ADDED', kind: 'Run', object: inserted.run });
+      return inserted;
     });
+  }
+
+  /** insertRun's checks and insert, inside `transaction` when given; emits nothing (the caller does, once committed). */
+  private async insertRunChecked(app: StoredApp, input: NewRun, transaction?: Transaction): Promise<RunInsertion> {
+    if (input.idempotencyKey) {
+      const earlier = await this.models.Run.findOne({ where: { appId: app.id, idempotencyKey: input.idempotencyKey }, transaction });
+      if (earlier) return { outcome: 'replayed', run: toRun(earlier) };
+    }
+    if (input.exclusive) {
+      const active = await this.models.Run.findOne({ where: { appId: app.id, phase: { [Op.in]: ACTIVE_PHASES } }, transaction });
+      if (active) return { outcome: 'active', active: { name: active.name, phase: active.phase as RunPhase } };
+    }
+    const status: RunStatus = { phase: RunPhase.Pending, attempts: 0 };
+    const row = await this.models.Run.create(
+      {
+        name: input.name,
+        uid: randomUUID(),
+        appId: app.id,
+        appName: app.metadata.name,
+        generation: 1,
+        resourceVersion: 1,
+        phase: status.phase,
+        idempotencyKey: input.idempotencyKey ?? null,
+        labels: input.labels ?? {},
+        spec: input.spec,
+        status,
+      },
+      { transaction },
+    );
+    return { outcome: 'created', run: toRun(row) };
   }
 
   /** By numeric id or name; within one App when `appId` is given. */
@@ -349,7 +394,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     }
     // The row is what was read plus this write: no need to read it back.
     const written: StoredRun = { ...run, metadata: { ...run.metadata, resourceVersion: String(version + 1) }, status: JSON.parse(JSON.stringify(status)) as RunStatus };
-    this.emit('change', { type: 'MODIFIED', kind: 'Run', object: written });
+    this.publish({ type: 'MODIFIED', kind: 'Run', object: written });
     return written;
   }
 
@@ -379,8 +424,9 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const ids = old.map((r) => r.id);
     await this.models.Run.destroy({ where: { id: { [Op.in]: ids } } });
     await this.models.RunLog.destroy({ where: { runId: { [Op.in]: ids } } });
+    await this.leadership.forgetLaunches(ids);
     const runs = old.map(toRun);
-    for (const run of runs) this.emit('change', { type: 'DELETED', kind: 'Run', object: run });
+    for (const run of runs) this.publish({ type: 'DELETED', kind: 'Run', object: run });
     return runs;
   }
 
@@ -423,15 +469,38 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     return next;
   }
 
-  private emitApp(type: ChangeType, row: AppRow): StoredApp {
-    const app = toApp(row);
-    this.emit('change', { type, kind: 'App', object: app });
-    return app;
+  /** Emits a change here and, on PostgreSQL, tells the other replicas' stores. */
+  private publish(event: StoreEvent): void {
+    this.emit('change', event);
+    if (!this.listener) return;
+    // After the write, outside its transaction; a notice lost (the store closing) only delays the others until their resync.
+    void this.sequelize
+      .query('SELECT pg_notify(:channel, :payload)', { replacements: { channel: CHANGE_CHANNEL, payload: noticeOf(this.instance, event) }, type: QueryTypes.SELECT })
+      .catch(() => undefined);
   }
 
-  private emitRun(type: ChangeType, row: RunRow): StoredRun {
-    const run = toRun(row);
-    this.emit('change', { type, kind: 'Run', object: run });
-    return run;
+  /** Another replica's change: re-emitted with the object as it is now (or, deleted, as it was). */
+  private async receive(notice: ChangeNotice): Promise<void> {
+    try {
+      if (notice.type === 'DELETED') {
+        if (notice.object) this.emit('change', { type: 'DELETED', kind: notice.kind, object: notice.object } as StoreEvent);
+        return;
+      }
+      if (notice.kind === 'Run') {
+        const run = await this.getRun(notice.id);
+        if (run) this.emit('change', { type: notice.type, kind: 'Run', object: run });
+      } else {
+        const app = await this.getApp(notice.id);
+        if (app) this.emit('change', { type: notice.type, kind: 'App', object: app });
+      }
+    } catch {
+      // The store is closing, or the database is away: the controller's resync covers what was missed.
+    }
+  }
+
+  private emitApp(type: ChangeType, row: AppRow): StoredApp {
+    const app = toApp(row);
+    this.publish({ type, kind: 'App', object: app });
+    return app;
   }
 }

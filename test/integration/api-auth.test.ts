@@ -11,13 +11,32 @@ describe('API: bearer token', () => {
       await api.close();
     });
 
-    it('lets /healthz through without a token', async () => {
-      const res = await fetch(`${api.url}/healthz`);
-      assert.equal(res.status, 200);
+    it('lets the probes through without a token: /healthz, and /readyz with its verdict but not its reasons', async () => {
+      assert.equal((await fetch(`${api.url}/healthz`)).status, 200);
+      const anonymous = await fetch(`${api.url}/readyz`);
+      assert.equal(anonymous.status, 200);
+      assert.deepEqual(await anonymous.json(), { status: 'ready' });
+      const authed = await api.call('GET', '/readyz');
+      assert.equal(authed.status, 200);
+      assert.deepEqual((authed.body as { checks: { name: string }[] }).checks.map((c) => c.name), ['store']);
+    });
+
+    it('tells an anonymous /readyz only that it is not ready, and a caller with the token why', async () => {
+      const failing = await startTestApi({ token: 's3cret-token', readiness: [{ name: 'runtime', check: async () => ({ ready: false, reason: 'docker engine at unix:///x.sock is unreachable' }) }] });
+      try {
+        const anonymous = await fetch(`${failing.url}/readyz`);
+        assert.equal(anonymous.status, 503);
+        assert.doesNotMatch(await anonymous.text(), /x\.sock/);
+        const authed = await failing.call('GET', '/readyz');
+        assert.equal(authed.status, 503);
+        assert.match(JSON.stringify(authed.body), /x\.sock is unreachable/);
+      } finally {
+        await failing.close();
+      }
     });
 
     it('refuses a request without a token with 401 and WWW-Authenticate', async () => {
-      for (const path of ['/apps/', '/readyz', '/metrics', '/openapi.json', '/nowhere']) {
+      for (const path of ['/apps/', '/metrics', '/openapi.json', '/nowhere']) {
         const res = await fetch(api.url + path);
         assert.equal(res.status, 401, path);
         assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="berth"');

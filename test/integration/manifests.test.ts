@@ -1,0 +1,136 @@
+/**
+ * The shipped kustomize overlays, rendered by the test cluster's own kubectl
+ * and checked by its API server (`apply --dry-run=server`): every object is
+ * one the cluster accepts, the Deployment is what the overlay promises, and
+ * the Role is what berth's executor needs.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+import { REQUIRED_PERMISSIONS } from '../../src/executors/kubernetes';
+import { uniqueName } from '../helpers/fixtures';
+import { TEST_KUBECONFIG, testCluster, type Cluster } from '../helpers/kube';
+
+const run = promisify(execFile);
+const KUBECTL = path.join(process.env.BERTH_TEST_K8S_BIN || '/var/cache/berth-k8s/bin', 'kubectl');
+const OVERLAYS = path.join(__dirname, '..', '..', '..', 'manifests', 'overlays');
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  [key: string]: any;
+}
+
+async function render(overlay: string): Promise<K8sObject[]> {
+  const { stdout } = await run(KUBECTL, ['kustomize', path.join(OVERLAYS, overlay)], { maxBuffer: 8 * 1024 * 1024 });
+  return parseAllDocuments(stdout).map((document) => document.toJS() as K8sObject);
+}
+
+const find = (objects: K8sObject[], kind: string, name = 'berth'): K8sObject => {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  assert.ok(found, `no ${kind} ${name}`);
+  return found;
+};
+
+const envOf = (deployment: K8sObject): Record<string, unknown> =>
+  Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+
+describe('manifests: the kustomize overlays', function () {
+  this.timeout(60_000);
+  let cluster: Cluster;
+
+  before(async () => {
+    cluster = await testCluster();
+  });
+
+  /**
+   * Asks the API server to accept every object, without creating any: in a
+   * namespace of the test's own, since the real one is the user's. A cluster
+   * older than policy/v1 (the test cluster runs 1.20) checks the budget as
+   * the policy/v1beta1 it knows.
+   */
+  async function serverDryRun(objects: K8sObject[]): Promise<string> {
+    const namespace = uniqueName('manifests');
+    await cluster.core.createNamespace({ body: { metadata: { name: namespace } } });
+    try {
+      const policyV1 = await cluster.kubeConfig.makeApiClient((await import('@kubernetes/client-node')).ApisApi).getAPIVersions();
+      const hasPolicyV1 = policyV1.groups.some((g) => g.name === 'policy' && g.versions.some((v) => v.version === 'v1'));
+      const moved = objects
+        .filter((o) => o.kind !== 'Namespace')
+        .map((o) => {
+          const copy = JSON.parse(JSON.stringify(o)) as K8sObject;
+          copy.metadata.namespace = namespace;
+          for (const subject of copy.subjects ?? []) subject.namespace = namespace;
+          if (copy.kind === 'PodDisruptionBudget' && !hasPolicyV1) copy.apiVersion = 'policy/v1beta1';
+          return copy;
+        });
+      const input = moved.map((o) => JSON.stringify(o)).join('\n');
+      const child = execFile(KUBECTL, ['--kubeconfig', TEST_KUBECONFIG, 'apply', '--dry-run=server', '-f', '-'], { maxBuffer: 8 * 1024 * 1024 });
+      const output = new Promise<string>((resolve, reject) => {
+        let text = '';
+        child.stdout?.on('data', (chunk) => (text += chunk));
+        child.stderr?.on('data', (chunk) => (text += chunk));
+        child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`kubectl apply --dry-run=server failed (${code}): ${text}`))));
+      });
+      child.stdin?.end(input);
+      return await output;
+    } finally {
+      await cluster.core.deleteNamespace({ name: namespace }).catch(() => undefined);
+    }
+  }
+
+  it('single: one replica on SQLite on a volume, replaced not rolled, accepted by the API server', async () => {
+    const objects = await render('single');
+    const deployment = find(objects, 'Deployment');
+    assert.equal(deployment.spec.replicas, 1);
+    assert.equal(deployment.spec.strategy.type, 'Recreate');
+    const env = envOf(deployment);
+    assert.equal(env.BERTH_DB, '/var/lib/berth/berth.sqlite');
+    assert.equal(env.BERTH_RUNTIME, 'kubernetes');
+    assert.equal(env.BERTH_LEADER_ELECT, undefined);
+    assert.equal(find(objects, 'PersistentVolumeClaim', 'berth-data').spec.accessModes[0], 'ReadWriteOnce');
+    const output = await serverDryRun(objects);
+    assert.match(output, /deployment\.apps\/berth created \(server dry run\)/);
+    assert.match(output, /persistentvolumeclaim\/berth-data created \(server dry run\)/);
+  });
+
+  it('ha: two replicas on PostgreSQL from a Secret, leader election on a Lease, a disruption budget, accepted by the API server', async () => {
+    const objects = await render('ha');
+    const deployment = find(objects, 'Deployment');
+    assert.equal(deployment.spec.replicas, 2);
+    const env = envOf(deployment);
+    assert.deepEqual(env.BERTH_DB, { secretKeyRef: { name: 'berth-db', key: 'url' } });
+    assert.equal(env.BERTH_LEADER_ELECT, 'true');
+    assert.deepEqual(env.BERTH_REPLICA_ID, { fieldRef: { fieldPath: 'metadata.name' } });
+    assert.equal(find(objects, 'PodDisruptionBudget').spec.minAvailable, 1);
+    const leases = find(objects, 'Role', 'berth-leader-election').rules;
+    assert.deepEqual(leases.flatMap((r: { verbs: string[] }) => r.verbs).sort(), ['create', 'get', 'update']);
+    assert.equal(objects.some((o) => o.kind === 'PersistentVolumeClaim'), false);
+    const output = await serverDryRun(objects);
+    assert.match(output, /deployment\.apps\/berth created \(server dry run\)/);
+    assert.match(output, /poddisruptionbudget\.policy\/berth created \(server dry run\)/);
+  });
+
+  it('every overlay runs berth restricted: non-root, no escalation, no capabilities, read-only root, probes on /healthz and /readyz', async () => {
+    for (const overlay of ['single', 'ha']) {
+      const pod = find(await render(overlay), 'Deployment').spec.template.spec;
+      assert.equal(pod.securityContext.runAsNonRoot, true, overlay);
+      assert.equal(pod.securityContext.seccompProfile.type, 'RuntimeDefault', overlay);
+      const container = pod.containers[0];
+      assert.deepEqual(container.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } }, overlay);
+      assert.equal(container.readinessProbe.httpGet.path, '/readyz', overlay);
+      assert.equal(container.livenessProbe.httpGet.path, '/healthz', overlay);
+      assert.ok(container.resources.limits.memory, overlay);
+    }
+  });
+
+  it('the Role grants exactly the permissions the executor checks for', async () => {
+    const rules = find(await render('single'), 'Role').rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    const granted = rules.flatMap((r) => r.resources.flatMap((resource) => r.verbs.map((verb) => `${r.apiGroups[0] ?? ''}/${resource}:${verb}`))).sort();
+    const needed = REQUIRED_PERMISSIONS.map((p) => `${p.group}/${p.resource}:${p.verb}`).sort();
+    assert.deepEqual(granted, needed);
+  });
+});
