@@ -19,6 +19,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { LABEL_APP, LABEL_RUN } from '../src/executors/executor';
 import { api, freePort, median, percentile, report, serverEnv } from './support';
+import { followRuns } from './run-watcher';
 
 const IMAGE = process.env.BERTH_BENCH_IMAGE ?? 'berth-test/busybox:latest';
 const POSTGRES_URL = process.env.BERTH_BENCH_POSTGRES ?? 'postgres://berth:berth@127.0.0.1:5432/berth_test';
@@ -66,28 +67,7 @@ class RunWatcher {
   private listeners: (() => void)[] = [];
 
   async open(url: string, app: string): Promise<void> {
-    const res = await fetch(`${url}/events/?kind=Run&app=${app}`, { signal: this.abort.signal });
-    if (!res.ok || !res.body) throw new Error(`GET /events/ → ${res.status}`);
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    void (async () => {
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return;
-          buffer += value;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const frame = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const data = frame.split('\n').find((line) => line.startsWith('data:'));
-            if (data) this.onRun(JSON.parse(data.slice(5)) as RunAnswer);
-          }
-        }
-      } catch {
-        // closed (or the replica was killed)
-      }
-    })();
+    await followRuns(url, app, (run: RunAnswer) => this.onRun(run), this.abort.signal);
   }
 
   private onRun(run: RunAnswer): void {

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { BatchV1Api, CoreV1Api, KubeConfig, Watch, type V1Job } from '@kubernetes/client-node';
 import { RunPhase } from '../src/model/types';
 import { RunWatcher, type RunAnswer } from './run-watcher';
-import { api, median, report, startBerth } from './support';
+import { api, median, report, startBerth, pool, timed } from './support';
 
 const KUBECONFIG = process.env.BERTH_BENCH_KUBECONFIG ?? process.env.BERTH_TEST_KUBECONFIG ?? '/var/lib/berth-k8s/admin.kubeconfig';
 const IMAGE = process.env.BERTH_BENCH_IMAGE ?? 'berth-test/busybox:latest';
@@ -135,24 +135,6 @@ async function requestsPerRun(runs: number, idle: number, fn: () => Promise<void
   const ms = performance.now() - start;
   const made = (await apiRequests()) - before - idle * (ms / 1000);
   return { perRun: made / runs, ms };
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
-}
-
-async function pool(count: number, width: number, task: () => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < count) {
-        next++;
-        await task();
-      }
-    }),
-  );
 }
 
 async function main(): Promise<void> {

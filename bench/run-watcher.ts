@@ -4,6 +4,36 @@
  */
 import { isTerminal, RunPhase } from '../src/model/types';
 
+/**
+ * Opens `/events/?kind=Run&app=APP` and calls `onRun` with each event's
+ * object until `signal` aborts (or the server goes away); resolves once the
+ * stream is open.
+ */
+export async function followRuns<T>(url: string, app: string, onRun: (run: T) => void, signal: AbortSignal): Promise<void> {
+  const res = await fetch(`${url}/events/?kind=Run&app=${app}`, { signal });
+  if (!res.ok || !res.body) throw new Error(`GET /events/ → ${res.status}`);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  void (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const frame = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = frame.split('\n').find((line) => line.startsWith('data:'));
+          if (data) onRun(JSON.parse(data.slice(5)) as T);
+        }
+      }
+    } catch {
+      // closed, or the server went away
+    }
+  })();
+}
+
 export type RunAnswer = { id: number; status: { phase: string } };
 
 /** Follows berth's event stream and resolves waiters when runs finish. */
@@ -13,28 +43,7 @@ export class RunWatcher {
   private readonly abort = new AbortController();
 
   async open(url: string, app: string): Promise<void> {
-    const res = await fetch(`${url}/events/?kind=Run&app=${app}`, { signal: this.abort.signal });
-    if (!res.ok || !res.body) throw new Error(`GET /events/ → ${res.status}`);
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    void (async () => {
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return;
-          buffer += value;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const frame = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const data = frame.split('\n').find((line) => line.startsWith('data:'));
-            if (data) this.onRun(JSON.parse(data.slice(5)) as RunAnswer);
-          }
-        }
-      } catch {
-        // closed
-      }
-    })();
+    await followRuns(url, app, (run: RunAnswer) => this.onRun(run), this.abort.signal);
   }
 
   private onRun(run: RunAnswer): void {

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { Store } from '../src/store/store';
 import { RunPhase } from '../src/model/types';
-import { api, cpuMs, median, report, rssMb, startBerth } from './support';
+import { api, cpuMs, median, report, rssMb, startBerth, pool, timed } from './support';
 import { RunWatcher, type RunAnswer } from './run-watcher';
 
 const IMAGE = process.env.BERTH_BENCH_IMAGE ?? 'berth-test/busybox:latest';
@@ -38,24 +38,6 @@ async function rawRun(): Promise<void> {
   await container.wait();
   await container.logs({ stdout: true, stderr: true, follow: false });
   await container.remove({ force: true });
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
-}
-
-async function pool(count: number, width: number, task: () => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < count) {
-        next++;
-        await task();
-      }
-    }),
-  );
 }
 
 async function seedHistory(dbFile: string, runs: number): Promise<void> {

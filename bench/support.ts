@@ -119,3 +119,23 @@ export function report(label: string, value: number, unit: string, target?: { op
   }
   console.log(`${label.padEnd(52)} ${value.toFixed(unit === '' ? 3 : 1).padStart(10)} ${unit}${verdict}`);
 }
+
+/** How long `fn` takes, in ms. */
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+/** Runs `task` `count` times, at most `width` at once. */
+export async function pool(count: number, width: number, task: () => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < count) {
+        next++;
+        await task();
+      }
+    }),
+  );
+}
