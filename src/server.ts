@@ -12,13 +12,13 @@ import { Controller, type ControllerOptions } from './controller/controller';
 import type { LaunchFence } from './controller/reconciler';
 import { ConfigError } from './errors';
 import type { Executor } from './executors/executor';
-import { KubernetesExecutor } from './executors/kubernetes';
+import { createKubernetesExecutor } from './executors/kubernetes/create';
 import { Runtimes } from './executors/runtimes';
 import { DockerExecutor } from './executors/docker';
 import { AdvisoryLockElection } from './leadership/advisory-lock';
 import { termFence } from './leadership/fence';
 import type { Leadership } from './leadership/leadership';
-import { clusterLeaseClient, LeaseElection } from './leadership/lease';
+import type * as LeaseModule from './leadership/lease';
 import { LeaderTerms } from './leadership/terms';
 import { createLogger, type Logger, type LogLevel } from './log';
 import { metrics, registry } from './metrics';
@@ -129,7 +129,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const store = await Store.open(config.db);
   const shutdown = new AbortController();
   try {
-    const executors = buildExecutors(config);
+    const executors = buildExecutors(config, logger);
     const { parts, readiness, controller, folder, folderSource, leadership } = config.leaderElection
       ? buildElectedParts({ config, election: config.leaderElection, store, executors, logger })
       : buildSoleParts({ config, store, executors, logger });
@@ -178,13 +178,20 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 }
 
 /** The runtimes this server drives (and follows live logs on). */
-function buildExecutors(config: ServerConfig): Runtimes {
+function buildExecutors(config: ServerConfig, logger: Logger): Runtimes {
   const wanted = new Set(config.runtimes ?? [config.runtime]);
   wanted.add(config.runtime);
   const executors: Executor[] = [];
   if (wanted.has(RuntimeName.docker)) executors.push(new DockerExecutor({ dockerHost: config.dockerHost }));
   if (wanted.has(RuntimeName.kubernetes)) {
-    executors.push(new KubernetesExecutor({ kubeconfig: config.kubeconfig, namespace: config.namespace, imagePullGraceMs: config.imagePullGraceMs }));
+    executors.push(
+      createKubernetesExecutor({
+        kubeconfig: config.kubeconfig,
+        namespace: config.namespace,
+        imagePullGraceMs: config.imagePullGraceMs,
+        onWatchError: (err) => logger.debug({ err, runtime: 'kubernetes' }, 'watch interrupted; reconnecting'),
+      }),
+    );
   }
   return new Runtimes(executors, config.runtime);
 }
@@ -248,6 +255,9 @@ function buildElectedParts(context: {
 function buildLeadership(config: ServerConfig, election: LeaderElectionConfig, store: Store, logger: Logger): Leadership {
   const common = { identity: election.identity, records: store.leadership, logger };
   if (election.method === 'lease') {
+    // Loaded only here: client-node costs a server that elects on PostgreSQL (or drives only Docker) ~75 MB.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { clusterLeaseClient, LeaseElection } = require('./leadership/lease') as typeof LeaseModule;
     const client = clusterLeaseClient(config.kubeconfig, config.namespace);
     return new LeaseElection({ ...common, client, timing: election });
   }

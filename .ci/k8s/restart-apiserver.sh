@@ -17,6 +17,8 @@ if [ "$mode" != start ] && alive kube-apiserver; then
   log "kube-apiserver (pid $pid) stopped"
 fi
 [ "$mode" = stop ] && exit 0
+# Never half a cluster: without etcd (the cluster was stopped meanwhile) there is nothing to serve.
+alive etcd || { echo "etcd is not running: the cluster is stopped; start it with .ci/k8s/start.sh" >&2; exit 1; }
 if alive kube-apiserver && api /readyz >/dev/null; then log "kube-apiserver already running"; exit 0; fi
 start_apiserver
 log "kube-apiserver ready (pid $(cat "$R/kube-apiserver.pid"))"

@@ -227,7 +227,8 @@ export function executorContract(name: string, makeExecutor: () => Executor | Pr
 
     describe('observe', () => {
       it('observes a workload running, then exited with its exit code and times', async () => {
-        const launch = await launchShell('sleep 1; exit 0');
+        // Long enough to be seen running: a kubelet may report a one-second container only once it has ended.
+        const launch = await launchShell('sleep 3; exit 0');
         const running = await waitForState(launch.name, 'running');
         assert.match(running.startedAt, ISO_TIMESTAMP);
         const exited = await waitForState(launch.name, 'exited');

@@ -6,7 +6,8 @@
  * chosen at start.
  */
 
-import type { KubernetesExecutor, KubernetesExecutorOptions } from './kubernetes-executor';
+import type { KubernetesExecutor } from './kubernetes-executor';
+import type { KubernetesExecutorOptions } from './options';
 
 export type { KubernetesExecutor, KubernetesExecutorOptions };
 

@@ -3,7 +3,8 @@
  * this module loads client-node; ./create builds one without loading it
  * until then.
  */
-export { KubernetesExecutor, type KubernetesExecutorOptions } from './kubernetes-executor';
+export { KubernetesExecutor } from './kubernetes-executor';
+export type { KubernetesExecutorOptions } from './options';
 export { createKubernetesExecutor } from './create';
 export { REQUIRED_PERMISSIONS } from './permissions';
 export type { KubernetesPodOptions, Toleration } from './pod-options';

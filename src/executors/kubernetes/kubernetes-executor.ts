@@ -16,7 +16,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { PassThrough, type Readable } from 'node:stream';
-import { BerthError, ConfigError, NotFoundError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
+import { BerthError, NotFoundError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
 import { RuntimeName } from '../../model/types';
 import {
   LABEL_APP,
@@ -32,6 +32,7 @@ import {
 } from '../executor';
 import { ANNOTATION_APP, CONTAINER_NAME, JOB_NAME_LABEL, jobFor } from './job-spec';
 import { loadClusterTarget } from './kube-config';
+import { resolveOptions, type KubernetesExecutorOptions } from './options';
 import { apiError, isUnreachable, permissionName, serverMessage, statusOf, unavailable, type Permission } from './kube-errors';
 import { attemptPod, lossOf, readWorkload, type PullFailure, type Reading, type WorkloadState } from './observation';
 import { openPodLog } from './pod-logs';
@@ -39,52 +40,6 @@ import { LossRecorder } from './losses';
 import { missingPermissions } from './permissions';
 import { watchWorkloads } from './workload-watch';
 import { OWNED_SELECTOR, WorkloadCache, workloadOfPod } from './workload-cache';
-
-/** Where the cluster is, and how patient to be with it. */
-export interface KubernetesExecutorOptions {
-  /**
-   * A kubeconfig file.
-   * @default process.env.KUBECONFIG, else the pod's service account when KUBERNETES_SERVICE_HOST is set, else ~/.kube/config
-   */
-  kubeconfig?: string;
-  /**
-   * Where berth creates its Jobs.
-   * @default in a pod its own namespace, else the kubeconfig context's, else 'default'
-   */
-  namespace?: string;
-  /**
-   * How long one API call may go unanswered before the API server counts as unavailable.
-   * @default 30_000
-   */
-  requestTimeoutMs?: number;
-  /**
-   * How long a pod's image may keep failing to pull (`ErrImagePull`, `ImagePullBackOff`), counted from
-   * the first failure this process saw, before the attempt is reported as a terminal `ImagePullFailed` wait.
-   * @default 60_000
-   */
-  imagePullGraceMs?: number;
-  /**
-   * How long `stop` waits, beyond the grace period, for a pod to be gone before it force-deletes it
-   * (a node that stopped answering never confirms the kill).
-   * @default 30_000
-   */
-  stopTimeoutMs?: number;
-  /**
-   * Seconds after an App's `timeoutSeconds` at which the Job's own `activeDeadlineSeconds` ends the pod,
-   * should berth not have stopped it by then.
-   * @default 300
-   */
-  deadlineBackstopSeconds?: number;
-  /**
-   * First wait before a failed list or watch is tried again; it doubles up to `watchMaxBackoffMs`.
-   * @default 500
-   */
-  watchInitialBackoffMs?: number;
-  /** @default 30_000 */
-  watchMaxBackoffMs?: number;
-  /** Told why a list or watch failed (the watch retries by itself). */
-  onWatchError?: (error: Error) => void;
-}
 
 /** While the caches are not synced, how often a bounded wait (stop, a followed log) reads the workload again. */
 const POLL_MS = 250;
@@ -127,19 +82,15 @@ export class KubernetesExecutor implements Executor {
 
   /** @throws ConfigError when the configuration cannot be read or an option is out of range. */
   constructor(options: KubernetesExecutorOptions = {}) {
+    const settings = resolveOptions(options);
     const target = loadClusterTarget(options.kubeconfig, options.namespace);
     this.kubeConfig = target.kubeConfig;
     this.server = target.server;
     this.namespace = target.namespace;
-    this.requestTimeoutMs = milliseconds('requestTimeoutMs', options.requestTimeoutMs ?? 30_000, 1);
-    this.imagePullGraceMs = milliseconds('imagePullGraceMs', options.imagePullGraceMs ?? 60_000, 0);
-    this.stopTimeoutMs = milliseconds('stopTimeoutMs', options.stopTimeoutMs ?? 30_000, 1);
-    const backstop = options.deadlineBackstopSeconds ?? 300;
-    if (!Number.isInteger(backstop) || backstop < 1) throw new ConfigError(`deadlineBackstopSeconds: must be a whole number of seconds of at least 1, got ${backstop}`);
-    this.deadlineBackstopSeconds = backstop;
-    const watchInitialBackoffMs = milliseconds('watchInitialBackoffMs', options.watchInitialBackoffMs ?? 500, 1);
-    const watchMaxBackoffMs = milliseconds('watchMaxBackoffMs', options.watchMaxBackoffMs ?? 30_000, 1);
-    if (watchMaxBackoffMs < watchInitialBackoffMs) throw new ConfigError(`watchMaxBackoffMs: must be at least watchInitialBackoffMs (${watchInitialBackoffMs}), got ${watchMaxBackoffMs}`);
+    this.requestTimeoutMs = settings.requestTimeoutMs;
+    this.imagePullGraceMs = settings.imagePullGraceMs;
+    this.stopTimeoutMs = settings.stopTimeoutMs;
+    this.deadlineBackstopSeconds = settings.deadlineBackstopSeconds;
     this.onWatchError = options.onWatchError;
 
     const configuration = createConfiguration({
@@ -165,8 +116,8 @@ export class KubernetesExecutor implements Executor {
       namespace: this.namespace,
       batch: this.batch,
       core: this.core,
-      initialBackoffMs: watchInitialBackoffMs,
-      maxBackoffMs: watchMaxBackoffMs,
+      initialBackoffMs: settings.watchInitialBackoffMs,
+      maxBackoffMs: settings.watchMaxBackoffMs,
       onError: (error, what, permission) => this.reportWatchError(error, what, permission),
     });
     this.losses = new LossRecorder({
@@ -619,12 +570,5 @@ function emptyText(): Readable {
   const text = new PassThrough({ encoding: 'utf8' });
   text.end();
   return text;
-}
-
-function milliseconds(option: string, value: number, minimum: number): number {
-  if (!Number.isFinite(value) || value < minimum) {
-    throw new ConfigError(`${option}: must be a number of milliseconds of at least ${minimum}, got ${value}`);
-  }
-  return value;
 }
 

@@ -40,6 +40,8 @@ export const workloadOfPod = (pod: V1Pod): string | undefined => pod.metadata?.l
 type Watched<T extends V1Job | V1Pod> = {
   informer: ListWatch<T>;
   what: string;
+  /** The permission its list and watch need, named when the API server refuses them. */
+  permission: Permission;
   backoffMs: number;
   restartedAt: number;
   timer?: NodeJS.Timeout;
@@ -138,8 +140,8 @@ export class WorkloadCache {
   }
 
   private watched<T extends V1Job | V1Pod>(what: string, informer: ListWatch<T>, workloadOf: (object: T) => string | undefined, type: 'job' | 'pod'): Watched<T> {
-    const watched: Watched<T> = { informer, what, backoffMs: this.options.initialBackoffMs, restartedAt: Date.now() };
     const permission: Permission = type === 'job' ? { verb: 'watch', resource: 'jobs', group: 'batch' } : { verb: 'watch', resource: 'pods', group: '' };
+    const watched: Watched<T> = { informer, what, permission, backoffMs: this.options.initialBackoffMs, restartedAt: Date.now() };
     closeLateConnections(informer, () => !this.running || (type === 'job' ? this.jobs : this.pods) !== (watched as unknown));
     const emit = (kind: ChangeKind) => (object: T) => {
       const workload = workloadOf(object);
@@ -157,27 +159,29 @@ export class WorkloadCache {
     informer.on('add', emit('add'));
     informer.on('update', emit('update'));
     informer.on('delete', emit('delete'));
-    informer.on('error', (error: unknown) => {
-      if (!this.running || watched.timer) return;
-      this.options.onError(error, `watching ${what}`, permission);
-      // A watch that stayed up longer than the longest wait had recovered: start the backoff over.
-      if (Date.now() - watched.restartedAt > this.options.maxBackoffMs) watched.backoffMs = this.options.initialBackoffMs;
-      const wait = watched.backoffMs;
-      watched.backoffMs = Math.min(watched.backoffMs * 2, this.options.maxBackoffMs);
-      watched.timer = setTimeout(() => {
-        watched.timer = undefined;
-        if (this.running) this.launch(watched);
-      }, wait);
-    });
+    informer.on('error', (error: unknown) => this.retry(watched, error));
     return watched;
   }
 
   private launch<T extends V1Job | V1Pod>(watched: Watched<T>): void {
     watched.restartedAt = Date.now();
-    // start() lists (unless it holds a resourceVersion to resume from) and opens the watch; its failures reach the error handler.
-    watched.starting = watched.informer.start().catch((error: unknown) => {
-      this.options.onError(error, `watching ${watched.what}`);
-    });
+    // start() lists (unless it holds a resourceVersion to resume from) and opens the watch; it reports its
+    // failures to the error handler, and rejects only when it cannot even build the request (credentials).
+    watched.starting = watched.informer.start().catch((error: unknown) => this.retry(watched, error));
+  }
+
+  /** Reports a failed list or watch and tries again after the backoff, doubling it up to the maximum. */
+  private retry<T extends V1Job | V1Pod>(watched: Watched<T>, error: unknown): void {
+    if (!this.running || watched.timer) return;
+    this.options.onError(error, `watching ${watched.what}`, watched.permission);
+    // A watch that stayed up longer than the longest wait had recovered: start the backoff over.
+    if (Date.now() - watched.restartedAt > this.options.maxBackoffMs) watched.backoffMs = this.options.initialBackoffMs;
+    const wait = watched.backoffMs;
+    watched.backoffMs = Math.min(watched.backoffMs * 2, this.options.maxBackoffMs);
+    watched.timer = setTimeout(() => {
+      watched.timer = undefined;
+      if (this.running) this.launch(watched);
+    }, wait);
   }
 
   private indexPod(workload: string, pod: string, kind: ChangeKind): void {
