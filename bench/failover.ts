@@ -17,7 +17,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { LABEL_APP, LABEL_RUN } from '../src/executors/executor';
+import { createsPerRun } from '../test/helpers/docker-events';
+import { LABEL_APP } from '../src/executors/executor';
 import { api, freePort, median, percentile, report, serverEnv } from './support';
 import { followRuns } from './run-watcher';
 
@@ -157,23 +158,6 @@ function stopped(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Containers created per run of `app` since `since` (ms), from Docker's events. */
-async function createsPerRun(app: string, since: number): Promise<Map<string, number>> {
-  const stream = (await docker.getEvents({
-    since: Math.floor(since / 1000),
-    until: Math.ceil(Date.now() / 1000) + 1,
-    filters: { type: ['container'], event: ['create'], label: [`${LABEL_APP}=${app}`] },
-  })) as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of stream) text += chunk.toString();
-  const counts = new Map<string, number>();
-  for (const line of text.split('\n').filter(Boolean)) {
-    const uid = (JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes[LABEL_RUN];
-    counts.set(uid, (counts.get(uid) ?? 0) + 1);
-  }
-  return counts;
-}
-
 async function main(): Promise<void> {
   await docker.getImage(IMAGE).inspect().catch(() => {
     throw new Error(`image ${IMAGE} is missing; run bash .ci/provision first`);
@@ -239,7 +223,7 @@ async function main(): Promise<void> {
       .catch(() => undefined);
     const final = await Promise.all(asked.map((run) => api<RunAnswer>(`${replicas[0].url}/apps/${app}/run/${run.id}/`)));
     const lost = final.filter((r) => r.status.phase !== 'Succeeded' || r.status.exitCode !== 0);
-    const creates = await createsPerRun(app, since);
+    const creates = await createsPerRun(docker, app, since);
     const doubled = asked.filter((run) => (creates.get(run.metadata.uid) ?? 0) > 1);
     for (const run of lost) console.log(`  lost: ${run.metadata.name} ${run.status.phase} exit ${run.status.exitCode}`);
     for (const run of doubled) console.log(`  doubled: ${run.metadata.name}: ${creates.get(run.metadata.uid)} containers`);

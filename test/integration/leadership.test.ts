@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
+import { createsPerRun } from '../helpers/docker-events';
 import { Controller } from '../../src/controller/controller';
 import { requestRun } from '../../src/controller/run-requests';
 import { DockerExecutor } from '../../src/executors/docker';
@@ -76,23 +77,6 @@ async function theLeader(replicas: Replica[], timeoutMs = 10_000): Promise<Repli
     },
     { timeoutMs },
   );
-}
-
-/** Containers created per run of `app` between `since` and now, counted from Docker's events. */
-async function createsPerRun(app: string, since: number): Promise<Map<string, number>> {
-  const stream = (await docker.getEvents({
-    since: Math.floor(since / 1000),
-    until: Math.ceil(Date.now() / 1000) + 1,
-    filters: { type: ['container'], event: ['create'], label: [`${LABEL_APP}=${app}`] },
-  })) as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of stream) text += chunk.toString();
-  const counts = new Map<string, number>();
-  for (const line of text.split('\n').filter(Boolean)) {
-    const run = (JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes[LABEL_RUN];
-    counts.set(run, (counts.get(run) ?? 0) + 1);
-  }
-  return counts;
 }
 
 async function removeContainers(app: string): Promise<void> {
@@ -182,7 +166,7 @@ describe('more than one replica: leader election on PostgreSQL', function () {
       const logs = await (await fetch(`${follower.url}/apps/${app}/run/${run.id}/logs/`)).text();
       assert.equal(logs, `started r${i}\ndone r${i}\n`);
     }
-    const creates = await createsPerRun(app, since);
+    const creates = await createsPerRun(docker, app, since);
     for (const run of asked) assert.equal(creates.get(run.metadata.uid), 1, `containers created for run ${run.metadata.name}`);
     assert.equal(creates.size, asked.length);
 
@@ -276,7 +260,7 @@ describe('more than one replica: leader election on PostgreSQL', function () {
       for (const run of asked) {
         await waitFor(`run ${run.metadata.name} to succeed`, async () => (await json(`${follower.url}/apps/${app}/run/${run.id}/`)).body.status.phase === 'Succeeded');
       }
-      const creates = await createsPerRun(app, since);
+      const creates = await createsPerRun(docker, app, since);
       for (const run of asked) assert.equal(creates.get(run.metadata.uid), 1, `containers created for run ${run.metadata.name}`);
       const launches = await query<{ holder: string }>(database.url, 'SELECT DISTINCT holder FROM run_launches');
       assert.deepEqual(launches.map((l) => l.holder), [follower.id]);
