@@ -1,6 +1,8 @@
 #!/bin/bash
 # Start a real single-node Kubernetes v1.20.2 on this host: etcd + kube-apiserver + kube-controller-manager +
 # kube-scheduler + kubelet (dockershim -> the local Docker engine, no CNI: pods use docker's default bridge).
+# The API server binds loopback only; pods reach it through apiserver-proxy (socat) on the node IP, the address
+# the `kubernetes` Endpoints advertise (there is no kube-proxy, so the Service's cluster IP does not route).
 # Run as root, no systemd. Idempotent: if everything is already up it only prints the env; otherwise it stops
 # leftovers (stop.sh) and starts a FRESH cluster (empty etcd). Prints KUBECONFIG=... on stdout.
 set -euo pipefail
@@ -10,15 +12,18 @@ READY_TIMEOUT=${READY_TIMEOUT:-120}
 # Extra kube-apiserver flags, space-separated (e.g. APISERVER_EXTRA_FLAGS="--v=2").
 APISERVER_EXTRA_FLAGS=${APISERVER_EXTRA_FLAGS:-}
 . "$HERE/common.sh"
-COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler kubelet"
+COMPONENTS="etcd kube-apiserver apiserver-proxy kube-controller-manager kube-scheduler kubelet"
 print_env() { echo "KUBECONFIG=$STATE/admin.kubeconfig"; echo "BERTH_K8S_NODE=$NODE"; echo "BERTH_K8S_TOKEN=$(cut -d, -f1 "$P/tokens.csv")"; }
 
+command -v socat >/dev/null || { echo "socat missing (apt-get install socat): pods reach the API server through it" >&2; exit 1; }
+ln -sf "$(command -v socat)" "$BIN/apiserver-proxy"
 for c in $COMPONENTS; do [ -x "$BIN/$c" ] || { echo "missing $BIN/$c: run .ci/k8s/setup.sh" >&2; exit 1; }; done
 docker info >/dev/null 2>&1 || { echo "docker engine not reachable (docker info failed)" >&2; exit 1; }
 docker image inspect "$PAUSE_IMAGE" >/dev/null 2>&1 || { echo "sandbox image $PAUSE_IMAGE missing: run .ci/k8s/setup.sh" >&2; exit 1; }
+ncomp=$(wc -w <<<"$COMPONENTS")
 up=0; for c in $COMPONENTS; do alive $c && up=$((up+1)); done
-if [ $up -eq 5 ] && api /readyz >/dev/null; then log "already running"; print_env; exit 0; fi
-[ $up -gt 0 ] && log "partial cluster ($up/5 up): stopping it first"
+if [ $up -eq $ncomp ] && api /readyz >/dev/null; then log "already running"; print_env; exit 0; fi
+[ $up -gt 0 ] && log "partial cluster ($up/$ncomp up): stopping it first"
 STATE=$STATE BIN=$BIN "$HERE/stop.sh" >&2
 
 CGROUP_DRIVER=$(docker info --format '{{.CgroupDriver}}')
@@ -38,12 +43,13 @@ if [ ! -s "$P/admin.crt" ]; then
   openssl ecparam -name prime256v1 -genkey -noout -out "$P/ca.key"
   openssl req -x509 -new -key "$P/ca.key" -subj /CN=berth-k8s-ca -days 3650 -out "$P/ca.crt"
   openssl genrsa -out "$P/sa.key" 2048 2>/dev/null; openssl rsa -in "$P/sa.key" -pubout -out "$P/sa.pub" 2>/dev/null
-  cert apiserver /CN=kube-apiserver serverAuth "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
   cert admin "/O=system:masters/CN=berth-admin" clientAuth
   cert kubelet-client "/O=system:nodes/CN=system:node:$NODE" clientAuth
   echo "$(openssl rand -hex 16),berth-admin-token,1000,\"system:masters\"" > "$P/tokens.csv"
 fi
+# Re-issued for the current node IP, the address pods use (through apiserver-proxy).
+cert apiserver /CN=kube-apiserver serverAuth "IP:127.0.0.1,IP:$NODE_IP,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 cert kubelet "/CN=$NODE" serverAuth "IP:$NODE_IP,DNS:$NODE"
 kubeconfig() { # file user cert key
   cat > "$1" <<KC
@@ -74,9 +80,11 @@ launch etcd --name default --data-dir "$STATE/etcd" --listen-client-urls http://
   for f in $APISERVER_EXTRA_FLAGS; do printf '%s\n' "$f"; done; } > "$R/kube-apiserver.args"
 start_apiserver || exit 1
 log "apiserver ready"
+# Pods reach the API server at the node IP (what in-cluster clients find in the `kubernetes` Endpoints); TLS passes through.
+launch apiserver-proxy "TCP-LISTEN:$PORT,bind=$NODE_IP,reuseaddr,fork" "TCP:127.0.0.1:$PORT"
 launch kube-controller-manager --kubeconfig="$STATE/admin.kubeconfig" --bind-address=127.0.0.1 --secure-port=0 --port=0 --leader-elect=false \
   --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" --use-service-account-credentials=false \
-  --controllers='*,-nodeipam,-route,-service,-cloud-node-lifecycle,-persistentvolume-binder,-persistentvolume-expander,-csrsigning,-csrapproving,-bootstrapsigner,-tokencleaner'
+  --controllers='*,-nodeipam,-route,-service,-cloud-node-lifecycle,-persistentvolume-expander,-csrsigning,-csrapproving,-bootstrapsigner,-tokencleaner'
 launch kube-scheduler --kubeconfig="$STATE/admin.kubeconfig" --authentication-kubeconfig="$STATE/admin.kubeconfig" \
   --authorization-kubeconfig="$STATE/admin.kubeconfig" --bind-address=127.0.0.1 --secure-port=10259 --port=0 --leader-elect=false
 cat > "$STATE/kubelet-config.yaml" <<KC

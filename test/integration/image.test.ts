@@ -9,38 +9,17 @@
  * one after a change) pays for the build; the build has its own timeout.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { BUILD_SCRIPT, BUILD_TIMEOUT_MS, buildImage, IMAGE, ROOT, run } from '../helpers/image';
 import { waitFor } from '../helpers/wait';
 
-const ROOT = path.resolve(__dirname, '../../..');
-const BUILD_SCRIPT = path.join(ROOT, '.ci/image/build.sh');
-const IMAGE = 'berth:dev';
 const INPUTS_LABEL = 'dev.berth.image.inputs';
 /** Containers this test starts carry it, so leftovers of a killed run can be found. */
 const TEST_LABEL = 'dev.berth.test';
 const TEST_LABEL_VALUE = 'image';
-/** A cold build: debootstrap, node from the npm registry, npm ci compiling sqlite3, tsc. About 6 minutes here. */
-const BUILD_TIMEOUT_MS = 25 * 60_000;
 const UID = '10001';
-
-interface Output {
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command; a failure names it, its exit and the tail of its output. */
-function run(file: string, args: string[], { timeoutMs = 60_000, env }: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Output> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd: ROOT, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: env ?? process.env }, (error, stdout, stderr) => {
-      if (!error) return resolve({ stdout, stderr });
-      const tail = `${stdout}${stderr}`.split('\n').slice(-40).join('\n');
-      reject(new Error(`${file} ${args.join(' ')} failed (${error.killed ? `killed after ${timeoutMs} ms` : `exit ${error.code}`}):\n${tail}`));
-    });
-  });
-}
 
 async function docker(...args: string[]): Promise<string> {
   return (await run('docker', args)).stdout.trim();
@@ -66,7 +45,7 @@ describe('container image', function () {
       const ids = await docker('ps', '-aq', '--filter', `label=${TEST_LABEL}=${TEST_LABEL_VALUE}`, '--filter', `status=${status}`);
       await removeContainers(ids.split('\n').filter(Boolean));
     }
-    await run('bash', [BUILD_SCRIPT], { timeoutMs: BUILD_TIMEOUT_MS, env: { ...process.env, IMAGE, FORCE: '' } });
+    await buildImage();
     imageId = (await inspectImage()).Id;
   });
 

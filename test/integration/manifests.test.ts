@@ -5,38 +5,10 @@
  * the Role is what berth's executor needs.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
-import { parseAllDocuments } from 'yaml';
 import { REQUIRED_PERMISSIONS } from '../../src/executors/kubernetes';
 import { uniqueName } from '../helpers/fixtures';
-import { TEST_KUBECONFIG, testCluster, type Cluster } from '../helpers/kube';
-
-const run = promisify(execFile);
-const KUBECTL = path.join(process.env.BERTH_TEST_K8S_BIN || '/var/cache/berth-k8s/bin', 'kubectl');
-const OVERLAYS = path.join(__dirname, '..', '..', '..', 'manifests', 'overlays');
-
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string };
-  [key: string]: any;
-}
-
-async function render(overlay: string): Promise<K8sObject[]> {
-  const { stdout } = await run(KUBECTL, ['kustomize', path.join(OVERLAYS, overlay)], { maxBuffer: 8 * 1024 * 1024 });
-  return parseAllDocuments(stdout).map((document) => document.toJS() as K8sObject);
-}
-
-const find = (objects: K8sObject[], kind: string, name = 'berth'): K8sObject => {
-  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
-  assert.ok(found, `no ${kind} ${name}`);
-  return found;
-};
-
-const envOf = (deployment: K8sObject): Record<string, unknown> =>
-  Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+import { testCluster, type Cluster } from '../helpers/kube';
+import { apply, envOf, find, intoNamespace, render, type K8sObject } from '../helpers/manifests';
 
 describe('manifests: the kustomize overlays', function () {
   this.timeout(60_000);
@@ -58,25 +30,8 @@ describe('manifests: the kustomize overlays', function () {
     try {
       const policyV1 = await cluster.kubeConfig.makeApiClient((await import('@kubernetes/client-node')).ApisApi).getAPIVersions();
       const hasPolicyV1 = policyV1.groups.some((g) => g.name === 'policy' && g.versions.some((v) => v.version === 'v1'));
-      const moved = objects
-        .filter((o) => o.kind !== 'Namespace')
-        .map((o) => {
-          const copy = JSON.parse(JSON.stringify(o)) as K8sObject;
-          copy.metadata.namespace = namespace;
-          for (const subject of copy.subjects ?? []) subject.namespace = namespace;
-          if (copy.kind === 'PodDisruptionBudget' && !hasPolicyV1) copy.apiVersion = 'policy/v1beta1';
-          return copy;
-        });
-      const input = moved.map((o) => JSON.stringify(o)).join('\n');
-      const child = execFile(KUBECTL, ['--kubeconfig', TEST_KUBECONFIG, 'apply', '--dry-run=server', '-f', '-'], { maxBuffer: 8 * 1024 * 1024 });
-      const output = new Promise<string>((resolve, reject) => {
-        let text = '';
-        child.stdout?.on('data', (chunk) => (text += chunk));
-        child.stderr?.on('data', (chunk) => (text += chunk));
-        child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`kubectl apply --dry-run=server failed (${code}): ${text}`))));
-      });
-      child.stdin?.end(input);
-      return await output;
+      const moved = intoNamespace(objects, namespace).map((o) => (o.kind === 'PodDisruptionBudget' && !hasPolicyV1 ? { ...o, apiVersion: 'policy/v1beta1' } : o));
+      return await apply(moved, { dryRun: true });
     } finally {
       await cluster.core.deleteNamespace({ name: namespace }).catch(() => undefined);
     }
