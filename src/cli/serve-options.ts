@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS, type LogLevel } from '../log';
@@ -110,7 +111,7 @@ export function addServeOptions(command: Command): Command {
     .addOption(
       option('--retry-period <duration>', 'between tries to take the lock, and between renewals', 'BERTH_RETRY_PERIOD').default(2000, '2s').argParser(duration),
     )
-    .addOption(option('--replica-id <id>', 'this replica\'s identity in leader election (default: hostname and pid)', 'BERTH_REPLICA_ID').argParser(nonEmpty));
+    .addOption(option('--replica-id <id>', 'this replica\'s name in leader election (default: the hostname); each process adds a random suffix', 'BERTH_REPLICA_ID').argParser(nonEmpty));
 }
 
 /**
@@ -181,7 +182,10 @@ function leaderElection(flags: ServeFlags): LeaderElectionConfig | undefined {
   }
   return {
     method: flags.leaderElectLease || process.env.KUBERNETES_SERVICE_HOST ? 'lease' : 'advisory-lock',
-    identity: flags.replicaId ?? `${os.hostname()}-${process.pid}`,
+    // A process is a candidate of its own (client-go's hostname_uuid): a replica restarted under the same name (a
+    // pod's container restarted by the kubelet) must not take its predecessor's Lease without waiting it out, nor
+    // inherit its term.
+    identity: `${flags.replicaId ?? os.hostname()}_${randomBytes(4).toString('hex')}`,
     leaseDurationMs: leaseDuration,
     renewDeadlineMs: renewDeadline,
     retryPeriodMs: retryPeriod,
