@@ -25,6 +25,8 @@ export interface BerthMetrics {
   runtimeErrors: Counter<'runtime'>;
   /** 1 on the replica that leads (reconciles and syncs the folder), 0 on the others; 1 without leader election. */
   leader: Gauge;
+  /** Log lines dropped because stdout was not read fast enough (a stalled collector) or was closed. */
+  logLinesDropped: Counter;
   /** Sets where the `berth_runs` gauge reads its numbers from (the controller points it at the store). */
   countRunsWith(counter: RunCounter | undefined): void;
 }
@@ -87,6 +89,11 @@ export function createMetrics(register: Registry): BerthMetrics {
       registers,
     }),
     leader: new Gauge({ name: 'berth_leader', help: 'Whether this replica leads: 1 on the leader, 0 on followers.', registers }),
+    logLinesDropped: new Counter({
+      name: 'berth_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout was not read fast enough or was closed.',
+      registers,
+    }),
     countRunsWith(counter) {
       runCounter = counter;
     },
