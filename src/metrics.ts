@@ -25,6 +25,10 @@ export interface BerthMetrics {
   runtimeErrors: Counter<'runtime'>;
   /** 1 on the replica that leads (reconciles and syncs the folder), 0 on the others; 1 without leader election. */
   leader: Gauge;
+  /** Copies of a run's output that stopped short at their deadline, by runtime. */
+  logCopiesIncomplete: Counter<'runtime'>;
+  /** Log lines dropped because stdout was not read fast enough (a stalled collector) or was closed. */
+  logLinesDropped: Counter;
   /** Sets where the `berth_runs` gauge reads its numbers from (the controller points it at the store). */
   countRunsWith(counter: RunCounter | undefined): void;
 }
@@ -87,6 +91,17 @@ export function createMetrics(register: Registry): BerthMetrics {
       registers,
     }),
     leader: new Gauge({ name: 'berth_leader', help: 'Whether this replica leads: 1 on the leader, 0 on followers.', registers }),
+    logCopiesIncomplete: new Counter({
+      name: 'berth_run_log_copies_incomplete_total',
+      help: "Copies of a run's output into the store that stopped short at their deadline, by runtime.",
+      labelNames: ['runtime'],
+      registers,
+    }),
+    logLinesDropped: new Counter({
+      name: 'berth_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout was not read fast enough or was closed.',
+      registers,
+    }),
     countRunsWith(counter) {
       runCounter = counter;
     },

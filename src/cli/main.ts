@@ -7,6 +7,7 @@
 import { Command, CommanderError } from 'commander';
 import { BerthError } from '../errors';
 import { BERTH_VERSION } from '../api/version';
+import { LOG_FLUSH_DEADLINE_MS, stdoutLog } from '../log';
 import { startServer, type RunningServer } from '../server';
 import { addServeOptions, serveConfig, UsageError } from './serve-options';
 
@@ -51,15 +52,22 @@ function stopOnSignals(server: RunningServer): void {
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
     server.stop().then(
-      () => process.exit(0),
+      () => exitAfterLogs(0),
       (err: Error) => {
         process.stderr.write(`berth: error while shutting down: ${err.message}\n`);
-        process.exit(1);
+        exitAfterLogs(1);
       },
     );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** Exits once the last log lines are written, or when a reader that is not reading has had long enough. */
+function exitAfterLogs(code: number): void {
+  void stdoutLog()
+    .flush(LOG_FLUSH_DEADLINE_MS)
+    .finally(() => process.exit(code));
 }
 
 function fail(message: string, code: number): never {

@@ -34,6 +34,13 @@ export interface ControllerOptions {
    */
   logLimitBytes?: number;
   /**
+   * How long copying one attempt's output into the store may take. A copy
+   * that takes longer keeps what it read, noted as incomplete, and the run
+   * goes on to its end.
+   * @default 60000
+   */
+  logReadTimeoutMs?: number;
+  /**
    * Finished runs kept per App when its spec has no `historyLimit`.
    * @default 100
    */
@@ -148,6 +155,7 @@ export class Controller {
       maxParallel: this.maxParallel,
       keepContainers: this.keepContainers,
       logLimitBytes: whole('logLimitBytes', options.logLimitBytes ?? 1024 * 1024, 1),
+      logReadTimeoutMs: whole('logReadTimeoutMs', options.logReadTimeoutMs ?? 60_000, 1),
       historyLimit: whole('historyLimit', options.historyLimit ?? 100, 0),
       retry: { baseMs: whole('retryBaseMs', options.retryBaseMs ?? 1000, 0), maxMs: whole('retryMaxMs', options.retryMaxMs ?? 300_000, 0) },
       stopGraceSeconds: this.stopGraceSeconds,

@@ -25,7 +25,7 @@ import {
   RetryPolicy,
   sameStatus,
 } from './phases';
-import { appendAttempt, readTail } from './run-logs';
+import { appendAttempt, LogReadTimeoutError, readTail, withIncompleteNote, type OutputTail } from './run-logs';
 import type { ProcessResult } from './queue';
 
 /** A run's work-queue key. */
@@ -47,6 +47,8 @@ export interface ReconcilerOptions {
   keepContainers: boolean;
   /** Stored log bytes per run; the newest are kept. */
   logLimitBytes: number;
+  /** How long copying one attempt's output may take; then the run goes on with what was read, noted as incomplete. */
+  logReadTimeoutMs: number;
   /** Finished runs kept per App when its spec does not say. */
   historyLimit: number;
   /** Delays between attempts of a run. */
@@ -360,19 +362,32 @@ export class Reconciler {
     return decision;
   }
 
-  /** Stores the tail of the current attempt's output (appended after earlier attempts'). */
+  /**
+   * Stores the tail of the current attempt's output (appended after earlier
+   * attempts'). Streamed, so memory stays near the limit however much the
+   * workload printed. A copy that outlasts its deadline keeps what it read,
+   * says so in the stored logs, and lets the run go on to its end: reading
+   * the same output again would take as long, and the run's exit matters more.
+   */
   private async collectLogs(run: StoredRun, executor: Executor, observed: Observation): Promise<void> {
     if (observed.state === 'absent') return;
     const name = currentWorkload(run);
+    const limit = this.options.logLimitBytes;
     let stream;
     try {
-      stream = await this.runtime(executor, () => executor.logs(name, { follow: false }));
+      stream = await this.runtime(executor, () => executor.logs(name, { follow: false, limitBytes: limit }));
     } catch (error) {
       if (error instanceof NotFoundError) return;
       throw error;
     }
-    const limit = this.options.logLimitBytes;
-    const output = await readTail(stream, limit);
+    let output: OutputTail;
+    try {
+      output = await readTail(stream, limit, this.options.logReadTimeoutMs);
+    } catch (error) {
+      if (!(error instanceof LogReadTimeoutError)) throw error;
+      this.options.metrics?.logCopiesIncomplete.inc({ runtime: executor.runtime });
+      output = withIncompleteNote(error.partial, `${error.message} (workload ${name})`);
+    }
     const attempt = Math.max(1, currentAttempt(run.status)?.attempt ?? run.status.attempts);
     const previous = attempt > 1 ? await this.options.store.getLogs(run.id) : null;
     await this.options.store.setLogs(run.id, appendAttempt(previous, attempt, output, limit));

@@ -85,6 +85,11 @@ export interface LogOptions {
   follow?: boolean;
   /** Only the last N lines. */
   tail?: number;
+  /**
+   * The reader keeps only the last `limitBytes` bytes: the runtime may leave
+   * out output before them (by a tail of its own), so that less is read.
+   */
+  limitBytes?: number;
 }
 
 /** What happened to a workload, as a watcher hears it. */

@@ -5,7 +5,7 @@
  */
 
 import Docker from 'dockerode';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { BerthError, ConfigError, ImagePullError, NotFoundError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
 import { ImagePullPolicy, RuntimeName } from '../../model/types';
 import {
@@ -170,29 +170,54 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  /** @throws NotFoundError when there is no container of that name. */
+  /**
+   * The container's output, streamed as the engine sends it: never held
+   * whole, so a container that printed gigabytes costs berth no more than
+   * what its reader keeps. The engine answering at all has the usual
+   * deadline; how long the output then takes to arrive is the reader's to bound.
+   *
+   * @throws NotFoundError when there is no container of that name.
+   */
   async logs(name: string, options: LogOptions = {}): Promise<Readable> {
     const doing = `reading the logs of container ${name}`;
-    const query = { stdout: true, stderr: true, follow: options.follow ?? false, tail: options.tail ?? 'all' };
-    let raw: Readable | Buffer;
+    const query = { stdout: true, stderr: true, follow: options.follow ?? false, tail: engineTail(options) };
+    let source: Readable;
     try {
-      // With follow, dockerode answers a stream that ends when the container does; without, the whole log as a Buffer.
-      raw = (await this.call(doing, (abortSignal) =>
-        this.docker.getContainer(name).logs({ ...query, abortSignal } as Docker.ContainerLogsOptions & { follow: false }),
-      )) as unknown as Readable | Buffer;
+      source = await this.call(doing, (abortSignal) => this.openLogs(name, query, abortSignal));
     } catch (error) {
       if (statusOf(error) === 404) throw new NotFoundError('container', name);
       throw this.rethrown(doing, error);
     }
-    const source = Buffer.isBuffer(raw) ? Readable.from([raw]) : raw;
     const text = new LogFrameDecoder();
     text.setEncoding('utf8');
     // A connection that breaks mid-stream reaches the reader as berth's error, like every other failure.
     source.on('error', (error) => text.destroy(isUnreachable(error) ? unavailable(this.dockerHost, doing, error) : new RuntimeApiError(`${doing} broke off: ${daemonMessage(error)}`)));
-    // Destroying the text stream (a client went away) must close the engine connection too.
+    // Destroying the text stream (a client went away, a reader's deadline) must close the engine connection too.
     text.on('close', () => source.destroy());
     source.pipe(text);
     return text;
+  }
+
+  /**
+   * `GET /containers/{name}/logs` as a stream, followed or not. dockerode's
+   * `logs()` answers a finished log as one Buffer, the whole of it in memory;
+   * its framing is kept, for LogFrameDecoder (whose backpressure, unlike
+   * `modem.demuxStream`'s, keeps a slow reader from piling output up in berth).
+   */
+  private openLogs(name: string, query: Record<string, string | number | boolean>, abortSignal: AbortSignal): Promise<Readable> {
+    return new Promise((resolve, reject) => {
+      this.docker.modem.dial(
+        {
+          path: `/containers/${name}/logs?`,
+          method: 'GET',
+          isStream: true,
+          abortSignal,
+          statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+          options: query,
+        },
+        (error, stream) => (error ? reject(error) : resolve(stream as Readable)),
+      );
+    });
   }
 
   async remove(name: string): Promise<void> {
@@ -337,6 +362,18 @@ export class DockerExecutor implements Executor {
     if (error instanceof BerthError) return error;
     return engineAnswer(doing, error);
   }
+}
+
+/**
+ * The engine's `tail`: the lines asked for, else, when the reader keeps only
+ * the last `limitBytes`, that many log entries. An entry (a line, or a 16 KiB
+ * piece of a longer one) holds at least one byte, so those entries hold at
+ * least the bytes kept, and the engine decodes (and sends) no more of a long
+ * log than that: 2 MiB, not 200 MB, of a container that printed `yes`.
+ */
+function engineTail(options: LogOptions): number | 'all' {
+  const tails = [options.tail, options.limitBytes].filter((n): n is number => n !== undefined);
+  return tails.length > 0 ? Math.min(...tails) : 'all';
 }
 
 function positive(option: string, value: number): number {

@@ -4,6 +4,10 @@
  * bytes, a big-endian payload length) then the payload. Frames arrive in the
  * order the container wrote them, so emitting payloads as they come keeps
  * stdout and stderr interleaved as they happened.
+ *
+ * Not dockerode's `modem.demuxStream`: it writes to its outputs without
+ * waiting for them (a slow reader piles the output up in memory) and joins
+ * every chunk to what it holds before reading a frame.
  */
 
 import { Transform, type TransformCallback } from 'node:stream';
@@ -11,10 +15,18 @@ import { Transform, type TransformCallback } from 'node:stream';
 const HEADER_BYTES = 8;
 const STDIN = 0;
 const STDERR = 2;
+const EMPTY = Buffer.alloc(0);
 
-/** A Transform from Docker's framed log stream to the plain bytes of stdout and stderr. */
+/**
+ * A Transform from Docker's framed log stream to the plain bytes of stdout
+ * and stderr. A payload passes on piece by piece as it arrives, so nothing
+ * is held but a header split across two chunks, however long the frame.
+ */
 export class LogFrameDecoder extends Transform {
-  private pending: Buffer = Buffer.alloc(0);
+  /** The start of a header whose rest is in the next chunk. */
+  private header: Buffer = EMPTY;
+  /** Payload bytes of the current frame still to come. */
+  private remaining = 0;
   /** Set once the input turns out not to be framed (a TTY container); the rest passes through unchanged. */
   private raw = false;
 
@@ -23,29 +35,41 @@ export class LogFrameDecoder extends Transform {
       callback(null, chunk);
       return;
     }
-    this.pending = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     let offset = 0;
-    while (this.pending.length - offset >= HEADER_BYTES) {
-      const type = this.pending[offset];
-      if (type < STDIN || type > STDERR || this.pending[offset + 1] !== 0 || this.pending[offset + 2] !== 0 || this.pending[offset + 3] !== 0) {
-        this.raw = true;
-        this.push(this.pending.subarray(offset));
-        this.pending = Buffer.alloc(0);
-        callback();
-        return;
+    while (offset < chunk.length) {
+      if (this.remaining > 0) {
+        const end = Math.min(chunk.length, offset + this.remaining);
+        this.push(chunk.subarray(offset, end));
+        this.remaining -= end - offset;
+        offset = end;
+        continue;
       }
-      const length = this.pending.readUInt32BE(offset + 4);
-      if (this.pending.length - offset - HEADER_BYTES < length) break;
-      this.push(this.pending.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + length));
-      offset += HEADER_BYTES + length;
+      const piece = chunk.subarray(offset, offset + HEADER_BYTES - this.header.length);
+      offset += piece.length;
+      this.header = this.header.length > 0 ? Buffer.concat([this.header, piece]) : piece;
+      if (this.header.length < HEADER_BYTES) break;
+      if (!looksLikeHeader(this.header)) {
+        this.raw = true;
+        this.push(Buffer.concat([this.header, chunk.subarray(offset)]));
+        this.header = EMPTY;
+        break;
+      }
+      this.remaining = this.header.readUInt32BE(4);
+      this.header = EMPTY;
     }
-    this.pending = this.pending.subarray(offset);
     callback();
   }
 
   override _flush(callback: TransformCallback): void {
-    // A truncated last frame (the engine went away mid-write) is better shown than dropped.
-    if (this.pending.length > HEADER_BYTES) this.push(this.pending.subarray(HEADER_BYTES));
+    // A few bytes that cannot start a header are a short unframed output, better shown than dropped.
+    if (this.header.length > 0 && !looksLikeHeader(this.header)) this.push(this.header);
     callback();
   }
+}
+
+/** Whether `bytes` (a header, or the start of one) has a stream type and the three zero bytes after it. */
+function looksLikeHeader(bytes: Buffer): boolean {
+  if (bytes[0] < STDIN || bytes[0] > STDERR) return false;
+  for (let i = 1; i < Math.min(4, bytes.length); i++) if (bytes[i] !== 0) return false;
+  return true;
 }

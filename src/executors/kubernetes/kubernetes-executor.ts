@@ -465,7 +465,7 @@ export class KubernetesExecutor implements Executor {
         pod: podName,
         container: CONTAINER_NAME,
         follow: options.follow ?? false,
-        ...(options.tail !== undefined ? { tailLines: options.tail } : {}),
+        ...podLogRange(options),
         timeoutMs: this.requestTimeoutMs,
       });
     } catch (error) {
@@ -561,6 +561,26 @@ function isRunning(pod: V1Pod): boolean {
   const status = pod.status?.containerStatuses?.find((container) => container.name === CONTAINER_NAME);
   if (!status) return pod.status?.phase === 'Running';
   return !!status.state?.running;
+}
+
+/** How many times the bytes a reader keeps one log read may move, at most: see podLogRange. */
+const LOG_READ_CAP_FACTOR = 256;
+
+/**
+ * The part of a pod's log to ask for. `tail` lines as asked; a reader that
+ * keeps only the last `limitBytes` needs no more than that many lines (each
+ * holds at least its newline), which the kubelet finds from the end of the
+ * file instead of sending all of it. `limitBytes` on top caps what one read
+ * moves; since it counts from the start of the selected lines, it is set
+ * far above what the reader keeps, and bites only on lines that average
+ * more than LOG_READ_CAP_FACTOR bytes (pod-logs.ts then says so).
+ */
+function podLogRange(options: LogOptions): { tailLines?: number; limitBytes?: number } {
+  const tails = [options.tail, options.limitBytes].filter((n): n is number => n !== undefined);
+  return {
+    ...(tails.length > 0 ? { tailLines: Math.min(...tails) } : {}),
+    ...(options.limitBytes !== undefined && !options.follow ? { limitBytes: options.limitBytes * LOG_READ_CAP_FACTOR } : {}),
+  };
 }
 
 /** Whether a pod still belongs to its Job (the garbage collector has not orphaned it yet). */

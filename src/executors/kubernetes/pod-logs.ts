@@ -22,6 +22,12 @@ export interface PodLogRequest {
   container: string;
   follow: boolean;
   tailLines?: number;
+  /**
+   * The API server's `limitBytes`: it stops after that many bytes of what
+   * `tailLines` selected (counted from the start of them, not the end). When
+   * it does, a closing line says the output is cut.
+   */
+  limitBytes?: number;
   /** How long the API server may take to start answering. A followed log may then run for as long as its container does. */
   timeoutMs: number;
 }
@@ -64,6 +70,7 @@ export async function openPodLog(kubeConfig: KubeConfig, request: PodLogRequest)
   url.searchParams.set('container', request.container);
   if (request.follow) url.searchParams.set('follow', 'true');
   if (request.tailLines !== undefined) url.searchParams.set('tailLines', String(request.tailLines));
+  if (request.limitBytes !== undefined) url.searchParams.set('limitBytes', String(request.limitBytes));
   const options: https.RequestOptions = { method: 'GET', headers: {} };
   await kubeConfig.applyToHTTPSOptions(options);
   const send = url.protocol === 'http:' ? http.request : https.request;
@@ -91,7 +98,18 @@ export async function openPodLog(kubeConfig: KubeConfig, request: PodLogRequest)
   response.once('aborted', () => text.destroy(new LogConnectionError('the log stream broke off: the API server closed the connection', 'ECONNRESET')));
   // A reader that goes away (a client closing a followed log) closes the connection too.
   text.once('close', () => response.destroy());
-  response.pipe(text);
+  if (request.limitBytes === undefined) {
+    response.pipe(text);
+    return text;
+  }
+  const limit = request.limitBytes;
+  let received = 0;
+  response.on('data', (chunk: Buffer) => (received += chunk.length));
+  response.pipe(text, { end: false });
+  response.once('end', () => {
+    if (received >= limit) text.write(`\n--- berth: output incomplete: the API server stopped the log after its limitBytes (${limit}); later lines are missing ---\n`);
+    text.end();
+  });
   return text;
 }
 
