@@ -61,8 +61,10 @@ export interface ServerConfig {
   namespace?: string;
   /** How long a pod may fail to pull its image before its run fails. @default 60000 */
   imagePullGraceMs?: number;
-  /** When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. */
+  /** When set, every endpoint but the probes needs `Authorization: Bearer <token>`; a weak token is refused. */
   token?: string;
+  /** Said once at start-up through the logger: settings that work but should change (a token on the command line). */
+  warnings?: string[];
   /** Leave finished containers in place for inspection. @default false */
   keepContainers: boolean;
   /** @default 'info' */
@@ -157,6 +159,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     const running = parts.map((part) => runPart(part, shutdown.signal, logger));
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     logger.info({ url, db: store.dialect, auth: Boolean(config.token), leaderElection: config.leaderElection?.method }, 'berth is serving');
+    for (const warning of config.warnings ?? []) logger.warn(warning);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>

@@ -1,6 +1,8 @@
+import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { weakTokenReason } from '../api/auth';
 import { LOG_LEVELS, type LogLevel } from '../log';
 import { parseMemoryBytes } from '../model/quantity';
 import { RuntimeName } from '../model/types';
@@ -26,6 +28,7 @@ interface ServeFlags {
   namespace?: string;
   imagePullGrace: number;
   token?: string;
+  tokenFile?: string;
   insecureNoAuth: boolean;
   keepContainers: boolean;
   logLevel: LogLevel;
@@ -87,7 +90,12 @@ export function addServeOptions(command: Command): Command {
         .default(60)
         .argParser(integer(0, 86_400)),
     )
-    .addOption(option('--token <token>', 'require "Authorization: Bearer <token>" on every endpoint but /healthz', 'BERTH_TOKEN').argParser(nonEmpty))
+    .addOption(
+      option('--token <token>', 'require "Authorization: Bearer <token>" on every endpoint but the probes (prefer BERTH_TOKEN or --token-file: a flag shows in ps)', 'BERTH_TOKEN').argParser(
+        nonEmpty,
+      ),
+    )
+    .addOption(option('--token-file <file>', 'read the bearer token from this file (its first line)', 'BERTH_TOKEN_FILE').argParser(nonEmpty))
     .addOption(option('--insecure-no-auth', 'allow a non-loopback --host without --token', 'BERTH_INSECURE_NO_AUTH').default(false))
     .addOption(option('--keep-containers', 'leave finished containers in place for inspection', 'BERTH_KEEP_CONTAINERS').default(false))
     .addOption(option('--log-level <level>', 'log level', 'BERTH_LOG_LEVEL').default('info').choices(LOG_LEVELS))
@@ -136,10 +144,11 @@ export function serveConfig(command: Command): ServerConfig {
   if (!runtimes.includes(flags.runtime)) {
     throw new UsageError(`--runtimes ${runtimes.join(',')}: must include the default --runtime ${flags.runtime}`);
   }
-  if (!flags.token && !flags.insecureNoAuth && !isLoopback(flags.host)) {
+  const { token, warnings } = apiToken(command, flags);
+  if (!token && !flags.insecureNoAuth && !isLoopback(flags.host)) {
     throw new UsageError(
       `refusing to listen on ${flags.host} without --token: anyone who can reach it could run containers; ` +
-        'set --token (or BERTH_TOKEN), or pass --insecure-no-auth to accept that',
+        'set BERTH_TOKEN or --token-file (or --token), or pass --insecure-no-auth to accept that',
     );
   }
   return {
@@ -157,11 +166,49 @@ export function serveConfig(command: Command): ServerConfig {
     kubeconfig: flags.kubeconfig,
     namespace: flags.namespace,
     imagePullGraceMs: flags.imagePullGrace * 1000,
-    token: flags.token,
+    token,
+    warnings,
     keepContainers: flags.keepContainers,
     logLevel: flags.logLevel,
     leaderElection: leaderElection(flags),
   };
+}
+
+/**
+ * The API token, from BERTH_TOKEN, --token-file (BERTH_TOKEN_FILE) or --token,
+ * refused when weak. A token on the command line still works, with a warning:
+ * every user of the machine can read it in `ps` or /proc.
+ */
+function apiToken(command: Command, flags: ServeFlags): { token?: string; warnings: string[] } {
+  const warnings: string[] = [];
+  if (flags.token !== undefined && flags.tokenFile !== undefined) {
+    throw new UsageError('--token and --token-file (or BERTH_TOKEN and BERTH_TOKEN_FILE) both give the token: keep one');
+  }
+  let token = flags.token;
+  let from = command.getOptionValueSource('token') === 'env' ? 'BERTH_TOKEN' : '--token';
+  if (flags.tokenFile !== undefined) {
+    from = `the token in ${flags.tokenFile}`;
+    token = readTokenFile(flags.tokenFile);
+  } else if (command.getOptionValueSource('token') === 'cli') {
+    warnings.push('the token given with --token is visible to other users of this machine (ps, /proc); prefer BERTH_TOKEN or --token-file');
+  }
+  if (token === undefined) return { warnings };
+  const weak = weakTokenReason(token);
+  if (weak) throw new UsageError(`${from} ${weak}`);
+  return { token, warnings };
+}
+
+/** The first line of a token file (a Kubernetes Secret mounted as a file, `openssl rand -hex 32 > token`). */
+function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--token-file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const token = text.split(/\r?\n/)[0].trim();
+  if (token === '') throw new UsageError(`--token-file ${file}: the file is empty`);
+  return token;
 }
 
 /**

@@ -6,6 +6,7 @@ import { tempDir } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
+const ENV_TOKEN = 'env-token-3f1c9a7e52b04d6e8a1f0c2b9d7e4a65';
 
 interface Exit {
   code: number | null;
@@ -71,12 +72,12 @@ describe('berth serve', function () {
   it('reads its flags from BERTH_* environment twins', async () => {
     const port = await freePort();
     child = spawn(process.execPath, [MAIN, 'serve'], {
-      env: { ...process.env, BERTH_PORT: String(port), BERTH_DB: path.join(tempDir(), 'b.sqlite'), BERTH_TOKEN: 'envtoken', BERTH_LOG_LEVEL: 'silent' },
+      env: { ...process.env, BERTH_PORT: String(port), BERTH_DB: path.join(tempDir(), 'b.sqlite'), BERTH_TOKEN: ENV_TOKEN, BERTH_LOG_LEVEL: 'silent' },
       stdio: 'ignore',
     });
     await waitFor('/healthz', () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok));
     assert.equal((await fetch(`http://127.0.0.1:${port}/apps/`)).status, 401);
-    assert.equal((await fetch(`http://127.0.0.1:${port}/apps/`, { headers: { authorization: 'Bearer envtoken' } })).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/apps/`, { headers: { authorization: `Bearer ${ENV_TOKEN}` } })).status, 200);
     child.kill('SIGINT');
     assert.equal(await exited(child), 0);
   });
@@ -134,7 +135,7 @@ describe('berth serve', function () {
     assert.equal(
       stderr.trim(),
       'berth: refusing to listen on 0.0.0.0 without --token: anyone who can reach it could run containers; ' +
-        'set --token (or BERTH_TOKEN), or pass --insecure-no-auth to accept that',
+        'set BERTH_TOKEN or --token-file (or --token), or pass --insecure-no-auth to accept that',
     );
     const port = await freePort();
     child = spawn(
