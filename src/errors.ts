@@ -75,6 +75,12 @@ export class UnauthorizedError extends BerthError {
   readonly code = 'Unauthorized';
 }
 
+/** A request berth will not serve whoever sends it: a Host it does not answer for, another site's page. */
+export class ForbiddenError extends BerthError {
+  readonly status = 403;
+  readonly code = 'Forbidden';
+}
+
 export class MethodNotAllowedError extends BerthError {
   readonly status = 405;
   readonly code = 'MethodNotAllowed';

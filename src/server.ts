@@ -61,6 +61,8 @@ export interface ServerConfig {
   namespace?: string;
   /** How long a pod may fail to pull its image before its run fails. @default 60000 */
   imagePullGraceMs?: number;
+  /** Host names the API answers for beyond loopback names, IP addresses and `host` (`.domain` for a domain and below; `*`: any). */
+  allowedHosts?: string[];
   /** When set, every endpoint but the probes needs `Authorization: Bearer <token>`; a weak token is refused. */
   token?: string;
   /** Said once at start-up through the logger: settings that work but should change (a token on the command line). */
@@ -139,6 +141,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       store,
       logger,
       token: config.token,
+      listenHost: config.host,
+      allowedHosts: config.allowedHosts,
       readiness: [storeReadiness(store), ...readiness],
       runtimes: executors,
       metrics: registry,

@@ -28,8 +28,12 @@ export interface SyncReport {
 export interface ApiDeps {
   store: Store;
   logger: Logger;
-  /** When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. */
+  /** When set, every endpoint but the probes needs `Authorization: Bearer <token>`. */
   token?: string;
+  /** The address the server listens on: its name (or, a wildcard, the hostname) is a Host it answers for. */
+  listenHost?: string;
+  /** More Host names to answer for (`.domain` for a domain and below; `*`: any). See ./host-check.ts. */
+  allowedHosts?: string[];
   readiness: ReadinessCheck[];
   /** The runtimes, for following live logs. */
   runtimes: Runtimes;

@@ -29,6 +29,7 @@ interface ServeFlags {
   imagePullGrace: number;
   token?: string;
   tokenFile?: string;
+  allowedHosts?: string[];
   insecureNoAuth: boolean;
   keepContainers: boolean;
   logLevel: LogLevel;
@@ -96,6 +97,11 @@ export function addServeOptions(command: Command): Command {
       ),
     )
     .addOption(option('--token-file <file>', 'read the bearer token from this file (its first line)', 'BERTH_TOKEN_FILE').argParser(nonEmpty))
+    .addOption(
+      option('--allowed-hosts <list>', 'more Host names to answer for, comma-separated (.example.com for a domain and below; * for any)', 'BERTH_ALLOWED_HOSTS').argParser(
+        hostList,
+      ),
+    )
     .addOption(option('--insecure-no-auth', 'allow a non-loopback --host without --token', 'BERTH_INSECURE_NO_AUTH').default(false))
     .addOption(option('--keep-containers', 'leave finished containers in place for inspection', 'BERTH_KEEP_CONTAINERS').default(false))
     .addOption(option('--log-level <level>', 'log level', 'BERTH_LOG_LEVEL').default('info').choices(LOG_LEVELS))
@@ -168,6 +174,7 @@ export function serveConfig(command: Command): ServerConfig {
     imagePullGraceMs: flags.imagePullGrace * 1000,
     token,
     warnings,
+    allowedHosts: flags.allowedHosts,
     keepContainers: flags.keepContainers,
     logLevel: flags.logLevel,
     leaderElection: leaderElection(flags),
@@ -282,6 +289,17 @@ function runtimeList(value: string): RuntimeName[] {
   const unknown = names.filter((name) => !known.includes(name));
   if (names.length === 0 || unknown.length) throw new InvalidArgumentError(`must be a comma-separated list of ${known.join(', ')}.`);
   return [...new Set(names)] as RuntimeName[];
+}
+
+/** `--allowed-hosts`: `*`, or host names, each optionally with a leading `.` for its domain and below. */
+function hostList(value: string): string[] {
+  const names = value.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  const name = /^\.?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.?$/;
+  const bad = names.filter((n) => n !== '*' && !name.test(n) && net.isIP(n) === 0);
+  if (names.length === 0 || bad.length) {
+    throw new InvalidArgumentError(`must be "*" or comma-separated host names (".example.com" for a domain); not ${bad.map((b) => `"${b}"`).join(', ') || 'empty'}.`);
+  }
+  return [...new Set(names)];
 }
 
 function dnsLabel(value: string): string {

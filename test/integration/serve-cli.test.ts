@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from '../helpers/fixtures';
@@ -146,6 +147,26 @@ describe('berth serve', function () {
     await waitFor('/healthz', () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok));
     child.kill('SIGTERM');
     assert.equal(await exited(child), 0);
+  });
+
+  it('answers the Host names of --allowed-hosts (BERTH_ALLOWED_HOSTS) and refuses others; a bad list exits 2', async () => {
+    const bad = await serveUntilExit(['--allowed-hosts', 'berth.svc,not a name']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr.trim(), /^berth: option '--allowed-hosts <list>' argument 'berth.svc,not a name' is invalid\. must be "\*" or comma-separated host names/);
+    const port = await freePort();
+    const apps = path.join(tempDir(), 'apps');
+    child = spawn(process.execPath, [MAIN, 'serve', '--port', String(port), '--db', path.join(tempDir(), 'b.sqlite'), '--apps-dir', apps, '--log-level', 'silent'], {
+      env: { ...process.env, BERTH_ALLOWED_HOSTS: 'berth.svc' },
+      stdio: 'ignore',
+    });
+    await waitFor('/healthz', () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok));
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) =>
+        http.get({ port, path: '/apps/', headers: { host }, setHost: false }, (res) => resolve(res.resume().statusCode ?? 0)).on('error', reject),
+      );
+    assert.equal(await status(`berth.svc:${port}`), 200);
+    assert.equal(await status(`localhost:${port}`), 200);
+    assert.equal(await status(`attacker.example:${port}`), 403);
   });
 
   it('refuses a port already in use, exit 1', async () => {
