@@ -96,6 +96,32 @@ export class UnsupportedMediaTypeError extends BerthError {
   readonly code = 'UnsupportedMediaType';
 }
 
+/**
+ * A bound on work waiting or streams open is reached: asking again after
+ * `retryAfterSeconds` (the API's `Retry-After`) may succeed.
+ */
+export abstract class CapacityError extends BerthError {
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The caller has asked for more than a limit lets wait (Pending runs). */
+export class TooManyRequestsError extends CapacityError {
+  readonly status = 429;
+  readonly code = 'TooManyRequests';
+}
+
+/** The server holds as many long-lived answers (event streams, followed logs) as it allows. */
+export class ServerBusyError extends CapacityError {
+  readonly status = 503;
+  readonly code = 'ServerBusy';
+}
+
 /** The container runtime (Docker engine, Kubernetes API) cannot be reached. Runs wait; nothing fails. */
 export class RuntimeUnavailableError extends BerthError {
   readonly status = 503;

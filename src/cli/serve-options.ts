@@ -3,6 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { weakTokenReason } from '../api/auth';
+import { API_LIMITS } from '../api/deps';
 import { LOG_LEVELS, type LogLevel } from '../log';
 import { parseMemoryBytes } from '../model/quantity';
 import { RuntimeName } from '../model/types';
@@ -19,6 +20,10 @@ interface ServeFlags {
   db: string;
   appsDir: string;
   maxParallel: number;
+  maxPending: number;
+  maxPendingPerApp: number;
+  maxEventStreams: number;
+  maxLogFollowers: number;
   historyLimit: number;
   logLimit: number;
   runtime: RuntimeName;
@@ -54,6 +59,26 @@ export function addServeOptions(command: Command): Command {
       option('--max-parallel <n>', 'runs running at once; the rest wait Pending', 'BERTH_MAX_PARALLEL')
         .default(4)
         .argParser(integer(1, 1000)),
+    )
+    .addOption(
+      option('--max-pending <n>', 'runs that may wait Pending in all; beyond, POST …/run/ answers 429', 'BERTH_MAX_PENDING')
+        .default(API_LIMITS.pending.total)
+        .argParser(integer(1, 100_000)),
+    )
+    .addOption(
+      option('--max-pending-per-app <n>', 'runs of one App that may wait Pending; beyond, POST …/run/ answers 429', 'BERTH_MAX_PENDING_PER_APP')
+        .default(API_LIMITS.pending.perApp)
+        .argParser(integer(1, 100_000)),
+    )
+    .addOption(
+      option('--max-event-streams <n>', 'GET /events/ streams open at once; beyond, 503', 'BERTH_MAX_EVENT_STREAMS')
+        .default(API_LIMITS.eventStreams)
+        .argParser(integer(1, 100_000)),
+    )
+    .addOption(
+      option('--max-log-followers <n>', 'GET …/logs/?follow=1 streams open at once; beyond, 503', 'BERTH_MAX_LOG_FOLLOWERS')
+        .default(API_LIMITS.logFollowers)
+        .argParser(integer(1, 100_000)),
     )
     .addOption(
       option('--history-limit <n>', 'finished runs kept per App whose spec sets no historyLimit', 'BERTH_HISTORY_LIMIT')
@@ -150,6 +175,9 @@ export function serveConfig(command: Command): ServerConfig {
   if (!runtimes.includes(flags.runtime)) {
     throw new UsageError(`--runtimes ${runtimes.join(',')}: must include the default --runtime ${flags.runtime}`);
   }
+  if (flags.maxPendingPerApp > flags.maxPending) {
+    throw new UsageError(`--max-pending-per-app (${flags.maxPendingPerApp}) must not be more than --max-pending (${flags.maxPending})`);
+  }
   const { token, warnings } = apiToken(command, flags);
   if (!token && !flags.insecureNoAuth && !isLoopback(flags.host)) {
     throw new UsageError(
@@ -164,6 +192,11 @@ export function serveConfig(command: Command): ServerConfig {
     appsDir: flags.appsDir,
     createAppsDir: command.getOptionValueSource('appsDir') === 'default',
     maxParallel: flags.maxParallel,
+    limits: {
+      pending: { total: flags.maxPending, perApp: flags.maxPendingPerApp },
+      eventStreams: flags.maxEventStreams,
+      logFollowers: flags.maxLogFollowers,
+    },
     historyLimit: flags.historyLimit,
     logLimitBytes: flags.logLimit,
     runtime: flags.runtime,
