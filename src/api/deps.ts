@@ -62,7 +62,7 @@ export interface ApiLimits {
 
 /** The limits of a server told nothing else (`berth serve`'s defaults). */
 export const API_LIMITS: ApiLimits = {
-  pending: { total: 1000, perApp: 250 },
+  pending: { total: 500, perApp: 100 },
   eventStreams: 100,
   logFollowers: 100,
 };

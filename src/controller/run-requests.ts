@@ -29,9 +29,9 @@ export interface RunRequest {
  * keeps it small, and keeps one App from taking every place in the line.
  */
 export interface PendingLimits {
-  /** Pending runs in all. @default 1000 */
+  /** Pending runs in all. @default 500 */
   total: number;
-  /** Pending runs of one App. @default 250 */
+  /** Pending runs of one App. @default 100 */
   perApp: number;
 }
 
