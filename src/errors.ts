@@ -75,6 +75,12 @@ export class UnauthorizedError extends BerthError {
   readonly code = 'Unauthorized';
 }
 
+/** A request berth will not serve whoever sends it: a Host it does not answer for, another site's page. */
+export class ForbiddenError extends BerthError {
+  readonly status = 403;
+  readonly code = 'Forbidden';
+}
+
 export class MethodNotAllowedError extends BerthError {
   readonly status = 405;
   readonly code = 'MethodNotAllowed';
@@ -88,6 +94,32 @@ export class PayloadTooLargeError extends BerthError {
 export class UnsupportedMediaTypeError extends BerthError {
   readonly status = 415;
   readonly code = 'UnsupportedMediaType';
+}
+
+/**
+ * A bound on work waiting or streams open is reached: asking again after
+ * `retryAfterSeconds` (the API's `Retry-After`) may succeed.
+ */
+export abstract class CapacityError extends BerthError {
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The caller has asked for more than a limit lets wait (Pending runs). */
+export class TooManyRequestsError extends CapacityError {
+  readonly status = 429;
+  readonly code = 'TooManyRequests';
+}
+
+/** The server holds as many long-lived answers (event streams, followed logs) as it allows. */
+export class ServerBusyError extends CapacityError {
+  readonly status = 503;
+  readonly code = 'ServerBusy';
 }
 
 /** The container runtime (Docker engine, Kubernetes API) cannot be reached. Runs wait; nothing fails. */

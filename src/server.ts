@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApi } from './api/app';
-import type { ApiDeps, ReadinessCheck, SourceReporter, SyncReport } from './api/deps';
+import type { ApiDeps, ApiLimits, ReadinessCheck, SourceReporter, SyncReport } from './api/deps';
 import { Controller, type ControllerOptions } from './controller/controller';
 import type { LaunchFence } from './controller/reconciler';
 import { ConfigError } from './errors';
@@ -45,6 +45,10 @@ export interface ServerConfig {
   createAppsDir?: boolean;
   /** Runs Running at once. @default 4 */
   maxParallel: number;
+  /** Runs waiting, streams open: bounds on what clients can make the server hold. @default API_LIMITS */
+  limits?: Partial<ApiLimits>;
+  /** How long a client may take to send a request; tests shorten them. @default HTTP_TIMEOUTS */
+  httpTimeouts?: Partial<HttpTimeouts>;
   /** Finished runs kept per App whose spec sets no historyLimit. @default 100 */
   historyLimit?: number;
   /** Stored output per run, the newest kept. @default 1048576 */
@@ -61,8 +65,12 @@ export interface ServerConfig {
   namespace?: string;
   /** How long a pod may fail to pull its image before its run fails. @default 60000 */
   imagePullGraceMs?: number;
-  /** When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. */
+  /** Host names the API answers for beyond loopback names, IP addresses and `host` (`.domain` for a domain and below; `*`: any). */
+  allowedHosts?: string[];
+  /** When set, every endpoint but the probes needs `Authorization: Bearer <token>`; a weak token is refused. */
   token?: string;
+  /** Said once at start-up through the logger: settings that work but should change (a token on the command line). */
+  warnings?: string[];
   /** Leave finished containers in place for inspection. @default false */
   keepContainers: boolean;
   /** @default 'info' */
@@ -80,6 +88,22 @@ export interface ServerConfig {
    */
   leaderElection?: LeaderElectionConfig;
 }
+
+/**
+ * How long a connection may hold the server without sending a request. They
+ * bound receiving a request only: an answer may stream for as long as it
+ * lasts (event streams, followed logs).
+ */
+export interface HttpTimeouts {
+  /** To send the request line and headers. */
+  headersMs: number;
+  /** To send the whole request, body included (a 1 MiB body at 20 KB/s). */
+  requestMs: number;
+  /** An idle keep-alive connection waits this long for its next request. */
+  keepAliveMs: number;
+}
+
+export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 20_000, requestMs: 60_000, keepAliveMs: 5_000 };
 
 /** How replicas elect their leader. */
 export interface LeaderElectionConfig {
@@ -137,6 +161,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       store,
       logger,
       token: config.token,
+      listenHost: config.host,
+      allowedHosts: config.allowedHosts,
       readiness: [storeReadiness(store), ...readiness],
       runtimes: executors,
       metrics: registry,
@@ -144,19 +170,31 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       shutdown: shutdown.signal,
       folder,
       leadership,
+      limits: config.limits,
     };
     // Handlers can outlive their connection (a client that hangs up); the store closes only after they finish.
     const inFlight = new Set<Promise<unknown>>();
     const handle = createApi(deps).callback();
-    const server = http.createServer((req, res) => {
-      const handled = Promise.resolve(handle(req, res));
-      inFlight.add(handled);
-      void handled.finally(() => inFlight.delete(handled));
-    });
+    const timeouts = { ...HTTP_TIMEOUTS, ...config.httpTimeouts };
+    const server = http.createServer(
+      {
+        headersTimeout: timeouts.headersMs,
+        requestTimeout: timeouts.requestMs,
+        keepAliveTimeout: timeouts.keepAliveMs,
+        // Node looks for expired requests this often (30 s by default, which would let a 20 s timeout run to 50 s).
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, timeouts.headersMs / 4)),
+      },
+      (req, res) => {
+        const handled = Promise.resolve(handle(req, res));
+        inFlight.add(handled);
+        void handled.finally(() => inFlight.delete(handled));
+      },
+    );
     const port = await listen(server, config.port, config.host);
     const running = parts.map((part) => runPart(part, shutdown.signal, logger));
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     logger.info({ url, db: store.dialect, auth: Boolean(config.token), leaderElection: config.leaderElection?.method }, 'berth is serving');
+    for (const warning of config.warnings ?? []) logger.warn(warning);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>

@@ -3,8 +3,11 @@ import Koa, { type Context, type Next } from 'koa';
 import { NotFoundError } from '../errors';
 import { bearerAuth } from './auth';
 import { bodyMiddleware } from './body';
+import { contentTypeCheck } from './content-type';
 import type { ApiDeps } from './deps';
 import { errorMiddleware, MethodNotAllowedForPath } from './errors';
+import { hostCheck } from './host-check';
+import { originCheck } from './origin-check';
 import { requestLog } from './request-log';
 import { appsRoutes } from './routes/apps';
 import { eventsRoutes } from './routes/events';
@@ -20,9 +23,9 @@ const ROUTES = [healthRoutes, appsRoutes, runsRoutes, logsRoutes, eventsRoutes, 
 
 /**
  * berth's HTTP API as a koa application. Middleware, outermost first:
- * request log → error answers → bearer auth (with a token) → JSON/YAML body
- * → routes. Every error, including 404 and 405, is answered as
- * `{error, message, details}`.
+ * request log → error answers → Host → Origin → bearer auth (with a token)
+ * → content type → JSON/YAML body → routes. Every error, including 404 and
+ * 405, is answered as `{error, message, details}`.
  */
 export function createApi(deps: ApiDeps): Koa {
   const app = new Koa();
@@ -34,7 +37,10 @@ export function createApi(deps: ApiDeps): Koa {
 
   app.use(requestLog(deps.logger));
   app.use(errorMiddleware(deps.logger));
+  app.use(hostCheck({ listenHost: deps.listenHost, allowedHosts: deps.allowedHosts }));
+  app.use(originCheck());
   if (deps.token) app.use(bearerAuth(deps.token));
+  app.use(contentTypeCheck());
   app.use(bodyMiddleware());
   app.use(unmatchedAsErrors);
   app.use(root.routes());

@@ -2,23 +2,22 @@ import bodyParser from '@koa/bodyparser';
 import type { Context, Next } from 'koa';
 import { MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors';
 import { parseYamlBody } from '../model/yaml';
+import { hasBody, JSON_TYPES, YAML_TYPES } from './content-type';
 
 /** Bodies above this are refused with 413. */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
-const JSON_TYPES = ['application/json', 'application/merge-patch+json'];
-const YAML_TYPES = ['application/yaml', 'text/yaml', 'application/x-yaml'];
 const BODY_METHODS = ['POST', 'PUT', 'PATCH'];
 
 /**
- * Reads request bodies of JSON or YAML, at most 1 MiB. A body of any other
- * type is refused with 415 before a byte of it is read; malformed JSON is a
- * 400 (from the error middleware), malformed YAML a 400 naming line and column.
+ * Reads request bodies of JSON or YAML, at most 1 MiB; only those types get
+ * this far (./content-type.ts). Malformed JSON is a 400 (from the error
+ * middleware), malformed YAML a 400 naming line and column.
  */
 export function bodyMiddleware() {
   const parse = bodyParser({
     enableTypes: ['json', 'text'],
-    // Only the JSON and YAML types get this far (see refuseUnsupported); YAML is read as text and parsed below.
+    // Only the JSON and YAML types get this far (see content-type.ts); YAML is read as text and parsed below.
     extendTypes: { json: JSON_TYPES, text: YAML_TYPES },
     jsonLimit: BODY_LIMIT_BYTES,
     textLimit: BODY_LIMIT_BYTES,
@@ -26,7 +25,6 @@ export function bodyMiddleware() {
   });
   return async function readBody(ctx: Context, next: Next): Promise<void> {
     if (!BODY_METHODS.includes(ctx.method) || !hasBody(ctx)) return next();
-    refuseUnsupported(ctx);
     try {
       await parse(ctx, async () => undefined);
     } catch (err) {
@@ -42,22 +40,6 @@ export function bodyMiddleware() {
 /** The parsed request body, or undefined when the request had none. */
 export function requestBody(ctx: Context): unknown {
   return hasBody(ctx) ? ctx.request.body : undefined;
-}
-
-function hasBody(ctx: Context): boolean {
-  return ctx.request.length > 0 || ctx.get('transfer-encoding') !== '';
-}
-
-function refuseUnsupported(ctx: Context): void {
-  const type = ctx.get('content-type');
-  if (!type) {
-    throw new UnsupportedMediaTypeError('a request body needs a Content-Type: application/json or application/yaml');
-  }
-  if (!ctx.is([...JSON_TYPES, ...YAML_TYPES])) {
-    throw new UnsupportedMediaTypeError(
-      `unsupported Content-Type "${ctx.request.type}": send application/json or application/yaml`,
-    );
-  }
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { Runtimes } from '../executors/runtimes';
 import type { Store } from '../store/store';
 import type { ReadinessCheck } from '../health';
+import type { PendingLimits } from '../controller/run-requests';
 
 export type { ReadinessCheck } from '../health';
 
@@ -28,8 +29,12 @@ export interface SyncReport {
 export interface ApiDeps {
   store: Store;
   logger: Logger;
-  /** When set, every endpoint but /healthz needs `Authorization: Bearer <token>`. */
+  /** When set, every endpoint but the probes needs `Authorization: Bearer <token>`. */
   token?: string;
+  /** The address the server listens on: its name (or, a wildcard, the hostname) is a Host it answers for. */
+  listenHost?: string;
+  /** More Host names to answer for (`.domain` for a domain and below; `*`: any). See ./host-check.ts. */
+  allowedHosts?: string[];
   readiness: ReadinessCheck[];
   /** The runtimes, for following live logs. */
   runtimes: Runtimes;
@@ -41,4 +46,23 @@ export interface ApiDeps {
   leadership?: { report(): Promise<unknown> };
   /** Aborted when the server shuts down: long-lived answers (event streams, followed logs) end then. */
   shutdown?: AbortSignal;
+  /** Bounds on what clients can make the server hold. @default API_LIMITS */
+  limits?: Partial<ApiLimits>;
 }
+
+/** Bounds on what clients can make the server hold: runs waiting, streams open. */
+export interface ApiLimits {
+  /** Pending runs, in all and per App, beyond which `POST …/run/` answers 429. */
+  pending: PendingLimits;
+  /** `GET /events/` streams open at once; beyond, 503. */
+  eventStreams: number;
+  /** `GET …/logs/?follow=1` streams of live workloads open at once; beyond, 503. */
+  logFollowers: number;
+}
+
+/** The limits of a server told nothing else (`berth serve`'s defaults). */
+export const API_LIMITS: ApiLimits = {
+  pending: { total: 500, perApp: 100 },
+  eventStreams: 100,
+  logFollowers: 100,
+};

@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
-import { BerthError, MethodNotAllowedError } from '../errors';
+import { BerthError, CapacityError, MethodNotAllowedError } from '../errors';
 
 /** The JSON shape of every error answer. */
 export interface ErrorBody {
@@ -32,9 +32,11 @@ export function errorMiddleware(logger: Logger) {
     } catch (thrown) {
       const err = toBerthError(thrown);
       if (err) {
-        if (err.status >= 500) logger.warn({ err: thrown, method: ctx.method, path: ctx.path }, err.message);
+        // A full server is expected under load, and said to the client: logging each refusal would only add load.
+        if (err.status >= 500 && !(err instanceof CapacityError)) logger.warn({ err: thrown, method: ctx.method, path: ctx.path }, err.message);
         respond(ctx, err.status, errorBody(err));
         if (err instanceof MethodNotAllowedForPath) ctx.set('Allow', err.allow.join(', '));
+        if (err instanceof CapacityError) ctx.set('Retry-After', String(err.retryAfterSeconds));
         return;
       }
       logger.error({ err: thrown, method: ctx.method, path: ctx.path }, 'request failed');

@@ -68,6 +68,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
             200: json('The Run an earlier request with this Idempotency-Key made', ref('Run')),
             404: error('No such App'),
             409: error('The App has concurrencyPolicy Forbid and a run is active, or the run name is taken'),
+            429: error('Too many runs Pending, of this App or in all; `Retry-After` says when to ask again'),
             ...bodyErrors,
           },
         }),
@@ -96,6 +97,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: {
             200: { description: 'The output', content: { 'text/plain': { schema: { type: 'string' } } } },
             404: error('No such App or Run'),
+            503: error('Following: as many followed logs are open as the server allows; `Retry-After`'),
           },
         }),
       },
@@ -112,7 +114,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/events/': {
         get: op('watch', 'Server-Sent Events of App and Run changes: `event: ADDED|MODIFIED|DELETED`, `data:` the object', {
           parameters: [query('kind', 'App, Run, or Source (the folder\'s sync of each file, as event: SYNC)', { type: 'string', enum: ['App', 'Run', 'Source'] }), query('app', 'Only this App and its runs')],
-          responses: { 200: { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
+          responses: {
+            200: { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+            503: error('As many event streams are open as the server allows; `Retry-After`'),
+          },
         }),
       },
       '/sources/': {
@@ -244,7 +249,7 @@ const json = (description: string, schema: Schema, headers?: Schema): Schema => 
 const error = (description: string): Schema => json(description, ref('Error'));
 
 const pageParameters = [
-  query('limit', 'At most this many items', { type: 'integer', minimum: 0, maximum: 1000 }),
+  query('limit', 'At most this many items (`X-Total-Count` says how many there are)', { type: 'integer', minimum: 0, maximum: 1000, default: 100 }),
   query('offset', 'Skip this many items', { type: 'integer', minimum: 0 }),
 ];
 const phaseParameter = query('phase', 'Comma-separated run phases: ' + Object.values(RunPhase).join(', '));

@@ -4,6 +4,8 @@ import { RunPhase } from '../model/types';
 
 /** At most this many items per page. */
 export const MAX_PAGE_SIZE = 1000;
+/** Items per page when `?limit=` is not given: a list never answers every row at once. */
+export const DEFAULT_PAGE_SIZE = 100;
 
 export interface Pagination {
   limit?: number;
@@ -14,13 +16,16 @@ const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 const PHASES = Object.values(RunPhase) as string[];
 
-/** `?limit=&offset=`: both optional; limit from 0 to 1000, offset from 0. */
-export function pagination(ctx: Context): Pagination {
+/**
+ * `?limit=&offset=`: both optional; limit from 0 to 1000, 100 when not
+ * given (`X-Total-Count` says how many there are in all), offset from 0.
+ */
+export function pagination(ctx: Context): Required<Pagination> {
   const problems: FieldProblem[] = [];
   const limit = integerParam(ctx, 'limit', 0, MAX_PAGE_SIZE, problems);
   const offset = integerParam(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER, problems);
   if (problems.length) throw ValidationError.fromProblems(problems, 'query');
-  return { limit, offset };
+  return { limit: limit ?? DEFAULT_PAGE_SIZE, offset: offset ?? 0 };
 }
 
 /**

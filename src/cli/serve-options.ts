@@ -1,7 +1,10 @@
+import fs from 'node:fs';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { weakTokenReason } from '../api/auth';
+import { API_LIMITS } from '../api/deps';
 import { LOG_LEVELS, type LogLevel } from '../log';
 import { parseMemoryBytes } from '../model/quantity';
 import { RuntimeName } from '../model/types';
@@ -18,6 +21,10 @@ interface ServeFlags {
   db: string;
   appsDir: string;
   maxParallel: number;
+  maxPending: number;
+  maxPendingPerApp: number;
+  maxEventStreams: number;
+  maxLogFollowers: number;
   historyLimit: number;
   logLimit: number;
   runtime: RuntimeName;
@@ -27,6 +34,8 @@ interface ServeFlags {
   namespace?: string;
   imagePullGrace: number;
   token?: string;
+  tokenFile?: string;
+  allowedHosts?: string[];
   insecureNoAuth: boolean;
   keepContainers: boolean;
   logLevel: LogLevel;
@@ -51,6 +60,26 @@ export function addServeOptions(command: Command): Command {
       option('--max-parallel <n>', 'runs running at once; the rest wait Pending', 'BERTH_MAX_PARALLEL')
         .default(4)
         .argParser(integer(1, 1000)),
+    )
+    .addOption(
+      option('--max-pending <n>', 'runs that may wait Pending in all; beyond, POST …/run/ answers 429', 'BERTH_MAX_PENDING')
+        .default(API_LIMITS.pending.total)
+        .argParser(integer(1, 100_000)),
+    )
+    .addOption(
+      option('--max-pending-per-app <n>', 'runs of one App that may wait Pending; beyond, POST …/run/ answers 429', 'BERTH_MAX_PENDING_PER_APP')
+        .default(API_LIMITS.pending.perApp)
+        .argParser(integer(1, 100_000)),
+    )
+    .addOption(
+      option('--max-event-streams <n>', 'GET /events/ streams open at once; beyond, 503', 'BERTH_MAX_EVENT_STREAMS')
+        .default(API_LIMITS.eventStreams)
+        .argParser(integer(1, 100_000)),
+    )
+    .addOption(
+      option('--max-log-followers <n>', 'GET …/logs/?follow=1 streams open at once; beyond, 503', 'BERTH_MAX_LOG_FOLLOWERS')
+        .default(API_LIMITS.logFollowers)
+        .argParser(integer(1, 100_000)),
     )
     .addOption(
       option('--history-limit <n>', 'finished runs kept per App whose spec sets no historyLimit', 'BERTH_HISTORY_LIMIT')
@@ -88,7 +117,17 @@ export function addServeOptions(command: Command): Command {
         .default(60)
         .argParser(integer(0, 86_400)),
     )
-    .addOption(option('--token <token>', 'require "Authorization: Bearer <token>" on every endpoint but /healthz', 'BERTH_TOKEN').argParser(nonEmpty))
+    .addOption(
+      option('--token <token>', 'require "Authorization: Bearer <token>" on every endpoint but the probes (prefer BERTH_TOKEN or --token-file: a flag shows in ps)', 'BERTH_TOKEN').argParser(
+        nonEmpty,
+      ),
+    )
+    .addOption(option('--token-file <file>', 'read the bearer token from this file (its first line)', 'BERTH_TOKEN_FILE').argParser(nonEmpty))
+    .addOption(
+      option('--allowed-hosts <list>', 'more Host names to answer for, comma-separated (.example.com for a domain and below; * for any)', 'BERTH_ALLOWED_HOSTS').argParser(
+        hostList,
+      ),
+    )
     .addOption(option('--insecure-no-auth', 'allow a non-loopback --host without --token', 'BERTH_INSECURE_NO_AUTH').default(false))
     .addOption(option('--keep-containers', 'leave finished containers in place for inspection', 'BERTH_KEEP_CONTAINERS').default(false))
     .addOption(option('--log-level <level>', 'log level', 'BERTH_LOG_LEVEL').default('info').choices(LOG_LEVELS))
@@ -137,10 +176,14 @@ export function serveConfig(command: Command): ServerConfig {
   if (!runtimes.includes(flags.runtime)) {
     throw new UsageError(`--runtimes ${runtimes.join(',')}: must include the default --runtime ${flags.runtime}`);
   }
-  if (!flags.token && !flags.insecureNoAuth && !isLoopback(flags.host)) {
+  if (flags.maxPendingPerApp > flags.maxPending) {
+    throw new UsageError(`--max-pending-per-app (${flags.maxPendingPerApp}) must not be more than --max-pending (${flags.maxPending})`);
+  }
+  const { token, warnings } = apiToken(command, flags);
+  if (!token && !flags.insecureNoAuth && !isLoopback(flags.host)) {
     throw new UsageError(
       `refusing to listen on ${flags.host} without --token: anyone who can reach it could run containers; ` +
-        'set --token (or BERTH_TOKEN), or pass --insecure-no-auth to accept that',
+        'set BERTH_TOKEN or --token-file (or --token), or pass --insecure-no-auth to accept that',
     );
   }
   return {
@@ -150,6 +193,11 @@ export function serveConfig(command: Command): ServerConfig {
     appsDir: flags.appsDir,
     createAppsDir: command.getOptionValueSource('appsDir') === 'default',
     maxParallel: flags.maxParallel,
+    limits: {
+      pending: { total: flags.maxPending, perApp: flags.maxPendingPerApp },
+      eventStreams: flags.maxEventStreams,
+      logFollowers: flags.maxLogFollowers,
+    },
     historyLimit: flags.historyLimit,
     logLimitBytes: flags.logLimit,
     runtime: flags.runtime,
@@ -158,11 +206,50 @@ export function serveConfig(command: Command): ServerConfig {
     kubeconfig: flags.kubeconfig,
     namespace: flags.namespace,
     imagePullGraceMs: flags.imagePullGrace * 1000,
-    token: flags.token,
+    token,
+    warnings,
+    allowedHosts: flags.allowedHosts,
     keepContainers: flags.keepContainers,
     logLevel: flags.logLevel,
     leaderElection: leaderElection(flags),
   };
+}
+
+/**
+ * The API token, from BERTH_TOKEN, --token-file (BERTH_TOKEN_FILE) or --token,
+ * refused when weak. A token on the command line still works, with a warning:
+ * every user of the machine can read it in `ps` or /proc.
+ */
+function apiToken(command: Command, flags: ServeFlags): { token?: string; warnings: string[] } {
+  const warnings: string[] = [];
+  if (flags.token !== undefined && flags.tokenFile !== undefined) {
+    throw new UsageError('--token and --token-file (or BERTH_TOKEN and BERTH_TOKEN_FILE) both give the token: keep one');
+  }
+  let token = flags.token;
+  let from = command.getOptionValueSource('token') === 'env' ? 'BERTH_TOKEN' : '--token';
+  if (flags.tokenFile !== undefined) {
+    from = `the token in ${flags.tokenFile}`;
+    token = readTokenFile(flags.tokenFile);
+  } else if (command.getOptionValueSource('token') === 'cli') {
+    warnings.push('the token given with --token is visible to other users of this machine (ps, /proc); prefer BERTH_TOKEN or --token-file');
+  }
+  if (token === undefined) return { warnings };
+  const weak = weakTokenReason(token);
+  if (weak) throw new UsageError(`${from} ${weak}`);
+  return { token, warnings };
+}
+
+/** The first line of a token file (a Kubernetes Secret mounted as a file, `openssl rand -hex 32 > token`). */
+function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--token-file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const token = text.split(/\r?\n/)[0].trim();
+  if (token === '') throw new UsageError(`--token-file ${file}: the file is empty`);
+  return token;
 }
 
 /**
@@ -239,6 +326,17 @@ function runtimeList(value: string): RuntimeName[] {
   const unknown = names.filter((name) => !known.includes(name));
   if (names.length === 0 || unknown.length) throw new InvalidArgumentError(`must be a comma-separated list of ${known.join(', ')}.`);
   return [...new Set(names)] as RuntimeName[];
+}
+
+/** `--allowed-hosts`: `*`, or host names, each optionally with a leading `.` for its domain and below. */
+function hostList(value: string): string[] {
+  const names = value.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  const name = /^\.?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.?$/;
+  const bad = names.filter((n) => n !== '*' && !name.test(n) && net.isIP(n) === 0);
+  if (names.length === 0 || bad.length) {
+    throw new InvalidArgumentError(`must be "*" or comma-separated host names (".example.com" for a domain); not ${bad.map((b) => `"${b}"`).join(', ') || 'empty'}.`);
+  }
+  return [...new Set(names)];
 }
 
 function dnsLabel(value: string): string {

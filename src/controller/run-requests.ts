@@ -7,7 +7,7 @@
  * later, at admission: src/controller/reconciler.ts.) The store only persists.
  */
 import { randomBytes } from 'node:crypto';
-import { ConflictError } from '../errors';
+import { ConflictError, TooManyRequestsError } from '../errors';
 import { ConcurrencyPolicy, type AppSpec, type RunOverrides, type RunSpec } from '../model/types';
 import type { Store, StoredApp, StoredRun } from '../store/store';
 
@@ -19,7 +19,24 @@ export interface RunRequest {
   overrides?: RunOverrides;
   /** A repeated key answers the run the first request made. */
   idempotencyKey?: string;
+  /** Refuse the run when this many are Pending already (API requests; a Run a file declares is not refused). */
+  pendingLimits?: PendingLimits;
 }
+
+/**
+ * Bounds on runs waiting. Admission reads every waiting run each time one may
+ * start, so the work grows with the square of the number waiting: the bound
+ * keeps it small, and keeps one App from taking every place in the line.
+ */
+export interface PendingLimits {
+  /** Pending runs in all. @default 500 */
+  total: number;
+  /** Pending runs of one App. @default 100 */
+  perApp: number;
+}
+
+/** What `Retry-After` suggests to a request refused for a full line: runs leave it as slots free up. */
+const PENDING_RETRY_AFTER_SECONDS = 10;
 
 /**
  * Records a Pending run of `app`; the controller carries it out.
@@ -28,8 +45,10 @@ export interface RunRequest {
  *
  * @throws ConflictError when the App's concurrencyPolicy is Forbid and one of
  *   its runs has not finished, or when a run of that name exists.
+ * @throws TooManyRequestsError when `pendingLimits` are reached.
  */
 export async function requestRun(store: Store, app: StoredApp, request: RunRequest = {}): Promise<{ run: StoredRun; created: boolean }> {
+  if (request.pendingLimits) await checkPendingLimits(store, app, request.pendingLimits);
   const overrides = request.overrides ?? {};
   const spec: RunSpec = { app: app.metadata.name, ...overrides, template: runTemplate(app.spec, overrides) };
   const inserted = await store.insertRun(app, {
@@ -44,6 +63,30 @@ export async function requestRun(store: Store, app: StoredApp, request: RunReque
     throw new ConflictError(`app "${app.metadata.name}" has concurrencyPolicy Forbid and run "${name}" is still ${phase}`);
   }
   return { run: inserted.run, created: inserted.outcome === 'created' };
+}
+
+/**
+ * Refuses a run while the line of Pending runs is full, for the App or in all.
+ * Checked before the insert and not under a lock: requests racing each other
+ * may overshoot a bound by as many as are in flight, which keeps it a bound.
+ * (An idempotent replay that would find its run is refused too while the line
+ * is full; the client's retry gets its run once there is room.)
+ */
+async function checkPendingLimits(store: Store, app: StoredApp, limits: PendingLimits): Promise<void> {
+  const ofApp = await store.countPendingRuns(app.id);
+  if (ofApp >= limits.perApp) {
+    throw new TooManyRequestsError(
+      `app "${app.metadata.name}" has ${ofApp} runs Pending, the most one App may have waiting (--max-pending-per-app ${limits.perApp}); ask again once some have started`,
+      PENDING_RETRY_AFTER_SECONDS,
+    );
+  }
+  const total = await store.countPendingRuns();
+  if (total >= limits.total) {
+    throw new TooManyRequestsError(
+      `${total} runs are Pending, the most this server lets wait (--max-pending ${limits.total}); ask again once some have started`,
+      PENDING_RETRY_AFTER_SECONDS,
+    );
+  }
 }
 
 /** The spec a run executes: the App's, with the request's command instead of its own, and its env merged over the App's. */

@@ -4,6 +4,8 @@
  * integer from 0 to 100` knows what to change.
  */
 
+import { MAX_ARGUMENT_BYTES, MAX_ENV_ENTRIES } from './limits';
+
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
 // The reference grammar of the Docker distribution project, simplified: [registry[:port]/]path[:tag][@digest].
@@ -47,6 +49,7 @@ const labels = {
 
 const env = {
   type: 'object',
+  maxProperties: MAX_ENV_ENTRIES,
   propertyNames: {
     pattern: ENV_NAME,
     maxLength: 256,
@@ -54,16 +57,17 @@ const env = {
   },
   additionalProperties: {
     type: 'string',
-    maxLength: 131072,
-    errorMessage: 'must be a string (quote numbers and booleans in YAML: "8080")',
+    maxLength: MAX_ARGUMENT_BYTES,
+    errorMessage: 'must be a string (quote numbers and booleans in YAML: "8080") of at most 131072 characters',
   },
-  errorMessage: { type: 'must be a map of variable names to string values' },
+  errorMessage: { type: 'must be a map of variable names to string values', maxProperties: `must have at most ${MAX_ENV_ENTRIES} variables` },
 };
 
 const command = {
   anyOf: [
-    { type: 'array', items: { type: 'string' }, maxItems: 4096 },
-    { type: 'string', maxLength: 131072 },
+    // How many words, and how long each, is checked once the string form is split (validate.ts).
+    { type: 'array', items: { type: 'string' } },
+    { type: 'string', maxLength: MAX_ARGUMENT_BYTES },
   ],
   errorMessage: 'must be a list of strings, or a string split into words as a POSIX shell would',
 };

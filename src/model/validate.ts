@@ -2,6 +2,7 @@ import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
 import ajvErrors from 'ajv-errors';
 import { FieldProblem, ValidationError } from '../errors';
 import { splitCommand } from './command';
+import { checkSpecSize, MAX_ARGUMENT_BYTES, MAX_COMMAND_ITEMS } from './limits';
 import { parseCpuNanos, parseMemoryBytes } from './quantity';
 import {
   appManifestSchema,
@@ -76,10 +77,12 @@ export function isManifest(body: unknown): boolean {
 export function validateAppManifest(value: unknown, at?: Locator): AppInput {
   check(validators.appManifest, value, 'App', at);
   const manifest = value as { metadata: { name: string; labels?: Record<string, string>; resourceVersion?: string | number }; spec: Record<string, unknown> };
+  const spec = normalizeSpec(manifest.spec, at, ['spec']);
+  checkSpecSize(spec, 'spec', (field) => at?.(field.split('.')) ?? {});
   return {
     name: manifest.metadata.name,
     labels: manifest.metadata.labels ?? {},
-    spec: normalizeSpec(manifest.spec, at, ['spec']),
+    spec,
     resourceVersion: manifest.metadata.resourceVersion === undefined ? undefined : String(manifest.metadata.resourceVersion),
   };
 }
@@ -115,6 +118,7 @@ export function appFromBody(body: unknown, current?: App): AppInput {
     command: seed.command === undefined ? base.command : normalizeCommand(seed.command ?? [], 'command'),
     env: seed.envs === undefined ? base.env : envsFromSeed(seed.envs),
   };
+  checkSpecSize(spec, 'spec');
   return { name: seed.name ?? (current as App).metadata.name, labels: current?.metadata.labels ?? {}, spec };
 }
 
@@ -122,11 +126,13 @@ export function appFromBody(body: unknown, current?: App): AppInput {
 export function validateRunManifest(value: unknown, at?: Locator): RunInput {
   check(validators.runManifest, value, 'Run', at);
   const manifest = value as { metadata: { name: string; labels?: Record<string, string> }; spec: { app: string; env?: Record<string, string>; command?: string | string[] } };
+  const runOverrides = overrides(manifest.spec.env, manifest.spec.command, at, ['spec', 'command']);
+  checkSpecSize(runOverrides, 'spec', (field) => at?.(field.split('.')) ?? {});
   return {
     name: manifest.metadata.name,
     labels: manifest.metadata.labels ?? {},
     app: manifest.spec.app,
-    overrides: overrides(manifest.spec.env, manifest.spec.command, at, ['spec', 'command']),
+    overrides: runOverrides,
   };
 }
 
@@ -135,10 +141,9 @@ export function validateRunRequest(body: unknown): RunRequest {
   if (body === undefined || body === null || (typeof body === 'string' && body.trim() === '')) return { overrides: {} };
   check(validators.runRequest, body, 'run request');
   const request = body as { name?: string; env?: Record<string, string>; envs?: Record<string, string>; command?: string | string[] };
-  return {
-    name: request.name,
-    overrides: overrides(request.env ?? request.envs, request.command),
-  };
+  const runOverrides = overrides(request.env ?? request.envs, request.command);
+  checkSpecSize(runOverrides, '(body)');
+  return { name: request.name, overrides: runOverrides };
 }
 
 /** The spec an App gets when the seed body gives only an image. */
@@ -183,12 +188,18 @@ function normalizeSpec(raw: Record<string, unknown>, at?: Locator, path: string[
   return spec;
 }
 
+/** The command as words: a list as given, a string split as a shell would; at most MAX_COMMAND_ITEMS words of MAX_ARGUMENT_BYTES. */
 function normalizeCommand(command: string | string[] | undefined, field: string | string[], at?: Locator): string[] {
   const name = Array.isArray(field) ? field.join('.') : field;
   if (command === undefined) return [];
-  if (Array.isArray(command)) return command;
   try {
-    return splitCommand(command, name);
+    const words = Array.isArray(command) ? command : splitCommand(command, name);
+    if (words.length > MAX_COMMAND_ITEMS) {
+      throw ValidationError.forField(name, `has ${words.length} words; at most ${MAX_COMMAND_ITEMS} are allowed`);
+    }
+    const long = words.findIndex((word) => Buffer.byteLength(word) > MAX_ARGUMENT_BYTES);
+    if (long >= 0) throw ValidationError.forField(name, `word ${long + 1} is longer than ${MAX_ARGUMENT_BYTES} bytes, the most one argument may be`);
+    return words;
   } catch (err) {
     if (err instanceof ValidationError && at) throw locate(err, at);
     throw err;

@@ -359,6 +359,13 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     return Object.fromEntries(rows.map((row) => [row.phase, Number(row.count)]));
   }
 
+  /** How many runs are Pending, of one App when `appId` is given: what the caps on waiting runs count. */
+  async countPendingRuns(appId?: number): Promise<number> {
+    const sql = `SELECT COUNT(*) AS count FROM runs WHERE phase = ?${appId === undefined ? '' : ' AND app_id = ?'}`;
+    const rows = await this.sql.select<{ count: number | string }>(sql, appId === undefined ? [RunPhase.Pending] : [RunPhase.Pending, appId]);
+    return Number(rows[0]?.count ?? 0);
+  }
+
   /** Runs that are Pending or Running, oldest first (the order they are started in). */
   async listActiveRuns(): Promise<StoredRun[]> {
     const rows = await this.sql.select<RunRow>(`${RUN_SELECT} WHERE phase IN (?, ?) ORDER BY id ASC`, ACTIVE_PHASES);

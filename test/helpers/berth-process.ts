@@ -14,12 +14,13 @@ export interface Berth {
   output: () => string;
 }
 
-export async function serve(dir: string, port: number, flags: string[] = []): Promise<Berth> {
+/** Starts `berth serve` on `port` with its store and apps folder in `dir`, and waits until /readyz answers ready. */
+export async function serve(dir: string, port: number, flags: string[] = [], env: Record<string, string> = {}): Promise<Berth> {
   let output = '';
   const child = spawn(
     process.execPath,
     [CLI, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn', ...flags],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   child.stdout?.on('data', (chunk) => (output += chunk));
   child.stderr?.on('data', (chunk) => (output += chunk));

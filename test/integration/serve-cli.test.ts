@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { tempDir } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
+const ENV_TOKEN = 'env-token-3f1c9a7e52b04d6e8a1f0c2b9d7e4a65';
 
 interface Exit {
   code: number | null;
@@ -71,12 +73,12 @@ describe('berth serve', function () {
   it('reads its flags from BERTH_* environment twins', async () => {
     const port = await freePort();
     child = spawn(process.execPath, [MAIN, 'serve'], {
-      env: { ...process.env, BERTH_PORT: String(port), BERTH_DB: path.join(tempDir(), 'b.sqlite'), BERTH_TOKEN: 'envtoken', BERTH_LOG_LEVEL: 'silent' },
+      env: { ...process.env, BERTH_PORT: String(port), BERTH_DB: path.join(tempDir(), 'b.sqlite'), BERTH_TOKEN: ENV_TOKEN, BERTH_LOG_LEVEL: 'silent' },
       stdio: 'ignore',
     });
     await waitFor('/healthz', () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok));
     assert.equal((await fetch(`http://127.0.0.1:${port}/apps/`)).status, 401);
-    assert.equal((await fetch(`http://127.0.0.1:${port}/apps/`, { headers: { authorization: 'Bearer envtoken' } })).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/apps/`, { headers: { authorization: `Bearer ${ENV_TOKEN}` } })).status, 200);
     child.kill('SIGINT');
     assert.equal(await exited(child), 0);
   });
@@ -134,7 +136,7 @@ describe('berth serve', function () {
     assert.equal(
       stderr.trim(),
       'berth: refusing to listen on 0.0.0.0 without --token: anyone who can reach it could run containers; ' +
-        'set --token (or BERTH_TOKEN), or pass --insecure-no-auth to accept that',
+        'set BERTH_TOKEN or --token-file (or --token), or pass --insecure-no-auth to accept that',
     );
     const port = await freePort();
     child = spawn(
@@ -145,6 +147,26 @@ describe('berth serve', function () {
     await waitFor('/healthz', () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok));
     child.kill('SIGTERM');
     assert.equal(await exited(child), 0);
+  });
+
+  it('answers the Host names of --allowed-hosts (BERTH_ALLOWED_HOSTS) and refuses others; a bad list exits 2', async () => {
+    const bad = await serveUntilExit(['--allowed-hosts', 'berth.svc,not a name']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr.trim(), /^berth: option '--allowed-hosts <list>' argument 'berth.svc,not a name' is invalid\. must be "\*" or comma-separated host names/);
+    const port = await freePort();
+    const apps = path.join(tempDir(), 'apps');
+    child = spawn(process.execPath, [MAIN, 'serve', '--port', String(port), '--db', path.join(tempDir(), 'b.sqlite'), '--apps-dir', apps, '--log-level', 'silent'], {
+      env: { ...process.env, BERTH_ALLOWED_HOSTS: 'berth.svc' },
+      stdio: 'ignore',
+    });
+    await waitFor('/healthz', () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok));
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) =>
+        http.get({ port, path: '/apps/', headers: { host }, setHost: false }, (res) => resolve(res.resume().statusCode ?? 0)).on('error', reject),
+      );
+    assert.equal(await status(`berth.svc:${port}`), 200);
+    assert.equal(await status(`localhost:${port}`), 200);
+    assert.equal(await status(`attacker.example:${port}`), 403);
   });
 
   it('refuses a port already in use, exit 1', async () => {

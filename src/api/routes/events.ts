@@ -2,9 +2,10 @@ import Router from '@koa/router';
 import { PassThrough } from 'node:stream';
 import { ValidationError } from '../../errors';
 import type { StoreEvent } from '../../store/store';
-import type { ApiDeps, SyncReport } from '../deps';
+import { API_LIMITS, type ApiDeps, type SyncReport } from '../deps';
 import { presentApp, presentRun } from '../present';
 import { single } from '../query';
+import { StreamSlots } from '../stream-slots';
 
 /** A comment line this often keeps proxies and load balancers from closing an idle stream. */
 export const HEARTBEAT_MS = 15_000;
@@ -21,11 +22,13 @@ const KINDS = ['App', 'Run', 'Source'];
  */
 export function eventsRoutes(deps: ApiDeps): Router {
   const router = new Router();
+  const slots = new StreamSlots('event streams', deps.limits?.eventStreams ?? API_LIMITS.eventStreams, '--max-event-streams');
 
   router.get('/events', (ctx) => {
     const kind = single(ctx, 'kind');
     if (kind !== undefined && !KINDS.includes(kind)) throw ValidationError.forField('kind', 'must be App, Run or Source');
     const app = single(ctx, 'app');
+    const release = slots.take();
     const wanted = (event: StoreEvent): boolean =>
       (kind === undefined || event.kind === kind) &&
       (app === undefined || (event.kind === 'App' ? event.object.metadata.name : event.object.spec.app) === app);
@@ -47,6 +50,7 @@ export function eventsRoutes(deps: ApiDeps): Router {
     };
     const heartbeat = setInterval(() => send(': heartbeat\n\n'), HEARTBEAT_MS);
     const stop = (): void => {
+      release();
       clearInterval(heartbeat);
       deps.store.off('change', onChange);
       deps.folder?.off('sync', onSync);

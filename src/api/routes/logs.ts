@@ -3,8 +3,9 @@ import type { Context } from 'koa';
 import type { Readable } from 'node:stream';
 import { isTerminal } from '../../model/types';
 import type { StoredRun } from '../../store/store';
-import type { ApiDeps } from '../deps';
+import { API_LIMITS, type ApiDeps } from '../deps';
 import { flag, integerParam } from '../query';
+import { StreamSlots } from '../stream-slots';
 import { runOfApp } from './runs';
 
 const MAX_TAIL = 1_000_000;
@@ -16,14 +17,23 @@ const MAX_TAIL = 1_000_000;
  */
 export function logsRoutes(deps: ApiDeps): Router {
   const router = new Router();
+  const followers = new StreamSlots('followed logs', deps.limits?.logFollowers ?? API_LIMITS.logFollowers, '--max-log-followers');
 
   router.get('/apps/:app/run/:run/logs', async (ctx) => {
     const run = await runOfApp(deps, ctx.params.app, ctx.params.run);
     const tail = integerParam(ctx, 'tail', 0, MAX_TAIL);
     ctx.type = 'text/plain; charset=utf-8';
     ctx.set('X-Content-Type-Options', 'nosniff');
-    const live = flag(ctx, 'follow') ? await liveLogs(deps, run, tail) : undefined;
+    // A follower's slot is taken before the runtime is asked for a stream, and given back when it ends.
+    const release = flag(ctx, 'follow') && !isTerminal(run.status.phase) ? followers.take() : undefined;
+    let live: Readable | undefined;
+    try {
+      live = release ? await liveLogs(deps, run, tail) : undefined;
+    } finally {
+      if (release && !live) release();
+    }
     if (live) {
+      live.once('close', release!);
       stream(ctx, deps, live);
       return;
     }

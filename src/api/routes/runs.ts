@@ -7,7 +7,7 @@ import { isTerminal, RunReason, type RunStatus } from '../../model/types';
 import { validateRunRequest } from '../../model/validate';
 import type { StoredApp, StoredRun } from '../../store/store';
 import { requestBody } from '../body';
-import type { ApiDeps } from '../deps';
+import { API_LIMITS, type ApiDeps } from '../deps';
 import { presentRun, runPath } from '../present';
 import { pagination, phases, setTotal, single } from '../query';
 
@@ -19,6 +19,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
  */
 export function runsRoutes(deps: ApiDeps): Router {
   const { store } = deps;
+  const pendingLimits = deps.limits?.pending ?? API_LIMITS.pending;
   const router = new Router();
 
   router.post('/apps/:app/run', async (ctx) => {
@@ -28,6 +29,7 @@ export function runsRoutes(deps: ApiDeps): Router {
       name: request.name,
       overrides: request.overrides,
       idempotencyKey: idempotencyKey(ctx),
+      pendingLimits,
     });
     // 202: accepted, not done. A replayed Idempotency-Key gets the run it made before, with 200.
     ctx.status = created ? 202 : 200;
