@@ -53,8 +53,9 @@ export class MalformedBodyError extends BerthError {
 export class NotFoundError extends BerthError {
   readonly status = 404;
   readonly code = 'NotFound';
-  constructor(kind: string, id: string | number) {
-    super(`${kind} "${id}" not found`);
+  /** `why`, when given, says how it came to be missing. */
+  constructor(kind: string, id: string | number, why?: string) {
+    super(`${kind} "${id}" not found${why ? `: ${why}` : ''}`);
   }
 }
 

@@ -8,6 +8,7 @@ import type { ReadinessCheck } from '../health';
 import { ConfigError } from '../errors';
 import { registry as processRegistry } from '../metrics';
 import type { Store, StoreEvent } from '../store/store';
+import { FolderBounds } from './bounds';
 import { ChangeBatcher } from './change-batcher';
 import { gitCommit } from './git';
 import { sourceMetrics, type SourceMetrics } from './metrics';
@@ -70,6 +71,15 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
   private readonly metrics: SourceMetrics;
   private readonly changes: ChangeBatcher;
   private readonly records = new Map<string, FileRecord>();
+  /** The folder's real extent: nothing outside it is read or watched. */
+  private readonly bounds: FolderBounds;
+  /** Links below the folder reported as leading outside it, by relative path: watched for through their parent's raw events. */
+  private readonly outsideLinks = new Set<string>();
+  private watcher: FSWatcher | undefined;
+  /** The folder's real path when the watcher was made; the watcher is made again when it moves. */
+  private watchedRealDir: string | undefined;
+  private rewatching: Promise<void> | undefined;
+  private stopping = false;
   /** App name → files waiting for that App to change (conflicts, Runs whose App is missing). */
   private readonly waiters = new Map<string, Set<string>>();
   private started = false;
@@ -83,6 +93,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
   constructor(options: FolderSourceOptions) {
     super();
     this.dir = path.resolve(options.dir);
+    this.bounds = new FolderBounds(this.dir);
     this.store = options.store;
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'folder-source' });
     this.changes = new ChangeBatcher({
@@ -132,10 +143,10 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
     const onChange = (event: StoreEvent): void => this.onStoreChange(event);
     const untrack = this.metrics.track(this);
     this.store.on('change', onChange);
-    const watcher = this.watch();
     let resync: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([new Promise<void>((resolve) => watcher.once('ready', () => resolve())), aborted]);
+      await this.bounds.refresh();
+      await Promise.race([this.startWatcher(), aborted]);
       if (!signal.aborted) {
         const started = Date.now();
         this.changes.enqueue(await this.everyKnownFile());
@@ -149,10 +160,12 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
       if (this.resyncIntervalMs > 0) resync = setInterval(() => void this.resync(), this.resyncIntervalMs);
       await aborted;
     } finally {
+      this.stopping = true;
       clearInterval(resync);
       this.store.off('change', onChange);
       untrack();
-      await watcher.close();
+      await this.rewatching;
+      await this.watcher?.close();
       await this.changes.stop();
       this.failReady(new Error('folder source stopped before it was ready'));
     }
@@ -187,12 +200,50 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
     return counts;
   }
 
+  /** Makes the watcher (closing the one before, if any) and resolves once it has read the folder. */
+  private async startWatcher(): Promise<void> {
+    const previous = this.watcher;
+    const watcher = this.watch();
+    this.watcher = watcher;
+    this.watchedRealDir = this.bounds.real;
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    await previous?.close();
+  }
+
+  /**
+   * The folder's real path moved: it is reached through a link that was
+   * swapped (git-sync's `--link`). The watcher still watches the old
+   * folder, so it is made again, and everything is read again.
+   */
+  private rewatch(): void {
+    if (this.rewatching || this.stopping) return;
+    this.logger.info({ dir: this.dir, now: this.bounds.real, was: this.watchedRealDir }, 'the apps folder moved (its link was swapped); watching where it is now');
+    this.rewatching = this.startWatcher()
+      .then(async () => this.changes.enqueue(await this.everyKnownFile()))
+      .catch((err) => this.logger.warn({ err }, 'watching the moved apps folder failed; the next rescan retries'))
+      .finally(() => {
+        this.rewatching = undefined;
+      });
+  }
+
   private watch(): FSWatcher {
     const watcher = watch(this.dir, {
       ignoreInitial: true,
       // Our own debounce coalesces unlink+add; chokidar's would only add 100 ms to every delete.
       atomic: false,
-      ignored: (absolute: string) => isIgnored(relativePath(this.dir, absolute)),
+      // chokidar follows links: one leading out of the folder must never be, or a link to / would watch the whole host.
+      ignored: (absolute: string) => isIgnored(relativePath(this.dir, absolute)) || this.bounds.leadsOutside(absolute),
+    });
+    // The filter hides links leading out, so their parent folder's raw events are how one appearing, changing or going is seen.
+    watcher.on('raw', (_event, filename, details) => {
+      const watchedPath = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+      if (typeof filename !== 'string' || !filename || typeof watchedPath !== 'string') return;
+      const absolute = path.join(watchedPath, filename);
+      const relative = relativePath(this.dir, absolute);
+      if (relative === '..' || relative.startsWith('../') || isIgnored(relative)) return;
+      if (this.outsideLinks.has(relative) || (isSymbolicLink(absolute) && this.bounds.leadsOutside(absolute))) {
+        this.changes.touch(relative);
+      }
     });
     watcher.on('all', (event, absolute) => {
       const relative = relativePath(this.dir, absolute);
@@ -209,7 +260,8 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
 
   /** Every file on disk, every file the source knows, and every file the store says owns an App. */
   private async everyKnownFile(): Promise<string[]> {
-    const paths = new Set(await listManifests(this.dir));
+    await this.bounds.refresh();
+    const paths = new Set(await listManifests(this.bounds));
     for (const known of this.records.keys()) paths.add(known);
     for (const source of await this.store.listFileSources()) paths.add(source.slice('file:'.length));
     return [...paths];
@@ -225,14 +277,29 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
 
   private async syncBatch(changed: string[]): Promise<void> {
     const endTimer = this.metrics.applySeconds.startTimer();
+    // Throws when the folder is gone (its link dangling mid-swap): the batch is retried, nothing is pruned meanwhile.
+    const realDir = await this.bounds.refresh();
+    if (realDir !== this.watchedRealDir) this.rewatch();
     // Files waiting for an App these files hold join the batch, so an App one file lets go of passes to the next without being pruned first.
     const paths = new Set(changed);
     for (const p of changed) for (const name of this.records.get(p)?.declaredApps ?? []) for (const w of this.waiters.get(name) ?? []) paths.add(w);
     const snapshots: FileSnapshot[] = [];
     await inParallel([...paths], READ_CONCURRENCY, async (relative) => {
-      const snapshot = await readSnapshot(this.dir, relative, this.maxFileBytes);
+      const snapshot = await readSnapshot(this.bounds, relative, this.maxFileBytes);
       if (snapshot === UNSETTLED) return this.changes.touch(relative);
       const record = this.records.get(relative);
+      if (snapshot.outside?.link === relative) {
+        this.outsideLinks.add(relative);
+        // A link swapped to lead out: what was applied through it is held, each file naming the link.
+        for (const known of this.records.keys()) if (known.startsWith(`${relative}/`)) this.changes.touch(known);
+      } else {
+        this.outsideLinks.delete(relative);
+      }
+      // A path below a link that leads out is reported only if it was ours before the link moved (its Apps are then held);
+      // otherwise the link itself is reported, and nothing of what is beyond it.
+      if (snapshot.outside && snapshot.outside.link !== relative && !record && !(await this.mayOwnApps(relative))) {
+        return this.changes.touch(snapshot.outside.link);
+      }
       // Watchers report more than changes (a touch, a chmod, a rename to the same content): skip what is applied already.
       if (snapshot.present && record?.state === 'Synced' && record.contentHash === snapshot.hash) return;
       if (!snapshot.present && !record && !(await this.mayOwnApps(relative))) return;
@@ -297,6 +364,14 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
       .finally(() => {
         this.gitRefresh = undefined;
       });
+  }
+}
+
+function isSymbolicLink(absolute: string): boolean {
+  try {
+    return fs.lstatSync(absolute).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { isWithin, type FolderBounds } from './bounds';
 
 const MANIFEST = /\.ya?ml$/i;
 // Editor leftovers that are never manifests: vim swap files and its write-check file, backups, emacs locks.
@@ -27,15 +28,18 @@ export function isManifestPath(relative: string): boolean {
 }
 
 /**
- * Every manifest file below `dir`, relative and sorted. Symbolic links are
- * followed (git-sync publishes a checkout through one), each real folder once.
+ * Every manifest file below the folder, relative and sorted, and every
+ * symbolic link below it that leads outside (so that each is reported; see
+ * ./bounds.ts). Links whose target is inside are followed, each real folder
+ * once; a link leading out is listed but never followed, so a link to `/`
+ * costs one `realpath`.
  */
-export async function listManifests(dir: string): Promise<string[]> {
+export async function listManifests(bounds: FolderBounds): Promise<string[]> {
+  const dir = bounds.dir;
   const found: string[] = [];
   const visited = new Set<string>();
-  async function walk(folder: string): Promise<void> {
-    const real = await fs.realpath(folder).catch(() => undefined);
-    if (!real || visited.has(real)) return;
+  async function walk(folder: string, real: string): Promise<void> {
+    if (visited.has(real)) return;
     visited.add(real);
     const entries = await fs.readdir(folder, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
       // A folder removed while we walk is simply not there any more.
@@ -47,18 +51,22 @@ export async function listManifests(dir: string): Promise<string[]> {
         const absolute = path.join(folder, entry.name);
         const relative = relativePath(dir, absolute);
         if (isIgnored(relative)) return;
-        let isDir = entry.isDirectory();
-        let isFile = entry.isFile();
-        if (entry.isSymbolicLink()) {
-          const target = await fs.stat(absolute).catch(() => undefined);
-          isDir = target?.isDirectory() ?? false;
-          isFile = target?.isFile() ?? false;
+        if (entry.isDirectory()) return walk(absolute, path.join(real, entry.name));
+        if (entry.isFile()) {
+          if (isManifestPath(relative)) found.push(relative);
+          return;
         }
-        if (isDir) await walk(absolute);
-        else if (isFile && isManifestPath(relative)) found.push(relative);
+        if (!entry.isSymbolicLink()) return;
+        const target = await fs.realpath(absolute).catch(() => undefined);
+        // Dangling: nothing to read. Leading out: reported, never looked into.
+        if (target === undefined) return;
+        if (!isWithin(bounds.real, target)) return void found.push(relative);
+        const stats = await fs.stat(target).catch(() => undefined);
+        if (stats?.isDirectory()) await walk(absolute, target);
+        else if (stats?.isFile() && isManifestPath(relative)) found.push(relative);
       }),
     );
   }
-  await walk(dir);
+  await walk(dir, bounds.real);
   return found.sort();
 }

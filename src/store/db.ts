@@ -38,15 +38,44 @@ export async function connect(location: DatabaseLocation): Promise<Sequelize> {
     throw new ConfigError(`cannot use database file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (is the folder writable?)`);
   }
   const sequelize = new Sequelize({ dialect: 'sqlite', storage: file, logging: false });
+  configureEachConnection(sequelize);
   try {
+    // WAL is a property of the file; the rest is per connection (configureEachConnection).
     await sequelize.query('PRAGMA journal_mode=WAL');
-    await sequelize.query('PRAGMA busy_timeout=5000');
-    await sequelize.query('PRAGMA synchronous=NORMAL');
   } catch (err) {
     await sequelize.close().catch(() => undefined);
     throw new ConfigError(`cannot open database file ${file}: ${(err as Error).message}`);
   }
   return sequelize;
+}
+
+/**
+ * What every SQLite connection needs, set on each as it opens: sequelize opens
+ * one connection per transaction besides its default one, and these pragmas
+ * hold per connection. Foreign keys are what make deleting an App take its
+ * runs with it and refuse a run for an App that is gone; the busy timeout lets
+ * a transaction wait for another writer instead of failing at once.
+ */
+const CONNECTION_PRAGMAS = 'PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;';
+
+interface SqliteDatabase {
+  exec(sql: string, callback: (err: Error | null) => void): void;
+}
+
+function configureEachConnection(sequelize: Sequelize): void {
+  const manager = sequelize.connectionManager as unknown as { getConnection(options?: object): Promise<SqliteDatabase> };
+  const open = manager.getConnection.bind(manager);
+  const configured = new WeakMap<SqliteDatabase, Promise<void>>();
+  manager.getConnection = async (options?: object) => {
+    const connection = await open(options);
+    let ready = configured.get(connection);
+    if (!ready) {
+      ready = new Promise<void>((resolve, reject) => connection.exec(CONNECTION_PRAGMAS, (err) => (err ? reject(err) : resolve())));
+      configured.set(connection, ready);
+    }
+    await ready;
+    return connection;
+  };
 }
 
 /**

@@ -6,6 +6,7 @@
  * launch and recording it are one transaction.
  */
 import { QueryTypes, Sequelize, Transaction } from 'sequelize';
+import { isForeignKeyViolation } from './plain-sql';
 
 /** Who leads under a lock name, as the store last recorded it. */
 export interface LeaderRecord {
@@ -68,7 +69,7 @@ export class LeadershipRecords {
    * caller must not launch.
    */
   async recordLaunch(term: Term, launch: LaunchRecord): Promise<boolean> {
-    return this.sequelize.transaction(async (transaction) => {
+    const recorded = this.sequelize.transaction(async (transaction) => {
       const held = await this.execute(
         'UPDATE leadership SET holder = holder WHERE name = :name AND holder = :holder AND epoch = :epoch',
         { name: term.name, holder: term.holder, epoch: term.epoch },
@@ -83,12 +84,11 @@ export class LeadershipRecords {
       );
       return true;
     });
-  }
-
-  /** Forgets the launches of deleted runs. */
-  async forgetLaunches(runIds: number[], transaction?: Transaction): Promise<void> {
-    if (runIds.length === 0) return;
-    await this.execute('DELETE FROM run_launches WHERE run_id IN (:runIds)', { runIds }, transaction);
+    // A run deleted since it was read has nothing to launch: refused, like a launch under a deposed term.
+    return recorded.catch((err: unknown) => {
+      if (isForeignKeyViolation(err)) return false;
+      throw err;
+    });
   }
 
   private async execute(sql: string, replacements: Record<string, unknown>, transaction?: Transaction): Promise<number> {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DataTypes, QueryInterface, Sequelize } from 'sequelize';
+import { DataTypes, QueryInterface, QueryTypes, Sequelize } from 'sequelize';
 import { Umzug, SequelizeStorage } from 'umzug';
 
 type Migration = { name: string; up: (qi: QueryInterface) => Promise<void>; down: (qi: QueryInterface) => Promise<void> };
@@ -102,10 +102,89 @@ export const migrations: Migration[] = [
       await qi.dropTable('leadership');
     },
   },
+  {
+    // An App's runs, their logs and launch records go with it, in one statement the database makes
+    // atomic, and no run can be inserted for an App that is gone. Rows orphaned before this (an App
+    // deleted halfway, a run asked for as its App went) belong to nothing and are removed first.
+    name: '0004-cascading-keys',
+    async up(qi) {
+      await (qi.sequelize.getDialect() === 'sqlite' ? rebuildSqliteTables(qi.sequelize, 'add') : alterPostgresTables(qi.sequelize, 'add'));
+    },
+    async down(qi) {
+      await (qi.sequelize.getDialect() === 'sqlite' ? rebuildSqliteTables(qi.sequelize, 'drop') : alterPostgresTables(qi.sequelize, 'drop'));
+    },
+  },
 ];
 
-/** Brings the schema up to date; returns the names of the migrations applied now. */
-export async function migrate(sequelize: Sequelize): Promise<string[]> {
+/** The foreign keys of 0004, child table first: each deletes its rows with the row it references. */
+const CASCADES = [
+  { table: 'runs', column: 'app_id', parent: 'apps' },
+  { table: 'run_logs', column: 'run_id', parent: 'runs' },
+  { table: 'run_launches', column: 'run_id', parent: 'runs' },
+] as const;
+
+const cascadeClause = ({ column, parent }: (typeof CASCADES)[number]): string =>
+  `FOREIGN KEY (\`${column}\`) REFERENCES \`${parent}\` (\`id\`) ON DELETE CASCADE`;
+
+async function alterPostgresTables(sequelize: Sequelize, change: 'add' | 'drop'): Promise<void> {
+  await sequelize.transaction(async (transaction) => {
+    for (const cascade of CASCADES) {
+      const { table, column, parent } = cascade;
+      const constraint = `${table}_${column}_fkey`;
+      if (change === 'drop') {
+        await sequelize.query(`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${constraint}`, { transaction });
+        continue;
+      }
+      await sequelize.query(`DELETE FROM ${table} WHERE ${column} NOT IN (SELECT id FROM ${parent})`, { transaction });
+      await sequelize.query(`ALTER TABLE ${table} ADD CONSTRAINT ${constraint} ${cascadeClause(cascade).replace(/`/g, '')}`, { transaction });
+    }
+  });
+}
+
+/**
+ * SQLite cannot add a constraint to a table: each table is made again with
+ * it (or without it) and its rows copied over, in one transaction, as
+ * https://sqlite.org/lang_altertable.html#otheralter describes. Foreign keys
+ * are off meanwhile (a pragma that cannot change inside a transaction), or
+ * dropping the old `runs` would cascade into its logs.
+ */
+async function rebuildSqliteTables(sequelize: Sequelize, change: 'add' | 'drop'): Promise<void> {
+  const rows = async <T>(sql: string, replacements: Record<string, unknown> = {}): Promise<T[]> =>
+    (await sequelize.query(sql, { replacements, type: QueryTypes.SELECT })) as T[];
+  await sequelize.query('PRAGMA foreign_keys = OFF');
+  try {
+    await sequelize.query('BEGIN IMMEDIATE');
+    try {
+      for (const cascade of CASCADES) {
+        const { table, column, parent } = cascade;
+        if (change === 'add') await sequelize.query(`DELETE FROM ${table} WHERE ${column} NOT IN (SELECT id FROM ${parent})`);
+        const [{ sql }] = await rows<{ sql: string }>(`SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :table`, { table });
+        const indexes = await rows<{ sql: string }>(`SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL`, { table });
+        const [sequence] = await rows<{ seq: number }>(`SELECT seq FROM sqlite_sequence WHERE name = :table`, { table }).catch(() => []);
+        const withoutKey = sql.replace(`, ${cascadeClause(cascade)}`, '');
+        const body = change === 'add' ? `${withoutKey.slice(0, withoutKey.lastIndexOf(')'))}, ${cascadeClause(cascade)})` : withoutKey;
+        await sequelize.query(body.replace(`CREATE TABLE \`${table}\``, `CREATE TABLE \`${table}_rebuilt\``));
+        await sequelize.query(`INSERT INTO \`${table}_rebuilt\` SELECT * FROM \`${table}\``);
+        await sequelize.query(`DROP TABLE \`${table}\``);
+        await sequelize.query(`ALTER TABLE \`${table}_rebuilt\` RENAME TO \`${table}\``);
+        for (const index of indexes) await sequelize.query(index.sql);
+        // AUTOINCREMENT never hands out an id twice: keep the counter past ids of rows deleted before.
+        if (sequence) await sequelize.query(`UPDATE sqlite_sequence SET seq = MAX(seq, :seq) WHERE name = :table`, { replacements: { seq: sequence.seq, table } });
+      }
+      const broken = await rows<unknown>('PRAGMA foreign_key_check');
+      if (broken.length) throw new Error(`0004-cascading-keys: ${broken.length} rows reference rows that do not exist: ${JSON.stringify(broken.slice(0, 5))}`);
+      await sequelize.query('COMMIT');
+    } catch (err) {
+      await sequelize.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await sequelize.query('PRAGMA foreign_keys = ON');
+  }
+}
+
+/** Brings the schema up to date (or up to the migration named `to`); returns the names of the migrations applied now. */
+export async function migrate(sequelize: Sequelize, { to }: { to?: string } = {}): Promise<string[]> {
   const umzug = new Umzug<QueryInterface>({
     migrations: migrations.map((m) => ({
       name: m.name,
@@ -116,6 +195,6 @@ export async function migrate(sequelize: Sequelize): Promise<string[]> {
     storage: new SequelizeStorage({ sequelize, tableName: 'berth_migrations' }),
     logger: undefined,
   });
-  const applied = await umzug.up();
+  const applied = await umzug.up(to ? { to } : {});
   return applied.map((m) => m.name);
 }

@@ -1,4 +1,14 @@
-import { QueryTypes, Sequelize } from 'sequelize';
+import { ForeignKeyConstraintError, QueryTypes, Sequelize } from 'sequelize';
+
+/**
+ * Whether a write was refused because a row it references is gone (an App or
+ * run deleted meanwhile), from sequelize or from a plain statement on either dialect.
+ */
+export function isForeignKeyViolation(err: unknown): boolean {
+  if (err instanceof ForeignKeyConstraintError) return true;
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  return code === '23503' || (code === 'SQLITE_CONSTRAINT' && typeof message === 'string' && message.includes('FOREIGN KEY constraint failed'));
+}
 
 /** The part of a sqlite3 Database that plain reads use. */
 interface SqliteConnection {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { Op, QueryTypes, Sequelize, Transaction, UniqueConstraintError, WhereOptions } from 'sequelize';
+import { ForeignKeyConstraintError, Op, QueryTypes, Sequelize, Transaction, UniqueConstraintError, WhereOptions } from 'sequelize';
 import { ConflictError, NotFoundError } from '../errors';
 import { AppSource, RunPhase, RunStatus, TERMINAL_PHASES } from '../model/types';
 import { ChangeListener, noticeOf, CHANGE_CHANNEL, type ChangeNotice } from './change-feed';
@@ -8,7 +8,7 @@ import { connect, DatabaseLocation, isPostgresUrl } from './db';
 import { migrate } from './migrations';
 import { LeadershipRecords } from './leadership';
 import { AppRow, defineModels, Models, RunRow } from './models';
-import { PlainSql } from './plain-sql';
+import { isForeignKeyViolation, PlainSql } from './plain-sql';
 import {
   APP_SELECT,
   checkPrecondition,
@@ -233,20 +233,35 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     return this.emitApp('MODIFIED', row);
   }
 
-  /** Deletes an App and its runs (DELETED events for each, so the controller stops what still runs). */
+  /**
+   * Deletes an App with its runs, their logs and launch records, all or
+   * nothing: one transaction, the rest following by the schema's cascading
+   * keys. Emits DELETED for the App and each run once committed, so the
+   * controller stops what still runs.
+   *
+   * A run asked for at the same moment is either in the list deleted (and
+   * its DELETED sent) or refused as its App is gone: the App's row is locked
+   * first (on SQLite, the whole database: an IMMEDIATE transaction), and a
+   * run's insert checks that row under the same lock.
+   */
   async deleteApp(ref: string | number, pre: Precondition = {}): Promise<StoredApp> {
     const current = await this.mustGetApp(ref);
     checkPrecondition('app', current.metadata.name, current.metadata.resourceVersion, pre);
-    const count = await this.models.App.destroy({
-      where: { id: current.id, resourceVersion: Number(current.metadata.resourceVersion) },
+    const runs = await this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, async (transaction) => {
+      const lock = this.dialect === 'postgres' ? ' FOR UPDATE' : '';
+      const [row] = (await this.sequelize.query(`SELECT resource_version AS "resourceVersion" FROM apps WHERE id = :id${lock}`, {
+        replacements: { id: current.id },
+        type: QueryTypes.SELECT,
+        transaction,
+      })) as { resourceVersion: number | string }[];
+      if (!row) throw new NotFoundError('app', ref);
+      if (Number(row.resourceVersion) !== Number(current.metadata.resourceVersion)) throw staleWrite('app', current.metadata.name);
+      const deleted = (await this.sequelize.query(`${RUN_SELECT} WHERE app_id = :id`, { replacements: { id: current.id }, type: QueryTypes.SELECT, transaction })) as RunRow[];
+      await this.sequelize.query('DELETE FROM apps WHERE id = :id', { replacements: { id: current.id }, transaction });
+      return deleted.map(toRun);
     });
-    if (count === 0) throw staleWrite('app', current.metadata.name);
-    const runs = await this.models.Run.findAll({ where: { appId: current.id } });
-    await this.models.Run.destroy({ where: { appId: current.id } });
-    await this.models.RunLog.destroy({ where: { runId: { [Op.in]: runs.map((r) => r.id) } } });
-    await this.leadership.forgetLaunches(runs.map((r) => r.id));
     this.publish({ type: 'DELETED', kind: 'App', object: current });
-    for (const run of runs) this.publish({ type: 'DELETED', kind: 'Run', object: toRun(run) });
+    for (const run of runs) this.publish({ type: 'DELETED', kind: 'Run', object: run });
     return current;
   }
 
@@ -275,6 +290,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
               })
             : await this.insertRunChecked(app, input);
       } catch (err) {
+        // The App was deleted since it was read (or is being deleted, and that committed first): no run for it.
+        if (err instanceof ForeignKeyConstraintError) throw new NotFoundError('app', app.metadata.name, 'it was deleted as the run was asked for; no run was created');
         if (!(err instanceof UniqueConstraintError)) throw err;
         // Another replica inserted a run with this idempotency key between our check and our insert
         // (the unique index on (app_id, idempotency_key) refused ours): answer its run.
@@ -428,10 +445,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
       offset: keep,
     });
     if (old.length === 0) return [];
-    const ids = old.map((r) => r.id);
-    await this.models.Run.destroy({ where: { id: { [Op.in]: ids } } });
-    await this.models.RunLog.destroy({ where: { runId: { [Op.in]: ids } } });
-    await this.leadership.forgetLaunches(ids);
+    // One statement: the logs and launch records go with the runs by the schema's cascading keys.
+    await this.models.Run.destroy({ where: { id: { [Op.in]: old.map((r) => r.id) } } });
     const runs = old.map(toRun);
     for (const run of runs) this.publish({ type: 'DELETED', kind: 'Run', object: run });
     return runs;
@@ -439,12 +454,17 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   // ---- Logs ----
 
+  /** Keeps a run's logs; a run deleted meanwhile has none to keep, and this does nothing. */
   async setLogs(runId: number, logs: StoredLogs): Promise<void> {
-    await this.sql.execute(
-      'INSERT INTO run_logs (run_id, content, dropped_bytes, updated_at) VALUES (?, ?, ?, ?) ' +
-        'ON CONFLICT (run_id) DO UPDATE SET content = excluded.content, dropped_bytes = excluded.dropped_bytes, updated_at = excluded.updated_at',
-      [runId, logs.content, logs.droppedBytes, this.sql.now()],
-    );
+    try {
+      await this.sql.execute(
+        'INSERT INTO run_logs (run_id, content, dropped_bytes, updated_at) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (run_id) DO UPDATE SET content = excluded.content, dropped_bytes = excluded.dropped_bytes, updated_at = excluded.updated_at',
+        [runId, logs.content, logs.droppedBytes, this.sql.now()],
+      );
+    } catch (err) {
+      if (!isForeignKeyViolation(err)) throw err;
+    }
   }
 
   async getLogs(runId: number): Promise<StoredLogs | null> {
