@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { Admission } from '../model/containment';
 import { ManifestFile, readManifestFile } from './manifest-file';
 
 /** One manifest file as read at one moment: its content and what it declares, or its absence. */
@@ -24,7 +25,7 @@ const EMPTY: ManifestFile = { apps: [], runs: [], errors: [] };
  * if its size or modification time moved, a writer is mid-write and the
  * read is reported as UNSETTLED instead of applying half a file.
  */
-export async function readSnapshot(dir: string, relative: string, maxBytes: number): Promise<FileSnapshot | typeof UNSETTLED> {
+export async function readSnapshot(dir: string, relative: string, maxBytes: number, admission?: Admission): Promise<FileSnapshot | typeof UNSETTLED> {
   const absolute = path.join(dir, ...relative.split('/'));
   const absent: FileSnapshot = { path: relative, present: false, manifest: EMPTY };
   try {
@@ -42,7 +43,7 @@ export async function readSnapshot(dir: string, relative: string, maxBytes: numb
     const after = await fs.stat(absolute);
     if (after.size !== bytes.length || after.mtimeMs !== before.mtimeMs || after.ino !== before.ino) return UNSETTLED;
     const hash = createHash('sha256').update(bytes).digest('hex');
-    return { path: relative, present: true, hash, manifest: readManifestFile(bytes.toString('utf8')) };
+    return { path: relative, present: true, hash, manifest: readManifestFile(bytes.toString('utf8'), admission) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return absent;
