@@ -8,7 +8,7 @@
  * server's flags may have changed after an App was accepted.
  */
 
-import { FieldProblem, ValidationError } from '../errors';
+import { FieldProblem, RuntimeRefusedError, ValidationError } from '../errors';
 import { BASELINE_CAPABILITIES } from './capabilities';
 import { isImageAllowed, qualifiedRepository } from './image-registry';
 import { NetworkName, RuntimeName, type AppSpec, type Resources } from './types';
@@ -94,6 +94,17 @@ export function admitApp(spec: AppSpec, admission: Admission, at?: Locator): voi
   if (problems.length === 0) return;
   if (at) for (const problem of problems) Object.assign(problem, at(problem.field.split('.')) ?? {});
   throw ValidationError.fromProblems(problems, 'App');
+}
+
+/**
+ * Checks a launch against the policy again: the server's flags may have
+ * changed since the App was admitted.
+ *
+ * @throws RuntimeRefusedError naming the workload and each refused field.
+ */
+export function assertLaunchAllowed(workload: string, spec: AppSpec, policy: ContainmentPolicy, runtime: RuntimeName): void {
+  const problems = containmentProblems(spec, policy, runtime);
+  if (problems.length) throw new RuntimeRefusedError(`cannot launch ${workload}: ${problems.map((p) => `${p.field}: ${p.reason}`).join('; ')}`);
 }
 
 /** The limits a workload gets: its App's, and the server's default for each the App leaves out. */

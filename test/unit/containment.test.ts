@@ -5,10 +5,10 @@
  */
 
 import assert from 'node:assert/strict';
-import { ValidationError } from '../../src/errors';
+import { RuntimeRefusedError, ValidationError } from '../../src/errors';
 import { jobFor } from '../../src/executors/kubernetes/job-spec';
 import { BASELINE_CAPABILITIES, parseCapabilityList } from '../../src/model/capabilities';
-import { admitApp, containmentProblems, DEFAULT_CONTAINMENT, parseDefaultNetwork, type ContainmentPolicy } from '../../src/model/containment';
+import { admitApp, assertLaunchAllowed, containmentProblems, DEFAULT_CONTAINMENT, parseDefaultNetwork, type ContainmentPolicy } from '../../src/model/containment';
 import { isImageAllowed, parseRegistryList, qualifiedRepository } from '../../src/model/image-registry';
 import { validateAppManifest } from '../../src/model/validate';
 import { parseYamlDocuments } from '../../src/model/yaml';
@@ -140,6 +140,16 @@ describe('admission', () => {
     assert.equal(parseDefaultNetwork('batch-net'), 'batch-net');
     assert.throws(() => parseDefaultNetwork('host'), /must not be host/);
     assert.throws(() => parseDefaultNetwork('default'), /must be bridge, none, or the name of a Docker network/);
+  });
+
+  it('refuses a launch on kubernetes with a network a pod cannot have, as the Kubernetes executor does', () => {
+    assert.throws(
+      () => assertLaunchAllowed('berth-run-x-1', appSpec({ network: 'none' }), DEFAULT_CONTAINMENT, 'kubernetes'),
+      (error: Error) =>
+        error instanceof RuntimeRefusedError &&
+        error.message === 'cannot launch berth-run-x-1: spec.network: "none" cannot be set per pod on the kubernetes runtime: leave it out (the pod network) and isolate pods with a NetworkPolicy',
+    );
+    assertLaunchAllowed('berth-run-x-1', appSpec({ network: 'none' }), DEFAULT_CONTAINMENT, 'docker');
   });
 
   it('finds nothing to refuse in an ordinary App under the defaults', () => {

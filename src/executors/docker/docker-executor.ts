@@ -7,7 +7,7 @@
 import Docker from 'dockerode';
 import { Readable } from 'node:stream';
 import { BerthError, ConfigError, ImagePullError, NotFoundError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
-import { BUILT_IN_NETWORKS, DEFAULT_CONTAINMENT, containmentProblems, dockerNetwork, type ContainmentPolicy } from '../../model/containment';
+import { BUILT_IN_NETWORKS, DEFAULT_CONTAINMENT, assertLaunchAllowed, dockerNetwork, type ContainmentPolicy } from '../../model/containment';
 import { ImagePullPolicy, RuntimeName } from '../../model/types';
 import {
   LABEL_APP,
@@ -125,8 +125,7 @@ export class DockerExecutor implements Executor {
   async launch(request: LaunchRequest): Promise<void> {
     const { image, imagePullPolicy } = request.template;
     // Before any pull: an image from a registry the server does not allow is never fetched.
-    const refused = containmentProblems(request.template, this.containment, RuntimeName.docker);
-    if (refused.length) throw new RuntimeRefusedError(`cannot launch ${request.name}: ${refused.map((p) => `${p.field}: ${p.reason}`).join('; ')}`);
+    assertLaunchAllowed(request.name, request.template, this.containment, RuntimeName.docker);
     await this.ensureNetwork(request);
     if (imagePullPolicy === ImagePullPolicy.Always && !(await this.inspect(request.name))) await this.pull(image);
     // Create first and ask questions after: the common case (a new run, an image already here)

@@ -17,7 +17,7 @@ import {
 } from '@kubernetes/client-node';
 import { PassThrough, type Readable } from 'node:stream';
 import { BerthError, NotFoundError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
-import { containmentProblems, type ContainmentPolicy } from '../../model/containment';
+import { assertLaunchAllowed, type ContainmentPolicy } from '../../model/containment';
 import { RuntimeName } from '../../model/types';
 import {
   LABEL_APP,
@@ -176,9 +176,7 @@ export class KubernetesExecutor implements Executor {
    * @throws RuntimeApiError when it fails the request on its side.
    */
   async launch(request: LaunchRequest): Promise<void> {
-    // The server's flags may have changed since the App was admitted.
-    const refused = containmentProblems(request.template, this.containment, RuntimeName.kubernetes);
-    if (refused.length) throw new RuntimeRefusedError(`cannot launch ${request.name}: ${refused.map((p) => `${p.field}: ${p.reason}`).join('; ')}`);
+    assertLaunchAllowed(request.name, request.template, this.containment, RuntimeName.kubernetes);
     let body;
     try {
       body = jobFor(request, { deadlineBackstopSeconds: this.deadlineBackstopSeconds, containment: this.containment });
