@@ -22,6 +22,7 @@ import type * as LeaseModule from './leadership/lease';
 import { LeaderTerms } from './leadership/terms';
 import { createLogger, type Logger, type LogLevel } from './log';
 import { metrics, registry } from './metrics';
+import { DEFAULT_CONTAINMENT, type ContainmentPolicy } from './model/containment';
 import { RuntimeName } from './model/types';
 import { FolderSource } from './sources/folder';
 import { isPostgresUrl } from './store/db';
@@ -87,6 +88,8 @@ export interface ServerConfig {
    * serves the API. Absent: this server does both, alone.
    */
   leaderElection?: LeaderElectionConfig;
+  /** How workloads are contained, and what an App may ask for. @default DEFAULT_CONTAINMENT */
+  containment?: ContainmentPolicy;
 }
 
 /**
@@ -171,6 +174,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       folder,
       leadership,
       limits: config.limits,
+      containment: config.containment,
     };
     // Handlers can outlive their connection (a client that hangs up); the store closes only after they finish.
     const inFlight = new Set<Promise<unknown>>();
@@ -220,13 +224,15 @@ function buildExecutors(config: ServerConfig, logger: Logger): Runtimes {
   const wanted = new Set(config.runtimes ?? [config.runtime]);
   wanted.add(config.runtime);
   const executors: Executor[] = [];
-  if (wanted.has(RuntimeName.docker)) executors.push(new DockerExecutor({ dockerHost: config.dockerHost }));
+  const containment = config.containment ?? DEFAULT_CONTAINMENT;
+  if (wanted.has(RuntimeName.docker)) executors.push(new DockerExecutor({ dockerHost: config.dockerHost, containment }));
   if (wanted.has(RuntimeName.kubernetes)) {
     executors.push(
       createKubernetesExecutor({
         kubeconfig: config.kubeconfig,
         namespace: config.namespace,
         imagePullGraceMs: config.imagePullGraceMs,
+        containment,
         onWatchError: (err) => logger.debug({ err, runtime: 'kubernetes' }, 'watch interrupted; reconnecting'),
       }),
     );
@@ -327,7 +333,12 @@ function buildLeaderParts(context: {
     keepContainers: config.keepContainers,
     logger: logger.child({ part: 'controller' }),
   });
-  const folder = new FolderSource({ dir: config.appsDir, store, logger: logger.child({ part: 'folder' }) });
+  const folder = new FolderSource({
+    dir: config.appsDir,
+    store,
+    logger: logger.child({ part: 'folder' }),
+    admission: { containment: config.containment ?? DEFAULT_CONTAINMENT, defaultRuntime: config.runtime },
+  });
   let folderProblem: string | undefined;
   const folderReadiness = folder.readinessCheck();
   return {

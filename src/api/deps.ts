@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Runtimes } from '../executors/runtimes';
+import type { ContainmentPolicy } from '../model/containment';
 import type { Store } from '../store/store';
 import type { ReadinessCheck } from '../health';
 import type { PendingLimits } from '../controller/run-requests';
@@ -44,6 +45,8 @@ export interface ApiDeps {
   appsDir?: string;
   /** With leader election: which replica leads and since when, for `/readyz`. */
   leadership?: { report(): Promise<unknown> };
+  /** What an App may ask for (registries, capabilities, networks); refused Apps are 422. @default DEFAULT_CONTAINMENT */
+  containment?: ContainmentPolicy;
   /** Aborted when the server shuts down: long-lived answers (event streams, followed logs) end then. */
   shutdown?: AbortSignal;
   /** Bounds on what clients can make the server hold. @default API_LIMITS */

@@ -6,7 +6,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { weakTokenReason } from '../api/auth';
 import { API_LIMITS } from '../api/deps';
 import { LOG_LEVELS, type LogLevel } from '../log';
-import { parseMemoryBytes } from '../model/quantity';
+import { parseCapabilityList } from '../model/capabilities';
+import { DEFAULT_CONTAINMENT, parseDefaultNetwork, type ContainmentPolicy } from '../model/containment';
+import { parseRegistryList } from '../model/image-registry';
+import { parseCpuNanos, parseMemoryBytes } from '../model/quantity';
 import { RuntimeName } from '../model/types';
 import type { LeaderElectionConfig, ServerConfig } from '../server';
 import { isPostgresUrl } from '../store/db';
@@ -45,11 +48,20 @@ interface ServeFlags {
   renewDeadline: number;
   retryPeriod: number;
   replicaId?: string;
+  allowedCapabilities: string[];
+  allowedRegistries: string[];
+  pidsLimit: number;
+  defaultMemory: string | null;
+  defaultCpu: string | null;
+  defaultNetwork: string;
+  logMaxSize: number;
+  logMaxFile: number;
+  allowPrivilegeEscalation: boolean;
 }
 
 /** Adds `serve`'s flags, each with its `BERTH_*` environment twin, to `command`. */
 export function addServeOptions(command: Command): Command {
-  return command
+  command
     .addOption(option('--port <port>', 'port to listen on', 'BERTH_PORT').default(8000).argParser(integer(1, 65535)))
     .addOption(option('--host <host>', 'address to listen on', 'BERTH_HOST').default('127.0.0.1').argParser(nonEmpty))
     .addOption(
@@ -151,6 +163,58 @@ export function addServeOptions(command: Command): Command {
       option('--retry-period <duration>', 'between tries to take the lock, and between renewals', 'BERTH_RETRY_PERIOD').default(2000, '2s').argParser(duration),
     )
     .addOption(option('--replica-id <id>', 'this replica\'s name in leader election (default: the hostname); each process adds a random suffix', 'BERTH_REPLICA_ID').argParser(nonEmpty));
+  return addContainmentOptions(command);
+}
+
+/** The flags of the containment policy (src/model/containment.ts); each default is DEFAULT_CONTAINMENT's. */
+function addContainmentOptions(command: Command): Command {
+  const defaults = DEFAULT_CONTAINMENT;
+  return command
+    .addOption(
+      option('--allowed-capabilities <list>', 'capabilities an App may add back: names, "default" for the baseline set, "none"', 'BERTH_ALLOWED_CAPABILITIES')
+        .default([...defaults.allowedCapabilities], 'default')
+        .argParser(parsed(parseCapabilityList)),
+    )
+    .addOption(
+      option('--allowed-registries <list>', 'registries (or registry/path prefixes) images may come from (default: any)', 'BERTH_ALLOWED_REGISTRIES')
+        .default([...defaults.allowedRegistries], 'any')
+        .argParser(parsed(parseRegistryList)),
+    )
+    .addOption(
+      option('--pids-limit <n>', 'processes and threads one container may have; 0: no limit', 'BERTH_PIDS_LIMIT')
+        .default(defaults.pidsLimit)
+        .argParser(integer(0, 4_194_304)),
+    )
+    .addOption(
+      option('--default-memory <quantity>', 'memory limit of Apps that set none, such as 512Mi; "none": no limit', 'BERTH_DEFAULT_MEMORY')
+        .default(defaults.defaultResources.memory, defaults.defaultResources.memory)
+        .argParser(orNone(defaultMemory)),
+    )
+    .addOption(
+      option('--default-cpu <quantity>', 'CPU limit of Apps that set none, such as 0.5 or 500m; "none": no limit', 'BERTH_DEFAULT_CPU')
+        .default(defaults.defaultResources.cpu, defaults.defaultResources.cpu)
+        .argParser(orNone(defaultCpu)),
+    )
+    .addOption(
+      option('--default-network <network>', 'Docker network of Apps whose spec.network is default or absent: bridge, none, or a network\'s name', 'BERTH_DEFAULT_NETWORK')
+        .default(defaults.defaultNetwork)
+        .argParser(parsed(parseDefaultNetwork)),
+    )
+    .addOption(
+      option('--log-max-size <size>', 'Docker log file size before it rotates: bytes or a quantity such as 10Mi', 'BERTH_LOG_MAX_SIZE')
+        .default(defaults.logMaxSizeBytes, '10Mi')
+        .argParser(byteSize(64 * 1024, 1024 * 1024 * 1024)),
+    )
+    .addOption(
+      option('--log-max-file <n>', 'Docker log files kept per container', 'BERTH_LOG_MAX_FILE')
+        .default(defaults.logMaxFiles)
+        .argParser(integer(1, 100)),
+    )
+    .addOption(
+      option('--allow-privilege-escalation', 'let container processes gain privileges (setuid binaries): no no-new-privileges', 'BERTH_ALLOW_PRIVILEGE_ESCALATION').default(
+        defaults.allowPrivilegeEscalation,
+      ),
+    );
 }
 
 /**
@@ -168,6 +232,7 @@ export function serveConfig(command: Command): ServerConfig {
     keepContainers: 'BERTH_KEEP_CONTAINERS',
     leaderElect: 'BERTH_LEADER_ELECT',
     leaderElectLease: 'BERTH_LEADER_ELECT_LEASE',
+    allowPrivilegeEscalation: 'BERTH_ALLOW_PRIVILEGE_ESCALATION',
   } as const;
   for (const [name, env] of Object.entries(booleans) as [keyof typeof booleans, string][]) {
     if (command.getOptionValueSource(name) === 'env') flags[name] = envTrue(env);
@@ -212,6 +277,33 @@ export function serveConfig(command: Command): ServerConfig {
     keepContainers: flags.keepContainers,
     logLevel: flags.logLevel,
     leaderElection: leaderElection(flags),
+    containment: containment(flags),
+  };
+}
+
+/**
+ * The containment policy from its flags, refusing a log limit the log driver
+ * cannot hold: berth reads a run's output back from the engine's log files.
+ */
+function containment(flags: ServeFlags): ContainmentPolicy {
+  const kept = flags.logMaxSize * flags.logMaxFile;
+  if (flags.logLimit > kept) {
+    throw new UsageError(
+      `--log-limit (${flags.logLimit} bytes) is more than Docker keeps of a container's output (--log-max-size × --log-max-file = ${kept} bytes); raise --log-max-size`,
+    );
+  }
+  return {
+    allowedCapabilities: flags.allowedCapabilities,
+    allowedRegistries: flags.allowedRegistries,
+    pidsLimit: flags.pidsLimit,
+    defaultResources: {
+      ...(flags.defaultMemory !== null ? { memory: flags.defaultMemory } : {}),
+      ...(flags.defaultCpu !== null ? { cpu: flags.defaultCpu } : {}),
+    },
+    defaultNetwork: flags.defaultNetwork,
+    logMaxSizeBytes: flags.logMaxSize,
+    logMaxFiles: flags.logMaxFile,
+    allowPrivilegeEscalation: flags.allowPrivilegeEscalation,
   };
 }
 
@@ -318,6 +410,43 @@ function byteSize(min: number, max: number) {
     if (bytes < min || bytes > max) throw new InvalidArgumentError(`must be from ${min} bytes to ${max / 1024 / 1024}Mi.`);
     return bytes;
   };
+}
+
+/** A model parser as a flag parser: its message becomes commander's. */
+function parsed<T>(parse: (value: string) => T) {
+  return (value: string): T => {
+    try {
+      return parse(value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+/** A value, or null for the word `none`. */
+function orNone(parse: (value: string) => string) {
+  return (value: string): string | null => (value.trim().toLowerCase() === 'none' ? null : parse(value));
+}
+
+function defaultMemory(value: string): string {
+  let bytes: number;
+  try {
+    bytes = parseMemoryBytes(value);
+  } catch {
+    throw new InvalidArgumentError('must be a memory quantity such as 512Mi or 1Gi, or none.');
+  }
+  // As spec.resources.memory: Docker refuses limits below 6 MiB.
+  if (bytes < 6 * 1024 * 1024) throw new InvalidArgumentError('must be at least 6Mi (the smallest limit Docker accepts), or none.');
+  return value.trim();
+}
+
+function defaultCpu(value: string): string {
+  try {
+    parseCpuNanos(value);
+  } catch {
+    throw new InvalidArgumentError('must be a CPU quantity such as 0.5, 2 or 500m, or none.');
+  }
+  return value.trim();
 }
 
 function runtimeList(value: string): RuntimeName[] {

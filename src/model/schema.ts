@@ -4,6 +4,7 @@
  * integer from 0 to 100` knows what to change.
  */
 
+import { LINUX_CAPABILITIES } from './capabilities';
 import { MAX_ARGUMENT_BYTES, MAX_ENV_ENTRIES } from './limits';
 
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
@@ -133,6 +134,52 @@ const kubernetesPodOptions = {
   },
 };
 
+/** Linux capability names (./capabilities.ts), as Docker's --cap-add and a pod's securityContext spell them. */
+const capabilities = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    add: {
+      type: 'array',
+      maxItems: LINUX_CAPABILITIES.length,
+      uniqueItems: true,
+      items: {
+        type: 'string',
+        enum: [...LINUX_CAPABILITIES],
+        errorMessage: 'must be a Linux capability name without CAP_, such as NET_BIND_SERVICE',
+      },
+      errorMessage: { type: 'must be a list of capability names', uniqueItems: 'must not name a capability twice' },
+    },
+  },
+  errorMessage: {
+    type: 'must be an object such as {add: [NET_BIND_SERVICE]}',
+    additionalProperties: 'only add is supported: every other capability is dropped',
+  },
+};
+
+const network = {
+  type: 'string',
+  maxLength: 128,
+  pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$',
+  // The host's own network namespace is no container network: it reaches everything the host does.
+  not: { enum: ['host'] },
+  errorMessage: {
+    type: 'must be a string',
+    maxLength: 'must be at most 128 characters',
+    pattern: 'must be none, default, or the name of a Docker network (letters, digits, "_", "." and "-")',
+    not: 'must not be host: a container on the host\'s network reaches everything the host does',
+  },
+};
+
+/** Numeric only: a name would mean something else in each image, and a pod's runAsUser takes numbers. */
+const user = {
+  type: ['string', 'integer'],
+  pattern: '^[0-9]{1,9}(:[0-9]{1,9})?$',
+  minimum: 0,
+  maximum: 999_999_999,
+  errorMessage: 'must be a numeric uid or uid:gid, such as "1000" or "1000:1000"',
+};
+
 export const appSpecSchema = {
   type: 'object',
   required: ['image'],
@@ -153,6 +200,9 @@ export const appSpecSchema = {
     imagePullPolicy: oneOf(['IfNotPresent', 'Always', 'Never']),
     historyLimit: integer(0, 100_000),
     kubernetes: kubernetesPodOptions,
+    capabilities,
+    network,
+    user,
     resources: {
       type: 'object',
       additionalProperties: false,

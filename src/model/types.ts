@@ -54,6 +54,15 @@ export interface KubernetesPodOptions {
   annotations?: Record<string, string>;
 }
 
+/** Capabilities an App adds back to the empty set its container starts with. */
+export interface CapabilitySpec {
+  /** Linux capability names without `CAP_`, each one the server allows (`--allowed-capabilities`). */
+  add?: string[];
+}
+
+/** The network of an App's container: none at all, the server's default, or a named Docker network. */
+export const NetworkName = { none: 'none', default: 'default' } as const;
+
 export interface AppSpec {
   image: string;
   command: string[];
@@ -71,6 +80,12 @@ export interface AppSpec {
   historyLimit?: number;
   /** Cluster-only pod settings; only with runtime kubernetes. */
   kubernetes?: KubernetesPodOptions;
+  /** Added back to the container's capabilities, all of which are dropped otherwise. */
+  capabilities?: CapabilitySpec;
+  /** `none`, `default` (the server's `--default-network`) or the name of an existing Docker network; absent: `default`. */
+  network?: string;
+  /** Run as this numeric `uid` or `uid:gid` instead of the image's user. */
+  user?: string;
 }
 
 /** Where an App's desired state comes from: `api`, or `file:<path relative to the apps folder>`. */

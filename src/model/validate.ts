@@ -185,6 +185,8 @@ function normalizeSpec(raw: Record<string, unknown>, at?: Locator, path: string[
   spec.resources = {};
   if (resources.cpu !== undefined) spec.resources.cpu = String(resources.cpu);
   if (resources.memory !== undefined) spec.resources.memory = String(resources.memory);
+  // YAML reads `user: 1000` as a number; the spec keeps the one spelling.
+  if (raw.user !== undefined) spec.user = String(raw.user);
   return spec;
 }
 

@@ -6,6 +6,7 @@ import pino, { type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ReadinessCheck } from '../health';
 import { ConfigError } from '../errors';
+import type { Admission } from '../model/containment';
 import { registry as processRegistry } from '../metrics';
 import type { Store, StoreEvent } from '../store/store';
 import { FolderBounds } from './bounds';
@@ -40,6 +41,8 @@ export interface FolderSourceOptions {
    * @default 1048576
    */
   maxFileBytes?: number;
+  /** What the server allows an App (registries, capabilities, networks); a refused App holds its file. Absent: nothing is refused. */
+  admission?: Admission;
   /**
    * Where `berth_source_files` and `berth_source_apply_seconds` are registered.
    * @default the process-wide registry of src/metrics.ts
@@ -68,6 +71,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
   private readonly logger: Logger;
   private readonly resyncIntervalMs: number;
   private readonly maxFileBytes: number;
+  private readonly admission?: Admission;
   private readonly metrics: SourceMetrics;
   private readonly changes: ChangeBatcher;
   private readonly records = new Map<string, FileRecord>();
@@ -103,6 +107,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
     });
     this.resyncIntervalMs = options.resyncIntervalMs ?? 60_000;
     this.maxFileBytes = options.maxFileBytes ?? 1024 * 1024;
+    this.admission = options.admission;
     this.metrics = sourceMetrics(options.registry ?? processRegistry);
     this.ready = new Promise<void>((resolve, reject) => {
       this.markReady = resolve;
@@ -285,7 +290,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
     for (const p of changed) for (const name of this.records.get(p)?.declaredApps ?? []) for (const w of this.waiters.get(name) ?? []) paths.add(w);
     const snapshots: FileSnapshot[] = [];
     await inParallel([...paths], READ_CONCURRENCY, async (relative) => {
-      const snapshot = await readSnapshot(this.bounds, relative, this.maxFileBytes);
+      const snapshot = await readSnapshot(this.bounds, relative, this.maxFileBytes, this.admission);
       if (snapshot === UNSETTLED) return this.changes.touch(relative);
       const record = this.records.get(relative);
       if (snapshot.outside?.link === relative) {

@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors';
+import { admitApp, type Admission } from '../model/containment';
 import { API_VERSION } from '../model/types';
 import { AppInput, RunInput, validateAppManifest, validateRunManifest } from '../model/validate';
 import { parseYamlDocuments, YamlDocument } from '../model/yaml';
@@ -27,11 +28,12 @@ export interface ManifestFile {
 const KINDS = ['App', 'Run'] as const;
 
 /**
- * Parses and validates every document of a manifest file. Each offending
+ * Parses and validates every document of a manifest file, and with
+ * `admission` checks each App against what the server allows. Each offending
  * document is reported with its kind, name, field, line and column; the
  * valid ones are still returned so callers can tell what the file meant.
  */
-export function readManifestFile(text: string): ManifestFile {
+export function readManifestFile(text: string, admission?: Admission): ManifestFile {
   const parsed = parseYamlDocuments(text);
   const result: ManifestFile = { apps: [], runs: [], errors: [] };
   for (const problem of parsed.errors) result.errors.push({ ...problem });
@@ -39,7 +41,7 @@ export function readManifestFile(text: string): ManifestFile {
   if (result.errors.length) return result;
   const seen = { App: new Set<string>(), Run: new Set<string>() };
   for (const doc of parsed.documents) {
-    const declared = declaration(doc, result.errors);
+    const declared = declaration(doc, result.errors, admission);
     if (!declared) continue;
     const names = seen[declared.kind];
     if (names.has(declared.input.name)) {
@@ -61,7 +63,7 @@ export function readManifestFile(text: string): ManifestFile {
 
 type Declared = { kind: 'App'; input: AppInput } | { kind: 'Run'; input: RunInput };
 
-function declaration(doc: YamlDocument, errors: DocumentError[]): Declared | undefined {
+function declaration(doc: YamlDocument, errors: DocumentError[], admission?: Admission): Declared | undefined {
   const value = doc.value as Record<string, unknown>;
   const where = describe(doc);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -79,9 +81,10 @@ function declaration(doc: YamlDocument, errors: DocumentError[]): Declared | und
     return undefined;
   }
   try {
-    return value.kind === 'App'
-      ? { kind: 'App', input: validateAppManifest(value, doc.locate) }
-      : { kind: 'Run', input: validateRunManifest(value, doc.locate) };
+    if (value.kind === 'Run') return { kind: 'Run', input: validateRunManifest(value, doc.locate) };
+    const input = validateAppManifest(value, doc.locate);
+    if (admission) admitApp(input.spec, admission, doc.locate);
+    return { kind: 'App', input };
   } catch (err) {
     if (!(err instanceof ValidationError)) throw err;
     for (const problem of err.details) errors.push({ ...where, ...problem, line: problem.line ?? doc.line, column: problem.column ?? doc.column });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
+import type { Admission } from '../model/containment';
 import type { FolderBounds, OutsideLink } from './bounds';
 import { ManifestFile, readManifestFile } from './manifest-file';
 
@@ -29,7 +30,7 @@ const EMPTY: ManifestFile = { apps: [], runs: [], errors: [] };
  * that resolves outside the apps folder is not read at all: it comes back
  * with one error naming the link that leads out (see ./bounds.ts).
  */
-export async function readSnapshot(bounds: FolderBounds, relative: string, maxBytes: number): Promise<FileSnapshot | typeof UNSETTLED> {
+export async function readSnapshot(bounds: FolderBounds, relative: string, maxBytes: number, admission?: Admission): Promise<FileSnapshot | typeof UNSETTLED> {
   const absent: FileSnapshot = { path: relative, present: false, manifest: EMPTY };
   const unreadable = (code: string): FileSnapshot => ({ path: relative, present: true, manifest: { ...EMPTY, errors: [{ field: '(file)', reason: `cannot be read: ${code}` }] } });
   const where = await bounds.resolve(relative);
@@ -53,7 +54,7 @@ export async function readSnapshot(bounds: FolderBounds, relative: string, maxBy
     const after = await fs.stat(where.real);
     if (after.size !== bytes.length || after.mtimeMs !== before.mtimeMs || after.ino !== before.ino) return UNSETTLED;
     const hash = createHash('sha256').update(bytes).digest('hex');
-    return { path: relative, present: true, hash, manifest: readManifestFile(bytes.toString('utf8')) };
+    return { path: relative, present: true, hash, manifest: readManifestFile(bytes.toString('utf8'), admission) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return absent;

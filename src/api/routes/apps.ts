@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { ConflictError, ValidationError } from '../../errors';
+import { admitApp, DEFAULT_CONTAINMENT } from '../../model/containment';
 import { API_VERSION } from '../../model/types';
 import { appFromBody, AppInput, isManifest, mergePatch } from '../../model/validate';
 import type { Precondition, StoredApp } from '../../store/store';
@@ -21,6 +22,7 @@ export function appsRoutes(deps: ApiDeps): Router {
 
   router.post('/apps', async (ctx) => {
     const input = appFromBody(requestBody(ctx));
+    admit(deps, input);
     const app = await store.createApp({ name: input.name, labels: input.labels, spec: input.spec, source: 'api' });
     ctx.status = 201;
     ctx.set('Location', appPath(app));
@@ -86,6 +88,7 @@ async function rewrite(ctx: Context, deps: ApiDeps, change: (current: StoredApp)
       const field = 'metadata.name';
       throw ValidationError.forField(field, `cannot be changed (the App is "${current.metadata.name}"); create a new App instead`);
     }
+    admit(deps, input);
     const requested: Precondition = precondition(ctx, input.resourceVersion);
     const pre = requested.resourceVersion ?? current.metadata.resourceVersion;
     try {
@@ -94,6 +97,11 @@ async function rewrite(ctx: Context, deps: ApiDeps, change: (current: StoredApp)
       if (!(err instanceof ConflictError) || requested.resourceVersion !== undefined || attempt >= 5) throw err;
     }
   }
+}
+
+/** What the server's containment policy refuses in the App is a 422 naming the field, before anything is written. */
+function admit(deps: ApiDeps, input: AppInput): void {
+  admitApp(input.spec, { containment: deps.containment ?? DEFAULT_CONTAINMENT, defaultRuntime: deps.runtimes.defaultRuntime });
 }
 
 /** The writable part of an App in manifest form: what a merge patch applies to. */

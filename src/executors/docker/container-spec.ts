@@ -1,10 +1,14 @@
 /**
  * The Docker container a run's attempt becomes: the App template mapped to
  * the engine's create options, with berth's labels and nothing that reaches
- * outside the container (no privileges, host mounts or published ports).
+ * outside the container (no privileges, host mounts or published ports), and
+ * contained as the server's policy says (src/model/containment.ts): every
+ * capability dropped but the App's, no new privileges, a pids limit, default
+ * limits, bounded logs, and the App's network.
  */
 
 import type { ContainerCreateOptions } from 'dockerode';
+import { DEFAULT_CONTAINMENT, dockerNetwork, effectiveResources, type ContainmentPolicy } from '../../model/containment';
 import { parseCpuNanos, parseMemoryBytes } from '../../model/quantity';
 import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, MANAGED_BY, type LaunchRequest } from '../executor';
 
@@ -24,10 +28,11 @@ export function workloadLabels(request: Pick<LaunchRequest, 'runUid' | 'appName'
  *
  * @throws Error naming the rule when `resources` holds a quantity that cannot be read.
  */
-export function containerCreateOptions(request: LaunchRequest): ContainerCreateOptions {
+export function containerCreateOptions(request: LaunchRequest, policy: ContainmentPolicy = DEFAULT_CONTAINMENT): ContainerCreateOptions {
   const { template } = request;
-  const memory = template.resources.memory ? parseMemoryBytes(template.resources.memory) : undefined;
-  const nanoCpus = template.resources.cpu ? parseCpuNanos(template.resources.cpu) : undefined;
+  const { resources } = effectiveResources(template.resources, policy);
+  const memory = resources.memory ? parseMemoryBytes(resources.memory) : undefined;
+  const nanoCpus = resources.cpu ? parseCpuNanos(resources.cpu) : undefined;
   return {
     name: request.name,
     Image: template.image,
@@ -35,6 +40,7 @@ export function containerCreateOptions(request: LaunchRequest): ContainerCreateO
     Cmd: template.command.length > 0 ? template.command : undefined,
     Env: Object.entries(template.env).map(([key, value]) => `${key}=${value}`),
     Labels: workloadLabels(request),
+    ...(template.user !== undefined ? { User: template.user } : {}),
     // No TTY, so the log stream stays multiplexed and stdout and stderr can be told apart.
     Tty: false,
     OpenStdin: false,
@@ -50,6 +56,16 @@ export function containerCreateOptions(request: LaunchRequest): ContainerCreateO
       // berth decides about retries and removal itself; the engine must not restart or remove behind its back.
       RestartPolicy: { Name: 'no' },
       AutoRemove: false,
+      // Docker's default set lets root in the container chown, kill and bind anything it sees; a batch job rarely needs any of it.
+      CapDrop: ['ALL'],
+      CapAdd: [...(template.capabilities?.add ?? [])],
+      // A setuid binary in the image cannot take back what was dropped.
+      SecurityOpt: policy.allowPrivilegeEscalation ? [] : ['no-new-privileges'],
+      // A fork bomb stops at the limit instead of at the host's.
+      ...(policy.pidsLimit > 0 ? { PidsLimit: policy.pidsLimit } : {}),
+      NetworkMode: dockerNetwork(template, policy),
+      // The engine keeps a container's output on the host's disk until it is removed; rotation bounds it.
+      LogConfig: { Type: 'json-file', Config: { 'max-size': String(policy.logMaxSizeBytes), 'max-file': String(policy.logMaxFiles) } },
       ...(memory !== undefined
         ? // Swap equal to memory means no swap at all: the OOM killer ends a run over its limit instead of it crawling on swap.
           { Memory: memory, MemorySwap: memory }

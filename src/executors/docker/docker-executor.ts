@@ -7,6 +7,7 @@
 import Docker from 'dockerode';
 import type { Readable } from 'node:stream';
 import { BerthError, ConfigError, ImagePullError, NotFoundError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
+import { BUILT_IN_NETWORKS, DEFAULT_CONTAINMENT, assertLaunchAllowed, dockerNetwork, type ContainmentPolicy } from '../../model/containment';
 import { ImagePullPolicy, RuntimeName } from '../../model/types';
 import {
   LABEL_APP,
@@ -56,6 +57,11 @@ export interface DockerExecutorOptions {
   watchMaxBackoffMs?: number;
   /** Told why the event stream broke or could not open (the watch reconnects by itself). */
   onWatchError?: (error: Error) => void;
+  /**
+   * How containers are contained, and what an App may ask for; checked again at each launch.
+   * @default DEFAULT_CONTAINMENT
+   */
+  containment?: ContainmentPolicy;
 }
 
 /** How many containers `listOwned` inspects at once: enough to be quick, few enough not to flood the engine. */
@@ -72,6 +78,7 @@ export class DockerExecutor implements Executor {
   private readonly watchInitialBackoffMs: number;
   private readonly watchMaxBackoffMs: number;
   private readonly onWatchError?: (error: Error) => void;
+  private readonly containment: ContainmentPolicy;
 
   /** @throws ConfigError when `dockerHost` is not a docker host address or a timeout is not positive. */
   constructor(options: DockerExecutorOptions = {}) {
@@ -86,6 +93,7 @@ export class DockerExecutor implements Executor {
     this.watchInitialBackoffMs = positive('watchInitialBackoffMs', options.watchInitialBackoffMs ?? 500);
     this.watchMaxBackoffMs = positive('watchMaxBackoffMs', options.watchMaxBackoffMs ?? 30_000);
     this.onWatchError = options.onWatchError;
+    this.containment = options.containment ?? DEFAULT_CONTAINMENT;
   }
 
   async ping(): Promise<void> {
@@ -108,12 +116,17 @@ export class DockerExecutor implements Executor {
    * error here: the engine records why, and `observe` reports it as an exit.
    *
    * @throws ImagePullError when the image cannot be had.
-   * @throws RuntimeRefusedError when the engine refuses the container (a limit it does not allow, say).
+   * @throws RuntimeRefusedError when the containment policy refuses the App (its image's registry, a
+   *   capability, since the server's flags changed), its named network does not exist, or the engine
+   *   refuses the container (a limit it does not allow, say).
    * @throws RuntimeUnavailableError when the engine cannot be reached.
    * @throws RuntimeApiError when the engine fails the request on its side.
    */
   async launch(request: LaunchRequest): Promise<void> {
     const { image, imagePullPolicy } = request.template;
+    // Before any pull: an image from a registry the server does not allow is never fetched.
+    assertLaunchAllowed(request.name, request.template, this.containment, RuntimeName.docker);
+    await this.ensureNetwork(request);
     if (imagePullPolicy === ImagePullPolicy.Always && !(await this.inspect(request.name))) await this.pull(image);
     // Create first and ask questions after: the common case (a new run, an image already here)
     // then costs the engine one call instead of three inspects before it.
@@ -136,7 +149,7 @@ export class DockerExecutor implements Executor {
     const doing = `creating container ${request.name}`;
     let options: Docker.ContainerCreateOptions;
     try {
-      options = containerCreateOptions(request);
+      options = containerCreateOptions(request, this.containment);
     } catch (error) {
       // Validation at the edge keeps such quantities out; one that slips through is refused, never sent.
       throw new RuntimeRefusedError(`cannot create container ${request.name}: ${(error as Error).message}`);
@@ -282,6 +295,26 @@ export class DockerExecutor implements Executor {
       // Removed between create and start (a cancel, a cleanup): the next launch creates it again.
       if (!after) throw new RuntimeApiError(`container ${name} was removed before it could be started`);
       throw this.rethrown(`starting container ${name}`, error);
+    }
+  }
+
+  /**
+   * A named network must exist: the engine would create the container and
+   * only refuse to start it. The built-in ones always exist and cost no call.
+   */
+  private async ensureNetwork(request: LaunchRequest): Promise<void> {
+    const network = dockerNetwork(request.template, this.containment);
+    if (BUILT_IN_NETWORKS.includes(network)) return;
+    const doing = `inspecting network ${network}`;
+    try {
+      // dockerode does not abort network inspects; `call` still stops waiting at the deadline.
+      await this.call(doing, () => this.docker.getNetwork(network).inspect());
+    } catch (error) {
+      if (statusOf(error) !== 404) throw this.rethrown(doing, error);
+      const whose = request.template.network === undefined || request.template.network === 'default' ? 'the server\'s --default-network' : 'spec.network';
+      throw new RuntimeRefusedError(
+        `cannot launch ${request.name}: network "${network}" (${whose}) does not exist on the docker engine at ${this.dockerHost}; create it (docker network create ${network}) or use none or default`,
+      );
     }
   }
 

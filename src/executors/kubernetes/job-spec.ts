@@ -3,13 +3,15 @@
  * that the same App is the same process as on Docker (the command is what
  * Docker's Cmd is, the environment reaches it unexpanded, memory and CPU are
  * limits), one pod that is never restarted or retried by Kubernetes (berth
- * owns retries), and berth's labels on the Job and its pod.
+ * owns retries), berth's labels on the Job and its pod, and the same
+ * containment as a Docker container in pod terms (src/model/containment.ts).
  */
 
-import type { V1Container, V1Job, V1ResourceRequirements } from '@kubernetes/client-node';
+import type { V1Container, V1Job, V1ResourceRequirements, V1SecurityContext } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
+import { DEFAULT_CONTAINMENT, effectiveResources, type ContainmentPolicy } from '../../model/containment';
 import { parseCpuNanos, parseMemoryBytes } from '../../model/quantity';
-import type { AppSpec } from '../../model/types';
+import type { AppSpec, Resources } from '../../model/types';
 import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, MANAGED_BY, type LaunchRequest } from '../executor';
 import { podAnnotations, podLabels, podPlacement } from './pod-options';
 
@@ -79,19 +81,49 @@ export function cpuQuantity(nanos: number): string {
 /**
  * Requests equal to limits: Docker's memory limit and `--cpus` quota are
  * limits, and a request equal to them keeps the scheduler honest about them.
+ * A server default (`defaults`, for what the App leaves out) is a limit with
+ * a request of 0: a cap, not a reservation, or every pod would reserve it.
  *
  * @throws Error naming the rule when a quantity cannot be read.
  */
-export function resourceRequirements(resources: AppSpec['resources']): V1ResourceRequirements | undefined {
-  const quantities: Record<string, string> = {};
-  if (resources.memory) quantities.memory = memoryQuantity(parseMemoryBytes(resources.memory));
-  if (resources.cpu) quantities.cpu = cpuQuantity(parseCpuNanos(resources.cpu));
-  return Object.keys(quantities).length > 0 ? { requests: { ...quantities }, limits: { ...quantities } } : undefined;
+export function resourceRequirements(resources: AppSpec['resources'], defaults: Resources = {}): V1ResourceRequirements | undefined {
+  const requests: Record<string, string> = {};
+  const limits: Record<string, string> = {};
+  const quantity = { memory: (q: string) => memoryQuantity(parseMemoryBytes(q)), cpu: (q: string) => cpuQuantity(parseCpuNanos(q)) };
+  for (const key of ['memory', 'cpu'] as const) {
+    const own = resources[key];
+    if (own) limits[key] = requests[key] = quantity[key](own);
+    else if (defaults[key]) {
+      limits[key] = quantity[key](defaults[key]);
+      requests[key] = '0';
+    }
+  }
+  return Object.keys(limits).length > 0 ? { requests, limits } : undefined;
+}
+
+/**
+ * The container's securityContext: what Docker's CapDrop ALL, CapAdd,
+ * no-new-privileges and default seccomp profile are, and the App's user.
+ */
+export function containerSecurityContext(template: AppSpec, policy: ContainmentPolicy): V1SecurityContext {
+  const context: V1SecurityContext = {
+    allowPrivilegeEscalation: policy.allowPrivilegeEscalation,
+    capabilities: { drop: ['ALL'], ...(template.capabilities?.add?.length ? { add: [...template.capabilities.add] } : {}) },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+  if (template.user !== undefined) {
+    const [uid, gid] = template.user.split(':');
+    context.runAsUser = Number(uid);
+    if (gid !== undefined) context.runAsGroup = Number(gid);
+  }
+  return context;
 }
 
 export interface JobSpecOptions {
   /** Seconds after the template's timeoutSeconds before the Job controller's own deadline ends the pod. */
   deadlineBackstopSeconds: number;
+  /** @default DEFAULT_CONTAINMENT */
+  containment?: ContainmentPolicy;
 }
 
 /**
@@ -101,6 +133,7 @@ export interface JobSpecOptions {
  */
 export function jobFor(request: LaunchRequest, options: JobSpecOptions): V1Job {
   const { template } = request;
+  const policy = options.containment ?? DEFAULT_CONTAINMENT;
   const labels = workloadLabels(request);
   const container: V1Container = {
     name: CONTAINER_NAME,
@@ -109,8 +142,13 @@ export function jobFor(request: LaunchRequest, options: JobSpecOptions): V1Job {
     // args, not command: like Docker's Cmd it replaces the image's CMD and keeps its ENTRYPOINT. Empty: the image's own.
     ...(template.command.length > 0 ? { args: template.command.map(literal) } : {}),
     env: Object.entries(template.env).map(([name, value]) => ({ name, value: literal(value) })),
+    securityContext: containerSecurityContext(template, policy),
   };
-  const resources = resourceRequirements(template.resources);
+  const { resources: effective, defaulted } = effectiveResources(template.resources, policy);
+  const resources = resourceRequirements(
+    template.resources,
+    Object.fromEntries(defaulted.map((key) => [key, effective[key]])),
+  );
   if (resources) container.resources = resources;
   const annotations = podAnnotations(template.kubernetes);
   return {

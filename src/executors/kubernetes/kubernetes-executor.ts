@@ -17,6 +17,7 @@ import {
 } from '@kubernetes/client-node';
 import { PassThrough, type Readable } from 'node:stream';
 import { BerthError, NotFoundError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
+import { assertLaunchAllowed, type ContainmentPolicy } from '../../model/containment';
 import { RuntimeName } from '../../model/types';
 import {
   LABEL_APP,
@@ -69,6 +70,7 @@ export class KubernetesExecutor implements Executor {
   private readonly imagePullGraceMs: number;
   private readonly stopTimeoutMs: number;
   private readonly deadlineBackstopSeconds: number;
+  private readonly containment: ContainmentPolicy;
   private readonly onWatchError?: (error: Error) => void;
   /** Set once a ping found every permission granted; a failing check is asked again next time. */
   private permissionsGranted = false;
@@ -91,6 +93,7 @@ export class KubernetesExecutor implements Executor {
     this.imagePullGraceMs = settings.imagePullGraceMs;
     this.stopTimeoutMs = settings.stopTimeoutMs;
     this.deadlineBackstopSeconds = settings.deadlineBackstopSeconds;
+    this.containment = settings.containment;
     this.onWatchError = options.onWatchError;
 
     const configuration = createConfiguration({
@@ -167,14 +170,16 @@ export class KubernetesExecutor implements Executor {
    * earlier or concurrent launch, or one a restarted berth left) is adopted
    * as it is. The pod's fate, a bad image included, is `observe`'s to report.
    *
-   * @throws RuntimeRefusedError when the API server refuses the Job (an invalid spec, a missing permission).
+   * @throws RuntimeRefusedError when the containment policy refuses the App (its image's registry, a
+   *   capability, a network a pod cannot have), or the API server refuses the Job (an invalid spec, a missing permission).
    * @throws RuntimeUnavailableError when it cannot be reached.
    * @throws RuntimeApiError when it fails the request on its side.
    */
   async launch(request: LaunchRequest): Promise<void> {
+    assertLaunchAllowed(request.name, request.template, this.containment, RuntimeName.kubernetes);
     let body;
     try {
-      body = jobFor(request, { deadlineBackstopSeconds: this.deadlineBackstopSeconds });
+      body = jobFor(request, { deadlineBackstopSeconds: this.deadlineBackstopSeconds, containment: this.containment });
     } catch (error) {
       // Validation at the edge keeps such quantities out; one that slips through is refused, never sent.
       throw new RuntimeRefusedError(`cannot create Job ${request.name}: ${(error as Error).message}`);

@@ -4,6 +4,7 @@
  */
 
 import { ConfigError } from '../../errors';
+import { DEFAULT_CONTAINMENT, type ContainmentPolicy } from '../../model/containment';
 
 /** Where the cluster is, and how patient to be with it. */
 export interface KubernetesExecutorOptions {
@@ -49,6 +50,11 @@ export interface KubernetesExecutorOptions {
   watchMaxBackoffMs?: number;
   /** Told why a list or watch failed (the watch retries by itself). */
   onWatchError?: (error: Error) => void;
+  /**
+   * How pods are contained, and what an App may ask for; checked again at each launch.
+   * @default DEFAULT_CONTAINMENT
+   */
+  containment?: ContainmentPolicy;
 }
 
 /** The options with their defaults, checked. */
@@ -59,6 +65,7 @@ export interface ExecutorSettings {
   deadlineBackstopSeconds: number;
   watchInitialBackoffMs: number;
   watchMaxBackoffMs: number;
+  containment: ContainmentPolicy;
 }
 
 /** @throws ConfigError naming the option and the rule it breaks. */
@@ -77,6 +84,7 @@ export function resolveOptions(options: KubernetesExecutorOptions): ExecutorSett
     deadlineBackstopSeconds: backstop,
     watchInitialBackoffMs,
     watchMaxBackoffMs,
+    containment: options.containment ?? DEFAULT_CONTAINMENT,
   };
 }
 
