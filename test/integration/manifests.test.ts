@@ -79,6 +79,12 @@ describe('manifests: the kustomize overlays', function () {
       assert.equal(container.readinessProbe.httpGet.path, '/readyz', overlay);
       assert.equal(container.livenessProbe.httpGet.path, '/healthz', overlay);
       assert.ok(container.resources.limits.memory, overlay);
+      // The token from the Secret as a file (nothing in the environment), and the Service's names pass the Host check.
+      const env = envOf(find(await render(overlay), 'Deployment'));
+      assert.equal(env.BERTH_TOKEN, undefined, overlay);
+      assert.equal(env.BERTH_TOKEN_FILE, '/etc/berth/token/token', overlay);
+      assert.equal(pod.volumes.find((v: { name: string }) => v.name === 'token').secret.secretName, 'berth-token', overlay);
+      assert.match(String(env.BERTH_ALLOWED_HOSTS), /^berth,berth\.\$\(POD_NAMESPACE\),/, overlay);
     }
   });
 
