@@ -69,6 +69,21 @@ function exitWithin(child: ChildProcess, ms: number): Promise<number | null> {
   });
 }
 
+/** Rounds of ~1.2 MB of log lines until the pipe and the 4 MiB bound are full; how many requests it took. */
+async function fillUntilDropping(url: string, marker: string): Promise<number> {
+  let sent = 0;
+  await waitFor(
+    'log lines to be dropped',
+    async () => {
+      await drive(url, `${marker}-${sent}`, 100);
+      sent += 100;
+      return (await droppedLines(url)) > 0;
+    },
+    { timeoutMs: 30_000 },
+  );
+  return sent;
+}
+
 describe('berth logging with a slow or absent reader of stdout', function () {
   this.timeout(60_000);
   let berth: LoggingBerth | undefined;
@@ -85,18 +100,7 @@ describe('berth logging with a slow or absent reader of stdout', function () {
   it('keeps serving, counts the lines it drops, and exits on SIGTERM when nobody reads its stdout', async () => {
     berth = await serveLogging(false);
     const { url, child } = berth;
-    const marker = uniqueName('stalled');
-    let sent = 0;
-    // Rounds of ~1.2 MB of log lines until the pipe and the 4 MiB bound are full.
-    await waitFor(
-      'log lines to be dropped',
-      async () => {
-        await drive(url, `${marker}-${sent}`, 100);
-        sent += 100;
-        return (await droppedLines(url)) > 0;
-      },
-      { timeoutMs: 30_000 },
-    );
+    const sent = await fillUntilDropping(url, uniqueName('stalled'));
     const dropped = await droppedLines(url);
     assert.ok(dropped > 0 && dropped < sent, `dropped ${dropped} of ${sent} request lines`);
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
@@ -111,16 +115,7 @@ describe('berth logging with a slow or absent reader of stdout', function () {
     berth = await serveLogging(false);
     const { url, child } = berth;
     const marker = uniqueName('resumed');
-    let sent = 0;
-    await waitFor(
-      'log lines to be dropped',
-      async () => {
-        await drive(url, `${marker}-${sent}`, 100);
-        sent += 100;
-        return (await droppedLines(url)) > 0;
-      },
-      { timeoutMs: 30_000 },
-    );
+    await fillUntilDropping(url, marker);
     let output = '';
     child.stdout!.on('data', (chunk) => (output += chunk));
     const note = await waitFor('the line reporting the dropped lines', () =>

@@ -5,7 +5,7 @@
  */
 
 import assert from 'node:assert/strict';
-import { RuntimeRefusedError, ValidationError } from '../../src/errors';
+import { RuntimeRefusedError } from '../../src/errors';
 import { jobFor } from '../../src/executors/kubernetes/job-spec';
 import { BASELINE_CAPABILITIES, parseCapabilityList } from '../../src/model/capabilities';
 import { admitApp, assertLaunchAllowed, containmentProblems, DEFAULT_CONTAINMENT, parseDefaultNetwork, type ContainmentPolicy } from '../../src/model/containment';
@@ -13,18 +13,10 @@ import { isImageAllowed, parseRegistryList, qualifiedRepository } from '../../sr
 import { validateAppManifest } from '../../src/model/validate';
 import { parseYamlDocuments } from '../../src/model/yaml';
 import { appSpec } from '../helpers/fixtures';
+import { problemsOf } from '../helpers/validation';
 
 const policy = (changes: Partial<ContainmentPolicy> = {}): ContainmentPolicy => ({ ...DEFAULT_CONTAINMENT, ...changes });
 
-function problemsOf(fn: () => unknown): { field: string; reason: string; line?: number; column?: number }[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ValidationError, `expected ValidationError, got ${String(err)}`);
-    return err.details;
-  }
-  assert.fail('expected a ValidationError');
-}
 
 const manifest = (spec: Record<string, unknown>) => ({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: 'contained' }, spec: { image: 'busybox', ...spec } });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { MalformedBodyError, ValidationError } from '../../src/errors';
+import { MalformedBodyError } from '../../src/errors';
 import { splitCommand } from '../../src/model/command';
 import {
   appFromBody,
@@ -10,16 +10,8 @@ import {
 } from '../../src/model/validate';
 import { parseYamlBody, parseYamlDocuments } from '../../src/model/yaml';
 import type { App } from '../../src/model/types';
+import { problemsOf } from '../helpers/validation';
 
-function problemsOf(fn: () => unknown): { field: string; reason: string; line?: number; column?: number }[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ValidationError, `expected ValidationError, got ${String(err)}`);
-    return err.details;
-  }
-  assert.fail('expected a ValidationError');
-}
 
 const manifest = (spec: Record<string, unknown>, metadata: Record<string, unknown> = { name: 'hello' }) => ({
   apiVersion: 'berth.dev/v1',
