@@ -61,7 +61,9 @@ describe('run output far beyond --log-limit', function () {
     const end = `END-${app}`;
     const dir = tempDir();
     mkdirSync(path.join(dir, 'apps'));
-    berth = await serve(dir, await freePort(), ['--log-limit', '1Mi']);
+    // Docker keeps all of it (its json-file rotation would otherwise drop most before berth reads): berth itself must
+    // stream the 200 MB, and the dropped-bytes count is then exact.
+    berth = await serve(dir, await freePort(), ['--log-limit', '1Mi', '--log-max-size', '256Mi', '--log-max-file', '1']);
     const pid = berth.child.pid!;
     await json(`${berth.url}/apps/`, { method: 'POST', body: JSON.stringify({ name: app, image: TEST_IMAGE, command: chattyCommand(printed, end) }) });
     const before = await memoryOf(pid);
