@@ -153,7 +153,8 @@ describe('FolderSource: symbolic links', function () {
         publish(rev);
         await waitFor(`revision ${rev} to apply`, async () => (await folder.store.getApp(name))?.spec.env.REV === String(rev));
         await waitFor(`the file revision ${rev} adds to apply`, async () => (await folder.store.getApp(`${name}-${rev}`))?.status.source === `file:added-${rev}.yaml`);
-        assert.equal(await folder.store.getApp(`${name}-${rev - 1}`), null);
+        // The file the revision before added is gone with it (pruned in the same pass or the next).
+        await waitFor(`the file revision ${rev - 1} added to be pruned`, async () => (await folder.store.getApp(`${name}-${rev - 1}`)) === null);
       }
       assert.equal((await folder.store.mustGetApp(name)).status.source, 'file:app.yaml');
     } finally {

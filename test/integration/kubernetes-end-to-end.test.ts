@@ -116,10 +116,11 @@ describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a re
   });
 
   it('stops a run at its timeoutSeconds with DeadlineExceeded, keeping what it printed', async () => {
+    // The deadline counts from the launch, as a Job's activeDeadlineSeconds does: long enough for a loaded kubelet to start the pod.
     berth = await start();
     await json(`${berth.url}/apps/`, {
       method: 'POST',
-      body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: app }, spec: { image: TEST_IMAGE, command: ['sh', '-c', 'echo started; sleep 300'], timeoutSeconds: 3 } }),
+      body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: app }, spec: { image: TEST_IMAGE, command: ['sh', '-c', 'echo started; sleep 300'], timeoutSeconds: 8 } }),
     });
     const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
     const run = await finished(asked.body.id, 'Failed');
