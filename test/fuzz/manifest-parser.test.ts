@@ -29,7 +29,7 @@ describe('fuzz: the folder parser', function () {
   this.timeout(0);
 
   it('reads any file into declarations or located errors, never throwing', () => {
-    const parameters = fuzzParameters<[string]>(1500, 100_000);
+    const parameters = fuzzParameters<[string]>(500, 100_000);
     announceSeed('readManifestFile', parameters);
     fc.assert(
       fc.property(manifestText, (text) => {
@@ -48,7 +48,7 @@ describe('fuzz: the folder parser', function () {
   });
 
   it('reads any YAML body into a value or a BerthError', () => {
-    const parameters = fuzzParameters<[string]>(1000, 100_000);
+    const parameters = fuzzParameters<[string]>(300, 100_000);
     announceSeed('parseYamlBody', parameters);
     fc.assert(
       fc.property(manifestText, (text) => {
