@@ -40,7 +40,7 @@ describe('fuzz: the API', function () {
   }
 
   it('answers any request, through the Host, Origin, token and content-type guards, without a 5xx or a change when it refuses', async () => {
-    const parameters = fuzzParameters<[RawRequest]>(300, 20_000);
+    const parameters = fuzzParameters<[RawRequest]>(200, 20_000);
     announceSeed('the API with any request', parameters);
     await fc.assert(fc.asyncProperty(hostileRequest(target.port), check), parameters);
   });
