@@ -50,7 +50,10 @@ export function createApi(deps: ApiDeps): Koa {
 
 /**
  * The router answers an unknown path with a bare 404 and a known path asked
- * with the wrong method with a bare 405 and `Allow`; both become JSON errors here.
+ * with the wrong method with a bare 405 and `Allow`; both become JSON errors
+ * here. A method no route serves at all (`PROPFIND`) gets a bare 501 from
+ * the router, with an empty `Allow` when no route has the path either: that
+ * is the 404 of an unknown path, not a fault of the server.
  */
 async function unmatchedAsErrors(ctx: Context, next: Next): Promise<void> {
   await next();
@@ -58,5 +61,5 @@ async function unmatchedAsErrors(ctx: Context, next: Next): Promise<void> {
     const allow = ctx.response.get('Allow').split(/,\s*/);
     throw new MethodNotAllowedForPath(ctx.method, ctx.path, allow);
   }
-  if (ctx.status === 404 && ctx.body == null) throw new NotFoundError('path', ctx.path);
+  if ((ctx.status === 404 && ctx.body == null) || ctx.status === 501) throw new NotFoundError('path', ctx.path);
 }

@@ -28,7 +28,7 @@ export function bodyMiddleware() {
     try {
       await parse(ctx, async () => undefined);
     } catch (err) {
-      throw parserError(err);
+      throw parserError(err, ctx.get('content-encoding'));
     }
     if (typeof ctx.request.body === 'string' && ctx.is(YAML_TYPES)) {
       ctx.request.body = ctx.request.body.trim() === '' ? undefined : parseYamlBody(ctx.request.body);
@@ -44,9 +44,12 @@ export function requestBody(ctx: Context): unknown {
 
 /**
  * co-body and raw-body throw errors carrying `status` and `type`; they become
- * berth's errors here, so the answer has berth's shape and words.
+ * berth's errors here, so the answer has berth's shape and words. zlib's
+ * errors, from a body that does not decode as its Content-Encoding says,
+ * carry no status but are the client's all the same.
  */
-function parserError(err: unknown): unknown {
+function parserError(err: unknown, encoding: string): unknown {
+  if (isZlibError(err)) return new MalformedBodyError(`request body is not valid ${encoding} (Content-Encoding): ${err.message}`);
   const http = err as { status?: number; type?: string; message?: string };
   switch (http?.status) {
     case 400:
@@ -62,4 +65,10 @@ function parserError(err: unknown): unknown {
     default:
       return err;
   }
+}
+
+/** An error of node:zlib decoding: its `code` is zlib's (`Z_DATA_ERROR`) or brotli's (`ERR__ERROR_FORMAT_…`). */
+function isZlibError(err: unknown): err is Error {
+  const code = (err as { code?: unknown })?.code;
+  return err instanceof Error && typeof code === 'string' && /^(Z_|ERR__ERROR_)/.test(code) && (err as { status?: unknown }).status === undefined;
 }

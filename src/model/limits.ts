@@ -8,6 +8,8 @@ import { FieldProblem, ValidationError } from '../errors';
 
 /** A YAML document, with its aliases expanded, as JSON: 2 MiB (a 1 MiB body may grow a little as JSON). */
 export const MAX_DOCUMENT_BYTES = 2 * 1024 * 1024;
+/** How deep collections may nest in a YAML text: an App needs about ten; the parser's time and stack grow with depth. */
+export const MAX_YAML_NESTING = 64;
 /** Alias expansions per YAML document, as the yaml library counts them (a use of an anchor holding aliases counts each). */
 export const MAX_YAML_ALIASES = 100;
 /** An App's spec as JSON, and a run request's overrides: 256 KiB. */
@@ -24,19 +26,35 @@ export const MAX_ENV_ENTRIES = 1024;
  * than that answers `budget + 1` after visiting about `budget` bytes' worth,
  * so a document whose aliases expand a million-fold costs no more to measure
  * than one at the limit. (Aliases are shared objects in the parsed value:
- * walking it counts every use, as serialising it would.)
+ * walking it counts every use, as serialising it would.) A value that
+ * contains itself (an alias inside its own anchor) would never end as JSON:
+ * its size is Infinity.
  */
 export function jsonSizeWithin(value: unknown, budget: number): number {
   let size = 0;
+  const open = new Set<object>();
   const visit = (v: unknown): boolean => {
     if (size > budget) return false;
+    if (typeof v === 'object' && v !== null) {
+      if (open.has(v)) {
+        size = Infinity;
+        return false;
+      }
+      open.add(v);
+      const within = visitCollection(v);
+      open.delete(v);
+      return within;
+    }
     if (typeof v === 'string') size += v.length + 2;
     else if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') size += String(v).length;
     else if (v === null || v === undefined) size += 4;
-    else if (Array.isArray(v)) {
+    return size <= budget;
+  };
+  const visitCollection = (v: object): boolean => {
+    if (Array.isArray(v)) {
       size += 2 + Math.max(0, v.length - 1);
       for (const item of v) if (!visit(item)) return false;
-    } else if (typeof v === 'object') {
+    } else {
       size += 2;
       for (const [key, item] of Object.entries(v)) {
         size += key.length + 4;
@@ -46,7 +64,7 @@ export function jsonSizeWithin(value: unknown, budget: number): number {
     return size <= budget;
   };
   visit(value);
-  return size > budget ? budget + 1 : size;
+  return size === Infinity ? Infinity : size > budget ? budget + 1 : size;
 }
 
 /**

@@ -1,6 +1,6 @@
-import { isNode, LineCounter, parseAllDocuments, Document } from 'yaml';
+import { CST, isNode, Lexer, LineCounter, parseAllDocuments, Document } from 'yaml';
 import { FieldProblem, MalformedBodyError, PayloadTooLargeError } from '../errors';
-import { jsonSizeWithin, MAX_DOCUMENT_BYTES, MAX_YAML_ALIASES } from './limits';
+import { jsonSizeWithin, MAX_DOCUMENT_BYTES, MAX_YAML_ALIASES, MAX_YAML_NESTING } from './limits';
 import type { Locator } from './validate';
 
 /** One document of a (possibly multi-document) YAML text. */
@@ -31,9 +31,14 @@ const DOCUMENT = '(document)';
  * line and column. Aliases are expanded, within bounds: a document may use
  * them at most MAX_YAML_ALIASES times and may come to at most
  * MAX_DOCUMENT_BYTES as JSON once expanded, so a small text cannot become a
- * huge object (the "billion laughs").
+ * huge object (the "billion laughs"). A text whose collections nest more
+ * than MAX_YAML_NESTING deep is refused before it is parsed at all.
  */
 export function parseYamlDocuments(text: string): ParsedYaml {
+  const tooDeep = nestingBeyond(text, MAX_YAML_NESTING);
+  if (tooDeep) {
+    return { documents: [], errors: [{ field: '(yaml)', reason: `nests collections more than ${MAX_YAML_NESTING} deep`, ...tooDeep }], tooLarge: false };
+  }
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true }) as Document[] | { errors?: unknown };
   const documents: YamlDocument[] = [];
@@ -60,9 +65,14 @@ export function parseYamlDocuments(text: string): ParsedYaml {
       errors.push({ field: excessive ? DOCUMENT : '(yaml)', reason, ...at });
       return;
     }
-    if (jsonSizeWithin(value, MAX_DOCUMENT_BYTES) > MAX_DOCUMENT_BYTES) {
+    const size = jsonSizeWithin(value, MAX_DOCUMENT_BYTES);
+    if (size > MAX_DOCUMENT_BYTES) {
       tooLarge = true;
-      errors.push({ field: DOCUMENT, reason: `is larger than ${MAX_DOCUMENT_BYTES} bytes (2 MiB) as JSON with its aliases expanded`, ...at });
+      const reason =
+        size === Infinity
+          ? 'refers to itself: an alias inside its own anchor makes a document without end'
+          : `is larger than ${MAX_DOCUMENT_BYTES} bytes (2 MiB) as JSON with its aliases expanded`;
+      errors.push({ field: DOCUMENT, reason, ...at });
       return;
     }
     // An empty document (only comments, or a stray `---`) declares nothing.
@@ -99,4 +109,53 @@ export function parseYamlBody(text: string): unknown {
   }
   if (documents.length !== 1) throw new MalformedBodyError(`expected one YAML document, found ${documents.length}`);
   return documents[0].value;
+}
+
+/** Lexer tokens that mark a position without being text of the source. */
+const MARKERS = new Set(['byte-order-mark', 'doc-mode', 'flow-error-end', 'scalar']);
+/** Tokens after which a line has not yet begun a node. */
+const BLANK = new Set(['space', 'comment', 'newline', 'doc-start', 'doc-end', 'directive-line']);
+
+/**
+ * Where the text's collections first nest deeper than `max`, or undefined.
+ * The yaml library composes nested collections by recursion, and its time
+ * grows with the depth: a 1 MiB body of `[[[[…` or of ever-deeper `- `
+ * lines took it seconds and, once its stack had overflowed, could abort the
+ * process. This reads the lexer's tokens only, stopping at the first level
+ * too many: flow collections count each bracket; block collections count
+ * each deeper indentation (and each `- ` or `? ` of a compact one on the
+ * same line). Quoted and block scalars are single tokens, so brackets in text
+ * do not count.
+ */
+function nestingBeyond(text: string, max: number): { line: number; column: number } | undefined {
+  let line = 1;
+  let column = 0;
+  let lineStart = true;
+  let flow = 0;
+  const blocks: number[] = [];
+  for (const token of new Lexer().lex(text)) {
+    const type = CST.tokenType(token);
+    if (type && MARKERS.has(type)) continue;
+    const at = { line, column: column + 1 };
+    const lastBreak = token.lastIndexOf('\n');
+    if (lastBreak >= 0) {
+      for (const char of token) if (char === '\n') line++;
+      column = token.length - lastBreak - 1;
+    } else {
+      column += token.length;
+    }
+    if (type === 'flow-seq-start' || type === 'flow-map-start') {
+      flow++;
+    } else if (type === 'flow-seq-end' || type === 'flow-map-end') {
+      flow = Math.max(0, flow - 1);
+    } else if (flow === 0 && (type === 'seq-item-ind' || type === 'explicit-key-ind' || (lineStart && !BLANK.has(type ?? '')))) {
+      while (blocks.length && blocks[blocks.length - 1] >= at.column) blocks.pop();
+      blocks.push(at.column);
+    }
+    if (blocks.length + flow > max) return at;
+    // A line has begun a node once anything but blanks is on it; a token ending in a line break starts a fresh line.
+    if (lastBreak >= 0) lineStart = /^[ \t]*$/.test(token.slice(lastBreak + 1));
+    else if (!BLANK.has(type ?? '')) lineStart = false;
+  }
+  return undefined;
 }

@@ -56,6 +56,16 @@ describe('API: errors and operations endpoints', () => {
     assert.equal(res.status, 405);
   });
 
+  it('answers a method no route serves with a JSON 405 on a known path and a JSON 404 elsewhere, never 501', async () => {
+    let res = await api.call('PROPFIND', '/healthz');
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'HEAD, GET');
+    assert.equal(res.body.error, 'MethodNotAllowed');
+    res = await api.call('M-SEARCH', '/nowhere/');
+    assert.equal(res.status, 404);
+    assert.deepEqual(res.body, { error: 'NotFound', message: 'path "/nowhere/" not found', details: [] });
+  });
+
   it('answers a body over 1 MiB with 413', async () => {
     const body = JSON.stringify({ name: uniqueName(), image: 'busybox', envs: { BIG: 'x'.repeat(1024 * 1024) } });
     const res = await api.call('POST', '/apps/', { body });
