@@ -2,13 +2,15 @@
 /**
  * The `berth` command. `berth serve` runs the API server (and, with it, the
  * controller and the folder source). Usage errors exit 2, start-up failures
- * (database, address) exit 1, each with one line naming the problem.
+ * (database, address) exit 1, each with one line naming the problem. The
+ * client commands (`apply`, `get`, `run`, …) live in ./client/.
  */
 import { Command, CommanderError } from 'commander';
 import { BerthError } from '../errors';
 import { BERTH_VERSION } from '../api/version';
 import { LOG_FLUSH_DEADLINE_MS, stdoutLog } from '../log';
-import { startServer, type RunningServer } from '../server';
+import type { RunningServer } from '../server';
+import { registerClientCommands } from './client';
 import { addServeOptions, serveConfig, UsageError } from './serve-options';
 
 /** How long a signalled shutdown may take before the process exits anyway. */
@@ -32,12 +34,15 @@ function program(): Command {
     }
     let server: RunningServer;
     try {
+      // Loaded here, not above: the client commands need none of koa, sequelize, dockerode or client-node.
+      const { startServer } = await import('../server');
       server = await startServer(config);
     } catch (err) {
       fail(err instanceof BerthError ? err.message : `cannot start: ${(err as Error).message}`, 1);
     }
     stopOnSignals(server);
   });
+  registerClientCommands(berth);
   return berth;
 }
 
