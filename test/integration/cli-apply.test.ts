@@ -175,6 +175,28 @@ describe('berth apply and berth diff', function () {
     assert.equal((await api(`/apps/${fileOwned}/`)).status, 200);
   });
 
+  it('sources lists the apps folder file by file with errors at file:line:column, and describe names an App\'s file and its errors', async () => {
+    const owned = uniqueName('src');
+    const file = `${owned}.yaml`;
+    fs.writeFileSync(path.join(serverDir, 'apps', file), appDoc(owned));
+    await waitForApp(owned);
+    fs.writeFileSync(path.join(serverDir, 'apps', file), appDoc(owned, '  retries: -1'));
+    const { waitFor } = await import('../helpers/wait');
+    const sources = await waitFor('the file held in error', async () => {
+      const res = await cli(['sources'], { env: env() });
+      return new RegExp(`^${file}\\s+Error\\s+app/${owned}`, 'm').test(res.stdout) ? res : undefined;
+    });
+    assert.equal(sources.code, 0, shown(sources));
+    assert.match(sources.stdout, /^Folder: .*\(ready\)$/m);
+    assert.match(sources.stdout, new RegExp(`^  ${file}:8:12: app/${owned} spec\\.retries: must be an integer from 0 to 100$`, 'm'));
+
+    const described = await cli(['describe', 'app', owned], { env: env() });
+    assert.equal(described.code, 0, shown(described));
+    assert.match(described.stdout, new RegExp(`^Source:\\s+file:${file} \\(Error\\)$`, 'm'));
+    assert.match(described.stdout, new RegExp(`^Sync errors:\\n  ${file}:8:12: spec\\.retries: must be an integer from 0 to 100$`, 'm'));
+    assert.match(described.stdout, /change it there/);
+  });
+
   async function waitForApp(name: string): Promise<void> {
     const { waitFor } = await import('../helpers/wait');
     await waitFor(`app ${name} from the apps folder`, async () => (await api(`/apps/${name}/`)).status === 200);
