@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from './exit';
+import { yamlLibrary } from './yaml';
 
 /** One server the client can talk to, by name: kubeconfig's idea, smaller. */
 export interface Context {
@@ -37,8 +38,7 @@ export function readConfig(file = configPath()): ClientConfig {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { contexts: [] };
     throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
   }
-  // yaml is loaded only by the commands that need it, so `berth version` and `--help` start fast.
-  const { parse } = require('yaml') as typeof import('yaml');
+  const { parse } = yamlLibrary();
   let raw: unknown;
   try {
     raw = parse(text) ?? {};
@@ -50,7 +50,7 @@ export function readConfig(file = configPath()): ClientConfig {
 
 /** Writes the contexts file, readable only by its owner: it may hold tokens. */
 export function writeConfig(config: ClientConfig, file = configPath()): void {
-  const { stringify } = require('yaml') as typeof import('yaml');
+  const { stringify } = yamlLibrary();
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const temp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(temp, stringify(config), { mode: 0o600 });

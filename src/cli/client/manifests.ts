@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError } from './exit';
+import { yamlLibrary } from './yaml';
 
 /** One App or Run document from a file (or stdin), ready to send. */
 export interface Manifest {
@@ -80,7 +81,7 @@ async function readStdin(): Promise<string> {
 
 /** The documents of one file's text (JSON is YAML too). */
 export function parseManifests(text: string, file: string): Manifest[] {
-  const { parseAllDocuments, LineCounter } = require('yaml') as typeof import('yaml');
+  const { parseAllDocuments, LineCounter } = yamlLibrary();
   const lines = new LineCounter();
   const documents = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
   if (!Array.isArray(documents)) return [];

@@ -7,6 +7,7 @@ import { readManifests } from '../manifests';
 import { print, useColour } from '../output';
 import { executePlan, planApply, sortKeys, type Comparable, type Plan, type Step } from '../plan';
 import { unifiedDiff } from '../text-diff';
+import { toYaml } from '../yaml';
 
 interface ApplyOptions {
   filename: string[];
@@ -86,8 +87,7 @@ async function diffExitCode(run: () => Promise<number>): Promise<number> {
 
 function asYaml(object: Comparable | undefined): string {
   if (!object) return '';
-  const { stringify } = require('yaml') as typeof import('yaml');
-  return stringify(sortKeys(object));
+  return toYaml(sortKeys(object));
 }
 
 function tint(line: string): string {

@@ -5,6 +5,7 @@ import { clientAction } from '../client-action';
 import { withConnectionOptions } from '../connection';
 import { age, paint, print, span, Table } from '../output';
 import { getRun, labelText, resourceKind, sourceOf, type AppAnswer, type RunAnswer } from '../objects';
+import { toYaml } from '../yaml';
 
 /** How many of an App's runs `describe app` shows. */
 const LAST_RUNS = 10;
@@ -52,7 +53,7 @@ async function describeApp(client: ApiClient, name: string): Promise<void> {
     }
     lines.push('Note:', '  This App is declared by a file in the apps folder; change it there (the API refuses writes to it).');
   }
-  lines.push('Spec:', indent(yaml(app.spec)));
+  lines.push('Spec:', indent(toYaml(app.spec)));
   const total = Number(runs.headers.get('x-total-count') ?? runs.body.length);
   lines.push(`Last runs (${runs.body.length} of ${total}):`);
   if (runs.body.length === 0) lines.push('  <none>');
@@ -127,7 +128,3 @@ function indent(text: string): string {
   return text.trimEnd().split('\n').map((l) => `  ${l}`).join('\n');
 }
 
-function yaml(value: unknown): string {
-  const { stringify } = require('yaml') as typeof import('yaml');
-  return stringify(value);
-}

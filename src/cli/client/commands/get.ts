@@ -20,6 +20,7 @@ import {
   type RunAnswer,
 } from '../objects';
 import { print, Table } from '../output';
+import { toYaml } from '../yaml';
 
 type Format = 'table' | 'wide' | 'yaml' | 'json' | 'name';
 
@@ -113,7 +114,7 @@ class Printer {
         print(JSON.stringify(single ? objectForm(items[0]) : listOf(items), null, 2));
         return;
       case 'yaml':
-        print(yaml(single ? objectForm(items[0]) : listOf(items)));
+        print(toYaml(single ? objectForm(items[0]) : listOf(items)));
         return;
       case 'name':
         for (const o of items) print(`${this.kind.toLowerCase()}/${o.metadata.name}`);
@@ -132,7 +133,7 @@ class Printer {
         print(JSON.stringify({ type, object: objectForm(object) }));
         return;
       case 'yaml':
-        print(`---\n${yaml({ type, object: objectForm(object) })}`);
+        print(`---\n${toYaml({ type, object: objectForm(object) })}`);
         return;
       case 'name':
         print(`${this.kind.toLowerCase()}/${object.metadata.name}${type === 'DELETED' ? ' deleted' : ''}`);
@@ -154,7 +155,3 @@ function listOf(items: Answer[]): Record<string, unknown> {
   return { apiVersion: 'berth.dev/v1', kind: 'List', items: items.map(objectForm) };
 }
 
-function yaml(value: unknown): string {
-  const { stringify } = require('yaml') as typeof import('yaml');
-  return stringify(value);
-}

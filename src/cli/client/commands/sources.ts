@@ -3,6 +3,7 @@ import type { FolderReport } from '../../../sources/report';
 import { clientAction } from '../client-action';
 import { withConnectionOptions } from '../connection';
 import { age, print, Table } from '../output';
+import { toYaml } from '../yaml';
 
 /** `berth sources`: the apps folder's sync status, file by file, with each error at file:line:column. */
 export function registerSources(program: Command): void {
@@ -15,7 +16,7 @@ export function registerSources(program: Command): void {
     clientAction<{ output?: 'yaml' | 'json' }>(async (client, _args, options) => {
       const report = (await client.request<FolderReport>('GET', '/sources/')).body;
       if (options.output === 'json') return print(JSON.stringify(report, null, 2));
-      if (options.output === 'yaml') return print((require('yaml') as typeof import('yaml')).stringify(report));
+      if (options.output === 'yaml') return print(toYaml(report));
       const s = report.summary;
       const state = report.ready ? 'ready' : 'first scan not finished';
       const lines = [`Folder: ${report.dir} (${state}${report.git ? `, commit ${report.git.commit.slice(0, 12)}` : ''})`];
