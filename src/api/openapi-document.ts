@@ -22,9 +22,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
     paths: {
       '/apps/': {
         post: op('apps', 'Create an App from the seed body or a manifest (JSON or YAML)', {
+          parameters: [dryRun],
           body: { oneOf: [ref('SeedApp'), ref('AppManifest')] },
           responses: {
             201: json('The App; `Location` names it', ref('App'), { Location: header('Where the App is read') }),
+            200: json('With `dryRun`: the App as it would be created; nothing is written', { type: 'object' }),
             409: error('An App with this name exists (whether made through the API or by a file)'),
             ...bodyErrors,
           },
@@ -40,12 +42,12 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: { 200: json('The App; `ETag` is its resourceVersion', ref('App'), etagHeader), 404: error('No such App') },
         }),
         put: op('apps', 'Replace an App: a whole manifest, or the seed body whose missing fields keep their values', {
-          parameters: [ifMatch],
+          parameters: [ifMatch, dryRun],
           body: { oneOf: [ref('SeedApp'), ref('AppManifest')] },
           responses: { 200: json('The App', ref('App'), etagHeader), ...writeErrors },
         }),
         patch: op('apps', 'Change an App with a JSON merge patch (RFC 7386) of its manifest, or with seed fields', {
-          parameters: [ifMatch],
+          parameters: [ifMatch, dryRun],
           body: { type: 'object' },
           bodyTypes: ['application/merge-patch+json', 'application/json', 'application/yaml'],
           responses: { 200: json('The App', ref('App'), etagHeader), ...writeErrors },
@@ -248,6 +250,7 @@ const json = (description: string, schema: Schema, headers?: Schema): Schema => 
 });
 const error = (description: string): Schema => json(description, ref('Error'));
 
+const dryRun = query('dryRun', 'With 1: make every check of the write and answer the App as it would be, writing nothing', { type: 'string', enum: ['1', '0'] });
 const pageParameters = [
   query('limit', 'At most this many items (`X-Total-Count` says how many there are)', { type: 'integer', minimum: 0, maximum: 1000, default: 100 }),
   query('offset', 'Skip this many items', { type: 'integer', minimum: 0 }),

@@ -2,14 +2,14 @@
 /**
  * The `berth` command. `berth serve` runs the API server (and, with it, the
  * controller and the folder source). Usage errors exit 2, start-up failures
- * (database, address) exit 1, each with one line naming the problem.
+ * (database, address) exit 1, each with one line naming the problem. The
+ * client commands (`apply`, `get`, `run`, …) live in ./client/.
  */
 import { Command, CommanderError } from 'commander';
 import { BerthError } from '../errors';
 import { BERTH_VERSION } from '../api/version';
-import { LOG_FLUSH_DEADLINE_MS, stdoutLog } from '../log';
-import { startServer, type RunningServer } from '../server';
-import { addServeOptions, serveConfig, UsageError } from './serve-options';
+import type { RunningServer } from '../server';
+import { registerClientCommands } from './client';
 
 /** How long a signalled shutdown may take before the process exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -22,7 +22,14 @@ function program(): Command {
     // Every commander error (unknown flag, bad value) exits 2, the usual code for a usage error.
     .exitOverride((err: CommanderError) => process.exit(err.exitCode === 0 ? 0 : 2));
 
-  addServeOptions(berth.command('serve').description('serve the API and run the controller')).action(async (_opts, command: Command) => {
+  const serve = berth.command('serve').description('serve the API and run the controller');
+  // serve's options (and the store, logging and server code behind them) load only when serving or
+  // asked for serve's help: the client commands start without sequelize, pino, koa or dockerode.
+  berth.hook('preSubcommand', async (_berth, subcommand) => {
+    if (subcommand === serve) (await import('./serve-options')).addServeOptions(serve);
+  });
+  serve.action(async (_opts, command: Command) => {
+    const { serveConfig, UsageError } = await import('./serve-options');
     let config;
     try {
       config = serveConfig(command);
@@ -32,12 +39,15 @@ function program(): Command {
     }
     let server: RunningServer;
     try {
+      // Loaded here, not above: the client commands need none of koa, sequelize, dockerode or client-node.
+      const { startServer } = await import('../server');
       server = await startServer(config);
     } catch (err) {
       fail(err instanceof BerthError ? err.message : `cannot start: ${(err as Error).message}`, 1);
     }
     stopOnSignals(server);
   });
+  registerClientCommands(berth);
   return berth;
 }
 
@@ -65,8 +75,8 @@ function stopOnSignals(server: RunningServer): void {
 
 /** Exits once the last log lines are written, or when a reader that is not reading has had long enough. */
 function exitAfterLogs(code: number): void {
-  void stdoutLog()
-    .flush(LOG_FLUSH_DEADLINE_MS)
+  void import('../log')
+    .then(({ stdoutLog, LOG_FLUSH_DEADLINE_MS }) => stdoutLog().flush(LOG_FLUSH_DEADLINE_MS))
     .finally(() => process.exit(code));
 }
 

@@ -4,17 +4,21 @@ import { ConflictError, ValidationError } from '../../errors';
 import { admitApp, DEFAULT_CONTAINMENT } from '../../model/containment';
 import { API_VERSION } from '../../model/types';
 import { appFromBody, AppInput, isManifest, mergePatch } from '../../model/validate';
+import { checkPrecondition, sameJson } from '../../store/rows';
 import type { Precondition, StoredApp } from '../../store/store';
 import { requestBody } from '../body';
 import type { ApiDeps } from '../deps';
 import { assertApiOwned, etag, precondition } from '../ownership';
 import { appPath, presentApp } from '../present';
-import { labelSelector, pagination, setTotal } from '../query';
+import { flag, labelSelector, pagination, setTotal } from '../query';
 
 /**
  * `/apps/` and `/apps/{id}/`: create, list, read, replace, patch and delete
  * Apps. `{id}` is the numeric id or the name. Apps declared by files in the
- * apps folder are read-only here (409 naming the file).
+ * apps folder are read-only here (409 naming the file). Writes take
+ * `?dryRun=1`: every check a real write makes (validation, containment, name,
+ * ownership, resourceVersion), and the App as it would be, with nothing
+ * written; `berth apply` and `berth diff` compare with it.
  */
 export function appsRoutes(deps: ApiDeps): Router {
   const { store } = deps;
@@ -23,6 +27,11 @@ export function appsRoutes(deps: ApiDeps): Router {
   router.post('/apps', async (ctx) => {
     const input = appFromBody(requestBody(ctx));
     admit(deps, input);
+    if (flag(ctx, 'dryRun')) {
+      if (await store.getApp(input.name)) throw new ConflictError(`app "${input.name}" already exists`);
+      ctx.body = { apiVersion: API_VERSION, kind: 'App', metadata: { name: input.name, labels: input.labels }, spec: input.spec, status: { source: 'api' } };
+      return;
+    }
     const app = await store.createApp({ name: input.name, labels: input.labels, spec: input.spec, source: 'api' });
     ctx.status = 201;
     ctx.set('Location', appPath(app));
@@ -91,12 +100,20 @@ async function rewrite(ctx: Context, deps: ApiDeps, change: (current: StoredApp)
     admit(deps, input);
     const requested: Precondition = precondition(ctx, input.resourceVersion);
     const pre = requested.resourceVersion ?? current.metadata.resourceVersion;
+    if (flag(ctx, 'dryRun')) return preview(current, input, pre);
     try {
       return await deps.store.updateApp(current.id, { labels: input.labels, spec: input.spec }, { resourceVersion: pre });
     } catch (err) {
       if (!(err instanceof ConflictError) || requested.resourceVersion !== undefined || attempt >= 5) throw err;
     }
   }
+}
+
+/** The App as a write would leave it, for `?dryRun=1`: the checks the store makes on a write, and nothing written. */
+function preview(current: StoredApp, input: AppInput, resourceVersion: string): StoredApp {
+  checkPrecondition('app', current.metadata.name, current.metadata.resourceVersion, { resourceVersion });
+  const generation = current.metadata.generation + (sameJson(input.spec, current.spec) ? 0 : 1);
+  return { ...current, metadata: { ...current.metadata, labels: input.labels, generation }, spec: input.spec };
 }
 
 /** What the server's containment policy refuses in the App is a 422 naming the field, before anything is written. */
