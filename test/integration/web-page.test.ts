@@ -80,7 +80,7 @@ describe('web page (Chromium, berth serve, Docker)', function () {
   });
 
   beforeEach(async () => {
-    context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
+    context = await browser.newContext({ viewport: { width: 1280, height: 500 } });
     page = await signedInTab();
   });
 

@@ -33,12 +33,14 @@ function block(value: unknown): boolean {
 }
 
 const PLAIN = /^[A-Za-z_/-][A-Za-z0-9_ ./@=+:-]*$/;
+/** `256Mi`, `500m`: a number with a unit, which every YAML reads as a string. */
+const QUANTITY = /^[0-9]+(\.[0-9]+)?[A-Za-z]+$/;
 const SPECIAL = /^(true|false|yes|no|on|off|y|n|null|~|[-+]?\.(inf|nan))$/i;
 
 function scalar(value: unknown): string {
   if (typeof value === 'string') {
     const plain =
-      PLAIN.test(value) &&
+      (PLAIN.test(value) || QUANTITY.test(value)) &&
       !SPECIAL.test(value) &&
       !/^-(\s|$)/.test(value) &&
       !/(:\s|:$|\s$)/.test(value) &&
