@@ -150,6 +150,29 @@ describe('web page (Chromium, berth serve, Docker)', function () {
     assert.equal(await tab.evaluate(() => sessionStorage.getItem('berth.token')), token);
   });
 
+  it('asks for nothing on a berth without a token', async () => {
+    const openDir = tempDir('berth-ui-open-');
+    fs.mkdirSync(path.join(openDir, 'apps'));
+    const open = await serve(openDir, await freePort());
+    try {
+      const name = `${prefix}-open`;
+      const created = await fetch(`${open.url}/apps/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, image: TEST_IMAGE, command: 'true' }),
+      });
+      assert.equal(created.status, 201);
+      const tab = await context.newPage();
+      await tab.goto(`${open.url}/`);
+      await tab.locator(`tr[data-app="${name}"]`).waitFor();
+      assert.equal(await tab.getByLabel('API token').count(), 0);
+      assert.equal(await tab.getByRole('button', { name: 'Forget token' }).count(), 0);
+    } finally {
+      open.child.kill('SIGTERM');
+      await exited(open.child);
+    }
+  });
+
   it('shows an App created through the API without reloading, and is interactive quickly', async () => {
     await page.goto(`${berth.url}/ui/`);
     await page.locator(`tr[data-app="${fileApp}"]`).waitFor();
@@ -251,6 +274,7 @@ describe('web page (Chromium, berth serve, Docker)', function () {
     await page.locator(`tr[data-file="${fileApp}.yaml"] a`, { hasText: fileApp }).click();
     const note = await page.getByTestId('file-note').innerText();
     assert.match(note, new RegExp(`Declared by ${fileApp}\\.yaml in the apps folder\\. Edits go through the repository`));
+    await shot('app-from-file');
   });
 
   it('lists 1,000 Apps quickly, filters them, and keeps up with changes', async function () {
