@@ -6,6 +6,8 @@ import { type Asset, loadAssets } from './assets';
 /** Where the page is served. */
 export const UI_PATH = '/ui/';
 const ASSETS_PATH = `${UI_PATH}assets/`;
+/** Redirects name the page relative to where they were asked, so they also work behind a proxy's path prefix. */
+const RELATIVE_UI = 'ui/';
 
 /** The page's files never run another site's code, nor load from anywhere but berth. */
 const CONTENT_SECURITY_POLICY = [
@@ -42,11 +44,11 @@ export function webPage(options: { assetsDir?: string } = {}) {
   return async function serveWebPage(ctx: Context, next: Next): Promise<void> {
     if (ctx.path === '/') {
       if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
-      return ctx.redirect(UI_PATH);
+      return ctx.redirect(RELATIVE_UI);
     }
     if (ctx.path !== '/ui' && !ctx.path.startsWith(UI_PATH)) return next();
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw new MethodNotAllowedForPath(ctx.method, ctx.path, ['GET', 'HEAD']);
-    if (ctx.path === '/ui') return ctx.redirect(UI_PATH);
+    if (ctx.path === '/ui') return ctx.redirect(RELATIVE_UI);
     if (assets instanceof Error) throw new WebPageNotBuiltError(assets.message);
 
     if (ctx.path === UI_PATH) return send(ctx, assets.index, 'no-cache');

@@ -7,9 +7,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import Docker from 'dockerode';
+import Koa from 'koa';
+import pino from 'pino';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { errorMiddleware } from '../../src/api/errors';
 import { LABEL_APP } from '../../src/executors/executor';
+import { webPage } from '../../src/ui/web-page';
 import { Berth, exited, freePort, serve } from '../helpers/berth-process';
 import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
@@ -102,7 +108,9 @@ describe('web page (Chromium, berth serve, Docker)', function () {
   it('serves the page and its assets without a token, with cache headers, and redirects / to it; the API keeps asking', async () => {
     const root = await fetch(`${berth.url}/`, { redirect: 'manual' });
     assert.equal(root.status, 302);
-    assert.equal(root.headers.get('location'), '/ui/');
+    assert.equal(new URL(root.headers.get('location')!, `${berth.url}/`).href, `${berth.url}/ui/`);
+    const bare = await fetch(`${berth.url}/ui`, { redirect: 'manual' });
+    assert.equal(new URL(bare.headers.get('location')!, `${berth.url}/ui`).href, `${berth.url}/ui/`);
 
     const index = await fetch(`${berth.url}/ui/`);
     assert.equal(index.status, 200);
@@ -129,6 +137,27 @@ describe('web page (Chromium, berth serve, Docker)', function () {
     const post = await fetch(`${berth.url}/ui/`, { method: 'POST' });
     assert.equal(post.status, 405);
     assert.equal(post.headers.get('allow'), 'GET, HEAD');
+  });
+
+  it('answers 503 naming the build command when the page was not built, and leaves the API to the API', async () => {
+    const app = new Koa();
+    app.silent = true;
+    app.use(errorMiddleware(pino({ level: 'silent' })));
+    app.use(webPage({ assetsDir: tempDir('berth-ui-unbuilt-') }));
+    app.use((ctx) => void (ctx.body = { api: true }));
+    const server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const answer = await fetch(`${url}/ui/`);
+      assert.equal(answer.status, 503);
+      const body = (await answer.json()) as { error: string; message: string };
+      assert.equal(body.error, 'NotBuilt');
+      assert.match(body.message, /^the web page is not built \(.*page\.js is missing\): run "npm run build"$/);
+      assert.deepEqual(await (await fetch(`${url}/apps/`)).json(), { api: true });
+    } finally {
+      server.close();
+    }
   });
 
   it('asks for the token, keeps it for the session, and asks again when the server refuses it', async () => {
