@@ -207,6 +207,7 @@ describe('web page (Chromium, berth serve, Docker)', function () {
     await page.locator(`tr[data-app="${fileApp}"]`).waitFor();
     const interactiveMs = await page.evaluate(() => performance.now());
     console.log(`      first view with its Apps listed ${Math.round(interactiveMs)} ms after navigation started`);
+    // About half a second on this project's 2-core machine when it is quiet; the bound leaves room for a busy one.
     assert.ok(interactiveMs < 2000, `the first view took ${interactiveMs} ms`);
     await page.getByTestId('connection').filter({ hasText: 'live' }).waitFor();
 
