@@ -17,14 +17,16 @@ import { metricsRoutes } from './routes/metrics';
 import { openApiRoutes } from './routes/openapi';
 import { runsRoutes } from './routes/runs';
 import { sourcesRoutes } from './routes/sources';
+import { webPage } from '../ui/web-page';
 
 /** The route modules, each `(deps) => Router`; their paths are served with and without a trailing slash. */
 const ROUTES = [healthRoutes, appsRoutes, runsRoutes, logsRoutes, eventsRoutes, sourcesRoutes, metricsRoutes, openApiRoutes];
 
 /**
  * berth's HTTP API as a koa application. Middleware, outermost first:
- * request log → error answers → Host → Origin → bearer auth (with a token)
- * → content type → JSON/YAML body → routes. Every error, including 404 and
+ * request log → error answers → Host → Origin → the web page (`/`, `/ui/`:
+ * no token, the page asks for it) → bearer auth (with a token) → content
+ * type → JSON/YAML body → routes. Every error, including 404 and
  * 405, is answered as `{error, message, details}`.
  */
 export function createApi(deps: ApiDeps): Koa {
@@ -39,6 +41,7 @@ export function createApi(deps: ApiDeps): Koa {
   app.use(errorMiddleware(deps.logger));
   app.use(hostCheck({ listenHost: deps.listenHost, allowedHosts: deps.allowedHosts }));
   app.use(originCheck());
+  app.use(webPage());
   if (deps.token) app.use(bearerAuth(deps.token));
   app.use(contentTypeCheck());
   app.use(bodyMiddleware());
