@@ -283,6 +283,8 @@ export class Controller {
     const ready = pending.filter((run) => !(run.status.nextAttemptAt && Date.parse(run.status.nextAttemptAt) > now));
     for (const run of ready.slice(0, this.maxParallel)) this.queue!.add(runKey(run.id));
     for (const run of pending) if (apps.has(run.appId)) this.queue!.add(runKey(run.id));
+    // The line moved: the runs still waiting learn their new places.
+    await this.reconciler.refreshWaitingLine();
     return {};
   }
 

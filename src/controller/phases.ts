@@ -6,7 +6,7 @@
  *   Pending → Running → Succeeded | Failed | Cancelled
  *                  ↘ Pending (a failed attempt with retries left, after a backoff)
  */
-import { AppSpec, RunAttempt, RunPhase, RunReason, RunStatus, RuntimeName } from '../model/types';
+import { AppSpec, PendingReason, RunAttempt, RunPhase, RunReason, RunStatus, RuntimeName } from '../model/types';
 import type { Observation } from '../executors/executor';
 
 /** How an attempt (or a run that never got one) ended. */
@@ -26,10 +26,17 @@ export interface RetryPolicy {
 /** Reasons whose attempt may be launched again while `template.retries` allows. */
 const RETRYABLE_REASONS: readonly RunReason[] = [RunReason.Error, RunReason.OOMKilled, RunReason.ContainerLost];
 
-/** Stays Pending, saying why it has not started (a full slot, an unreachable runtime, a run being replaced). */
-export function markWaiting(status: RunStatus, reason: RunReason, message: string): RunStatus {
-  return { ...status, phase: RunPhase.Pending, reason, message };
+/**
+ * Stays Pending, saying why it has not started (a full slot, an unreachable
+ * runtime, a run being replaced): `pending` is the machine-readable why
+ * (`status.pendingReason`), `queuePosition` its place when waiting for a slot.
+ */
+export function markWaiting(status: RunStatus, reason: RunReason, message: string, pending: PendingReason, queuePosition?: number): RunStatus {
+  return { ...status, phase: RunPhase.Pending, reason, message, pendingReason: pending, pendingMessage: message, queuePosition };
 }
+
+/** What a run no longer waiting carries of its wait: nothing. */
+const NOT_WAITING = { pendingReason: undefined, pendingMessage: undefined, queuePosition: undefined } as const;
 
 /** A workload was launched for attempt `attempt`. The run's startedAt is its first attempt's. */
 export function markRunning(
@@ -39,6 +46,7 @@ export function markRunning(
   const history: RunAttempt[] = [...(status.history ?? []), { attempt: launch.attempt, startedAt: launch.startedAt }];
   return {
     ...status,
+    ...NOT_WAITING,
     phase: RunPhase.Running,
     reason: undefined,
     message: undefined,
@@ -66,11 +74,15 @@ export function markCancelled(status: RunStatus, end: AttemptEnd): RunStatus {
 
 /** The attempt failed and another is allowed: back to Pending until `nextAttemptAt`. */
 export function scheduleRetry(status: RunStatus, end: AttemptEnd, nextAttemptAt: string): RunStatus {
+  const message = `attempt ${status.attempts} failed (${end.message ?? end.reason}); next attempt at ${nextAttemptAt}`;
   return {
     ...status,
     phase: RunPhase.Pending,
     reason: end.reason,
-    message: `attempt ${status.attempts} failed (${end.message ?? end.reason}); next attempt at ${nextAttemptAt}`,
+    message,
+    pendingReason: PendingReason.RetryBackoff,
+    pendingMessage: message,
+    queuePosition: undefined,
     exitCode: end.exitCode,
     nextAttemptAt,
     history: closeAttempt(status, end),
@@ -135,6 +147,7 @@ export function sameStatus(a: RunStatus, b: RunStatus): boolean {
 function finish(status: RunStatus, phase: RunPhase, end: AttemptEnd): RunStatus {
   return {
     ...status,
+    ...NOT_WAITING,
     phase,
     reason: end.reason,
     message: end.message,

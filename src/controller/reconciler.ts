@@ -7,7 +7,7 @@
 import { ConflictError, ImagePullError, NotFoundError, RuntimeRefusedError, RuntimeUnavailableError } from '../errors';
 import { Executor, Observation, WaitingReason, workloadName } from '../executors/executor';
 import type { Runtimes } from '../executors/runtimes';
-import { isTerminal, RunPhase, RunReason, RunStatus } from '../model/types';
+import { isTerminal, PendingReason, RunPhase, RunReason, RunStatus } from '../model/types';
 import type { ActiveRunState, LaunchRecord, Store, StoredRun } from '../store/store';
 import type { BerthMetrics } from '../metrics';
 import {
@@ -27,6 +27,7 @@ import {
 } from './phases';
 import { appendAttempt, LogReadTimeoutError, readTail, withIncompleteNote, type OutputTail } from './run-logs';
 import type { ProcessResult } from './queue';
+import { queuePositionOf, slotMessage, waitingLine } from './waiting-line';
 
 /** A run's work-queue key. */
 export type RunKey = `run:${number}`;
@@ -73,6 +74,15 @@ export interface LaunchFence {
   recordLaunch(launch: LaunchRecord): Promise<boolean>;
 }
 
+/** Admission says: not yet, because `pendingReason`; Replace first asks `replacing` to stop. */
+interface WaitDecision {
+  kind: 'wait';
+  message: string;
+  pendingReason: PendingReason;
+  queuePosition?: number;
+  replacing: ActiveRunState[];
+}
+
 /** What one reconcile asks of the queue: nothing, or to look again after `requeueAfterMs`. */
 export type Step = ProcessResult;
 
@@ -96,7 +106,7 @@ export class Reconciler {
     if (!executor) {
       const runtime = this.options.runtimes.runtimeOf(run);
       if (run.status.cancelRequested) return this.finish(run, undefined, markCancelled(run.status, this.cancelEnd(run)));
-      await this.write(run, markWaiting(run.status, RunReason.RuntimeUnavailable, `no executor for runtime "${runtime}" is configured on this server`));
+      await this.write(run, markWaiting(run.status, RunReason.RuntimeUnavailable, `no executor for runtime "${runtime}" is configured on this server`, PendingReason.RuntimeUnavailable));
       return {};
     }
     try {
@@ -106,7 +116,7 @@ export class Reconciler {
     } catch (error) {
       if (error instanceof RuntimeUnavailableError && run.status.phase === RunPhase.Pending) {
         // Not the run's fault: it stays Pending, saying why, and the queue retries with backoff.
-        await this.write(run, markWaiting(run.status, RunReason.RuntimeUnavailable, error.message));
+        await this.write(run, markWaiting(run.status, RunReason.RuntimeUnavailable, error.message, PendingReason.RuntimeUnavailable));
       }
       throw error;
     }
@@ -136,7 +146,7 @@ export class Reconciler {
         const asked = await this.options.store.updateRunStatus(older, requestCancel(older.status, RunReason.Replaced, `replaced by run "${run.metadata.name}"`));
         this.countTransition(older, asked.status);
       }
-      await this.write(run, markWaiting(run.status, RunReason.Waiting, decision.message));
+      await this.write(run, markWaiting(run.status, RunReason.Waiting, decision.message, decision.pendingReason, decision.queuePosition));
       return {};
     }
     // Each attempt has its own workload name, so a launch never meets the previous attempt's workload
@@ -320,43 +330,78 @@ export class Reconciler {
   /**
    * Decides whether a Pending run may launch now. Replace: a newer run of the
    * App replaces this one; older active runs are asked to stop first. Then the
-   * global cap: the oldest ready Pending runs take the free slots, in order.
+   * global cap: the oldest ready Pending runs take the free slots, in order
+   * (./waiting-line.ts); the others learn their place in the line.
    */
-  private async admit(
-    run: StoredRun,
-  ): Promise<{ kind: 'launch' } | { kind: 'replaced'; message: string } | { kind: 'wait'; message: string; replacing: ActiveRunState[] }> {
-    const decide = async () => {
+  private async admit(run: StoredRun): Promise<{ kind: 'launch' } | { kind: 'replaced'; message: string } | WaitDecision> {
+    const decide = async (): Promise<{ kind: 'launch' } | { kind: 'replaced'; message: string } | WaitDecision> => {
       const active = await this.options.store.listActiveRunStates();
       if (run.spec.template.concurrencyPolicy === 'Replace') {
         const siblings = active.filter((other) => other.appId === run.appId && other.id !== run.id);
         const newest = siblings.filter((other) => other.id > run.id).at(-1);
-        if (newest) return { kind: 'replaced' as const, message: `replaced by run "${newest.name}"` };
+        if (newest) return { kind: 'replaced', message: `replaced by run "${newest.name}"` };
         if (siblings.length) {
           const names = siblings.map((other) => `"${other.name}"`).join(', ');
           return {
-            kind: 'wait' as const,
+            kind: 'wait',
             message: `waiting for ${names} to stop (concurrencyPolicy Replace)`,
+            pendingReason: PendingReason.ConcurrencyPolicy,
             replacing: siblings.filter((other) => !other.status.cancelRequested),
           };
         }
       }
-      const now = Date.now();
-      const running = active.filter((other) => other.status.phase === RunPhase.Running && !this.starting.has(other.id)).length;
-      const free = this.options.maxParallel - running - this.starting.size;
-      const ready = active.filter(
-        (other) =>
-          other.status.phase === RunPhase.Pending &&
-          !other.status.cancelRequested &&
-          !this.starting.has(other.id) &&
-          !(other.status.nextAttemptAt && Date.parse(other.status.nextAttemptAt) > now),
-      );
-      const place = ready.findIndex((other) => other.id === run.id);
-      if (place < 0 || place >= free) {
-        return { kind: 'wait' as const, message: `waiting for a free slot: at most ${this.options.maxParallel} runs run at once`, replacing: [] };
+      const line = waitingLine(active, this.options.maxParallel, this.starting, Date.now());
+      const place = line.ready.findIndex((other) => other.id === run.id);
+      if (place < 0 || place >= line.free) {
+        const queuePosition = queuePositionOf(line, place);
+        const message = queuePosition === undefined
+          ? `waiting for a free slot: at most ${this.options.maxParallel} runs run at once (--max-parallel)`
+          : slotMessage(queuePosition, this.options.maxParallel);
+        return { kind: 'wait', message, pendingReason: PendingReason.MaxParallel, queuePosition, replacing: [] };
       }
       this.starting.add(run.id);
-      return { kind: 'launch' as const };
+      return { kind: 'launch' };
     };
+    return this.serialise(decide);
+  }
+
+  /**
+   * Brings every run waiting for a slot up to date with its place in the line,
+   * after the line moved (a run ended or started): one read of the active
+   * runs, and a write only for a run whose place changed. Runs waiting for
+   * something else (their runtime, their App's concurrencyPolicy, a retry's
+   * backoff) keep saying so; runs that may start now are left to their own
+   * reconcile, which starts them.
+   */
+  async refreshWaitingLine(): Promise<void> {
+    const { maxParallel } = this.options;
+    const changed = await this.serialise(async () => {
+      const line = waitingLine(await this.options.store.listActiveRunStates(), maxParallel, this.starting, Date.now());
+      const moved: { id: number; queuePosition: number }[] = [];
+      line.ready.forEach((run, place) => {
+        const queuePosition = queuePositionOf(line, place);
+        const { pendingReason } = run.status;
+        if (queuePosition === undefined || (pendingReason !== undefined && pendingReason !== PendingReason.MaxParallel)) return;
+        if (pendingReason !== PendingReason.MaxParallel || run.status.queuePosition !== queuePosition) moved.push({ id: run.id, queuePosition });
+      });
+      return moved;
+    });
+    for (const { id, queuePosition } of changed) {
+      const run = await this.options.store.getRun(id);
+      // Read again: it may have started, ended or begun waiting for something else since the line was read.
+      if (!run || run.status.phase !== RunPhase.Pending || (run.status.pendingReason ?? PendingReason.MaxParallel) !== PendingReason.MaxParallel) continue;
+      const next = markWaiting(run.status, RunReason.Waiting, slotMessage(queuePosition, maxParallel), PendingReason.MaxParallel, queuePosition);
+      try {
+        await this.write(run, next);
+      } catch (error) {
+        // Written meanwhile: that writer's reconcile reads the line afresh.
+        if (!(error instanceof ConflictError)) throw error;
+      }
+    }
+  }
+
+  /** Runs `decide` after the slot decisions before it in this process, so two never interleave. */
+  private serialise<T>(decide: () => Promise<T>): Promise<T> {
     const decision = this.admission.then(decide, decide);
     this.admission = decision.catch(() => undefined);
     return decision;

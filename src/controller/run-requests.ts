@@ -3,11 +3,13 @@
  * App's spec with the request's overrides), what it is called, and whether the
  * App's concurrencyPolicy lets it exist at all. The API and folder-declared
  * Runs both ask through `requestRun`, so a Run committed to the repository
- * obeys Forbid exactly as one posted to `/apps/{id}/run/` does. (Replace acts
+ * obeys Forbid, and has its parameters checked, exactly as one posted to
+ * `/apps/{id}/run/` does. (Replace acts
  * later, at admission: src/controller/reconciler.ts.) The store only persists.
  */
 import { randomBytes } from 'node:crypto';
-import { ConflictError, TooManyRequestsError } from '../errors';
+import { ConflictError, TooManyRequestsError, ValidationError } from '../errors';
+import { resolveParameters } from '../model/parameters';
 import { ConcurrencyPolicy, type AppSpec, type RunOverrides, type RunSpec } from '../model/types';
 import type { Store, StoredApp, StoredRun } from '../store/store';
 
@@ -21,6 +23,8 @@ export interface RunRequest {
   idempotencyKey?: string;
   /** Refuse the run when this many are Pending already (API requests; a Run a file declares is not refused). */
   pendingLimits?: PendingLimits;
+  /** Where the overrides are in the caller's input, for the fields errors name: `spec.` in a `kind: Run` document. @default '' */
+  fieldPrefix?: string;
 }
 
 /**
@@ -43,13 +47,16 @@ const PENDING_RETRY_AFTER_SECONDS = 10;
  * `created: false` means an earlier request with the same idempotency key
  * made the run returned.
  *
+ * @throws ValidationError naming each parameter value that is unknown,
+ *   missing, or breaks its rule, and each `env` override that collides with
+ *   a parameter; nothing is recorded then.
  * @throws ConflictError when the App's concurrencyPolicy is Forbid and one of
  *   its runs has not finished, or when a run of that name exists.
  * @throws TooManyRequestsError when `pendingLimits` are reached.
  */
 export async function requestRun(store: Store, app: StoredApp, request: RunRequest = {}): Promise<{ run: StoredRun; created: boolean }> {
+  const overrides = withParameters(app, request.overrides ?? {}, request.fieldPrefix ?? '');
   if (request.pendingLimits) await checkPendingLimits(store, app, request.pendingLimits);
-  const overrides = request.overrides ?? {};
   const spec: RunSpec = { app: app.metadata.name, ...overrides, template: runTemplate(app.spec, overrides) };
   const inserted = await store.insertRun(app, {
     name: request.name ?? `${app.metadata.name}-${randomBytes(4).toString('hex')}`,
@@ -89,7 +96,31 @@ async function checkPendingLimits(store: Store, app: StoredApp, limits: PendingL
   }
 }
 
-/** The spec a run executes: the App's, with the request's command instead of its own, and its env merged over the App's. */
+/**
+ * The overrides with every parameter value the run gets (those given and the
+ * defaults of the rest). A request's own `env` may not set a parameter's
+ * variable: that would bypass the parameter's rule, and which of the two won
+ * would be a guess. Parameters are set over the App's env: a declared input
+ * is more specific than the App's constant.
+ */
+function withParameters(app: StoredApp, overrides: RunOverrides, prefix: string): RunOverrides {
+  const parameters = resolveParameters(app.metadata.name, app.spec.parameters, overrides.parameters, `${prefix}parameters`);
+  const declared = new Set((app.spec.parameters ?? []).map((p) => p.name));
+  const collisions = Object.keys(overrides.env ?? {}).filter((name) => declared.has(name));
+  if (collisions.length) {
+    throw ValidationError.fromProblems(
+      collisions.map((name) => ({ field: `${prefix}env.${name}`, reason: `is a parameter of app "${app.metadata.name}": give it as parameters.${name}` })),
+      'run request',
+    );
+  }
+  const { parameters: _given, ...rest } = overrides;
+  return Object.keys(parameters).length ? { ...rest, parameters } : rest;
+}
+
+/**
+ * The spec a run executes: the App's, with the request's command instead of
+ * its own, and its env: the App's, then the parameters, then the request's env.
+ */
 export function runTemplate(spec: AppSpec, overrides: RunOverrides): AppSpec {
-  return { ...spec, command: overrides.command ?? spec.command, env: { ...spec.env, ...(overrides.env ?? {}) } };
+  return { ...spec, command: overrides.command ?? spec.command, env: { ...spec.env, ...(overrides.parameters ?? {}), ...(overrides.env ?? {}) } };
 }

@@ -6,6 +6,7 @@
 
 import { LINUX_CAPABILITIES } from './capabilities';
 import { MAX_ARGUMENT_BYTES, MAX_ENV_ENTRIES } from './limits';
+import { MAX_PARAMETER_PATTERN_LENGTH, MAX_PARAMETER_VALUE_LENGTH, MAX_PARAMETERS } from './parameters';
 
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
@@ -180,6 +181,64 @@ const user = {
   errorMessage: 'must be a numeric uid or uid:gid, such as "1000" or "1000:1000"',
 };
 
+const parameterValue = {
+  type: 'string',
+  maxLength: MAX_PARAMETER_VALUE_LENGTH,
+  errorMessage: `must be a string (quote numbers and booleans in YAML: "3") of at most ${MAX_PARAMETER_VALUE_LENGTH} characters`,
+};
+
+/** `spec.parameters`: what the schema can say; uniqueness and patterns that compile are checked in ./parameters.ts. */
+const parameters = {
+  type: 'array',
+  maxItems: MAX_PARAMETERS,
+  items: {
+    type: 'object',
+    required: ['name'],
+    additionalProperties: false,
+    properties: {
+      name: {
+        type: 'string',
+        pattern: ENV_NAME,
+        maxLength: 256,
+        errorMessage: 'must be an environment variable name: letters, digits and "_", not starting with a digit',
+      },
+      description: { type: 'string', maxLength: 1024, errorMessage: 'must be a string of at most 1024 characters' },
+      required: { type: 'boolean', errorMessage: 'must be true or false' },
+      default: parameterValue,
+      pattern: {
+        type: 'string',
+        minLength: 1,
+        maxLength: MAX_PARAMETER_PATTERN_LENGTH,
+        errorMessage: `must be a regular expression of 1 to ${MAX_PARAMETER_PATTERN_LENGTH} characters`,
+      },
+      enum: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 256,
+        uniqueItems: true,
+        items: parameterValue,
+        errorMessage: { type: 'must be a list of the allowed values', minItems: 'must list at least one value', maxItems: 'must list at most 256 values', uniqueItems: 'must not list a value twice' },
+      },
+    },
+    not: { required: ['pattern', 'enum'] },
+    errorMessage: {
+      type: 'must be an object such as {name: TARGET, required: true}',
+      required: { name: 'is required' },
+      additionalProperties: 'only name, description, required, default, pattern and enum are supported',
+      not: 'must have a pattern or an enum, not both',
+    },
+  },
+  errorMessage: { type: 'must be a list of parameters', maxItems: `must have at most ${MAX_PARAMETERS} parameters` },
+};
+
+/** A run request's parameter values, by name; the names are checked against the App's declarations. */
+const parameterValues = {
+  type: 'object',
+  maxProperties: MAX_PARAMETERS,
+  additionalProperties: parameterValue,
+  errorMessage: { type: 'must be a map of parameter names to string values', maxProperties: `must have at most ${MAX_PARAMETERS} values` },
+};
+
 export const appSpecSchema = {
   type: 'object',
   required: ['image'],
@@ -203,6 +262,7 @@ export const appSpecSchema = {
     capabilities,
     network,
     user,
+    parameters,
     resources: {
       type: 'object',
       additionalProperties: false,
@@ -258,7 +318,7 @@ const envelope = (kind: string, spec: object) => ({
 
 export const appManifestSchema = envelope('App', appSpecSchema);
 
-export const runOverridesProperties = { env, command };
+export const runOverridesProperties = { env, command, parameters: parameterValues };
 
 export const runManifestSchema = envelope('Run', {
   type: 'object',

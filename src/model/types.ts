@@ -63,6 +63,24 @@ export interface CapabilitySpec {
 /** The network of an App's container: none at all, the server's default, or a named Docker network. */
 export const NetworkName = { none: 'none', default: 'default' } as const;
 
+/**
+ * A typed input of the App's runs (`spec.parameters`). A run request gives
+ * its value; the container gets it as the environment variable `name`.
+ */
+export interface AppParameter {
+  /** An environment variable name: letters, digits and "_", not starting with a digit. */
+  name: string;
+  description?: string;
+  /** A run request must give it. @default false */
+  required?: boolean;
+  /** The value when a request gives none; not with `required`. */
+  default?: string;
+  /** A regular expression the whole value must match; not with `enum`. */
+  pattern?: string;
+  /** The values allowed; not with `pattern`. */
+  enum?: string[];
+}
+
 export interface AppSpec {
   image: string;
   command: string[];
@@ -86,6 +104,8 @@ export interface AppSpec {
   network?: string;
   /** Run as this numeric `uid` or `uid:gid` instead of the image's user. */
   user?: string;
+  /** Inputs a run request fills in; see AppParameter. */
+  parameters?: AppParameter[];
 }
 
 /** Where an App's desired state comes from: `api`, or `file:<path relative to the apps folder>`. */
@@ -138,6 +158,8 @@ export type RunReason = (typeof RunReason)[keyof typeof RunReason];
 export interface RunOverrides {
   env?: Record<string, string>;
   command?: string[];
+  /** Values of the App's parameters. On a Run's spec: every value it got, defaults included. */
+  parameters?: Record<string, string>;
 }
 
 export interface RunSpec extends RunOverrides {
@@ -146,6 +168,23 @@ export interface RunSpec extends RunOverrides {
   /** The App spec this run executes, with the overrides applied: a snapshot taken when the run was asked for. */
   template: AppSpec;
 }
+
+/** Why a Pending run has not started yet (`status.pendingReason`). */
+export const PendingReason = {
+  /** Every slot of `--max-parallel` is taken; `queuePosition` says how many are ahead. */
+  MaxParallel: 'MaxParallel',
+  /** The App's concurrencyPolicy holds it (Replace: waiting for the older runs to stop). */
+  ConcurrencyPolicy: 'ConcurrencyPolicy',
+  /** Its runtime cannot be reached, or is not configured on this server. */
+  RuntimeUnavailable: 'RuntimeUnavailable',
+  /** A failed attempt's retry waits out its backoff (`nextAttemptAt`). */
+  RetryBackoff: 'RetryBackoff',
+  /** Its image is being pulled. Reserved: the Docker executor pulls inside the launch. */
+  PullingImage: 'PullingImage',
+  /** It is due at a later time (schedules). Reserved. */
+  Scheduled: 'Scheduled',
+} as const;
+export type PendingReason = (typeof PendingReason)[keyof typeof PendingReason];
 
 export interface RunAttempt {
   attempt: number;
@@ -170,6 +209,12 @@ export interface RunStatus {
   runtime?: RuntimeName;
   /** When the next attempt may start, after a failed one (retry backoff). */
   nextAttemptAt?: string;
+  /** While Pending: why it has not started. Cleared when it starts or ends. */
+  pendingReason?: PendingReason;
+  /** While Pending: `pendingReason` in words, for people. */
+  pendingMessage?: string;
+  /** While waiting for a slot (MaxParallel): 1 for the next run to start, 2 for the one after it, … */
+  queuePosition?: number;
   /** Set when someone asked for the run to stop; the controller carries it out. */
   cancelRequested?: { reason: RunReason; message: string };
   history?: RunAttempt[];

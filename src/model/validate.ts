@@ -3,6 +3,7 @@ import ajvErrors from 'ajv-errors';
 import { FieldProblem, ValidationError } from '../errors';
 import { splitCommand } from './command';
 import { checkSpecSize, MAX_ARGUMENT_BYTES, MAX_COMMAND_ITEMS } from './limits';
+import { parameterDeclarationProblems } from './parameters';
 import { parseCpuNanos, parseMemoryBytes } from './quantity';
 import {
   appManifestSchema,
@@ -125,8 +126,11 @@ export function appFromBody(body: unknown, current?: App): AppInput {
 /** Validates a `kind: Run` manifest. */
 export function validateRunManifest(value: unknown, at?: Locator): RunInput {
   check(validators.runManifest, value, 'Run', at);
-  const manifest = value as { metadata: { name: string; labels?: Record<string, string> }; spec: { app: string; env?: Record<string, string>; command?: string | string[] } };
-  const runOverrides = overrides(manifest.spec.env, manifest.spec.command, at, ['spec', 'command']);
+  const manifest = value as {
+    metadata: { name: string; labels?: Record<string, string> };
+    spec: { app: string; env?: Record<string, string>; command?: string | string[]; parameters?: Record<string, string> };
+  };
+  const runOverrides = overrides(manifest.spec.env, manifest.spec.command, at, ['spec', 'command'], manifest.spec.parameters);
   checkSpecSize(runOverrides, 'spec', (field) => at?.(field.split('.')) ?? {});
   return {
     name: manifest.metadata.name,
@@ -140,8 +144,14 @@ export function validateRunManifest(value: unknown, at?: Locator): RunInput {
 export function validateRunRequest(body: unknown): RunRequest {
   if (body === undefined || body === null || (typeof body === 'string' && body.trim() === '')) return { overrides: {} };
   check(validators.runRequest, body, 'run request');
-  const request = body as { name?: string; env?: Record<string, string>; envs?: Record<string, string>; command?: string | string[] };
-  const runOverrides = overrides(request.env ?? request.envs, request.command);
+  const request = body as {
+    name?: string;
+    env?: Record<string, string>;
+    envs?: Record<string, string>;
+    command?: string | string[];
+    parameters?: Record<string, string>;
+  };
+  const runOverrides = overrides(request.env ?? request.envs, request.command, undefined, ['command'], request.parameters);
   checkSpecSize(runOverrides, '(body)');
   return { name: request.name, overrides: runOverrides };
 }
@@ -187,6 +197,10 @@ function normalizeSpec(raw: Record<string, unknown>, at?: Locator, path: string[
   if (resources.memory !== undefined) spec.resources.memory = String(resources.memory);
   // YAML reads `user: 1000` as a number; the spec keeps the one spelling.
   if (raw.user !== undefined) spec.user = String(raw.user);
+  if (spec.parameters) {
+    const problems = parameterDeclarationProblems(spec.parameters, [...path, 'parameters'].join('.'));
+    if (problems.length) throw locate(ValidationError.fromProblems(problems, 'App'), at);
+  }
   return spec;
 }
 
@@ -208,9 +222,16 @@ function normalizeCommand(command: string | string[] | undefined, field: string 
   }
 }
 
-function overrides(env?: Record<string, string>, command?: string | string[], at?: Locator, commandPath = ['command']): RunOverrides {
+function overrides(
+  env?: Record<string, string>,
+  command?: string | string[],
+  at?: Locator,
+  commandPath = ['command'],
+  parameters?: Record<string, string>,
+): RunOverrides {
   const result: RunOverrides = {};
   if (env !== undefined) result.env = env;
+  if (parameters !== undefined) result.parameters = parameters;
   if (command !== undefined) result.command = normalizeCommand(command, commandPath.join('.'), at);
   return result;
 }

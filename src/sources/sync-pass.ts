@@ -1,5 +1,5 @@
 import { requestRun } from '../controller/run-requests';
-import { ConflictError } from '../errors';
+import { ConflictError, ValidationError } from '../errors';
 import type { AppSource } from '../model/types';
 import type { Store, StoredApp } from '../store/store';
 import type { AppDeclaration, RunDeclaration } from './manifest-file';
@@ -247,17 +247,22 @@ async function applyRun(store: Store, run: RunDeclaration, apps: Map<string, Sto
     const app = apps.get(run.app) ?? (await store.getApp(run.app));
     if (!app) return { ...where, field: 'spec.app', reason: `App "${run.app}" does not exist; the run is created once it does` };
     try {
-      await requestRun(store, app, { name: run.name, labels: run.labels, overrides: run.overrides });
+      await requestRun(store, app, { name: run.name, labels: run.labels, overrides: run.overrides, fieldPrefix: 'spec.' });
       return undefined;
     } catch (err) {
+      // Its parameters do not fit the App: reported like any invalid field, and asked again on the next pass.
+      if (err instanceof ValidationError) return { ...where, field: err.details[0]?.field ?? 'spec', reason: err.message };
       if (!(err instanceof ConflictError)) throw err;
       // Someone else (the API) asked for a run of this name between our read and our write; or Forbid refused it.
       existing = await store.getRun(run.name);
       if (!existing) return { ...where, field: 'metadata.name', reason: `the run is not created: ${err.message}` };
     }
   }
-  const declared = canonical({ app: run.app, env: run.overrides.env, command: run.overrides.command });
-  const recorded = canonical({ app: existing.spec.app, env: existing.spec.env, command: existing.spec.command });
+  // The run records its defaults too: only the values the document gives are compared.
+  const given = run.overrides.parameters ?? {};
+  const recordedGiven = Object.fromEntries(Object.keys(given).map((name) => [name, existing.spec.parameters?.[name]]));
+  const declared = canonical({ app: run.app, env: run.overrides.env, command: run.overrides.command, parameters: given });
+  const recorded = canonical({ app: existing.spec.app, env: existing.spec.env, command: existing.spec.command, parameters: recordedGiven });
   if (declared === recorded) return undefined;
   return {
     ...where,

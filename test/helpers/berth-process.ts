@@ -14,8 +14,11 @@ export interface Berth {
   output: () => string;
 }
 
-/** Starts `berth serve` on `port` with its store and apps folder in `dir`, and waits until /readyz answers ready. */
-export async function serve(dir: string, port: number, flags: string[] = [], env: Record<string, string> = {}): Promise<Berth> {
+/**
+ * Starts `berth serve` on `port` with its store and apps folder in `dir`, and waits until /readyz answers ready
+ * (or, with `until: '/healthz'`, until it answers at all: a berth whose runtime is unreachable is never ready).
+ */
+export async function serve(dir: string, port: number, flags: string[] = [], env: Record<string, string> = {}, until = '/readyz'): Promise<Berth> {
   let output = '';
   const child = spawn(
     process.execPath,
@@ -27,7 +30,7 @@ export async function serve(dir: string, port: number, flags: string[] = [], env
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`berth on ${url} to be ready`, async () => {
     if (child.exitCode !== null) throw new Error(`berth exited ${child.exitCode}: ${output}`);
-    return (await fetch(`${url}/readyz`)).ok;
+    return (await fetch(`${url}${until}`)).ok;
   });
   return { url, child, output: () => output };
 }

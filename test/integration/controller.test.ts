@@ -182,7 +182,9 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     const app = await createApp({ command: ['sh', '-c', 'sleep 30'] });
     const first = await runningNow(await ask(app));
     const second = await until(await ask(app), 'to wait for a slot', (s) => s.reason === 'Waiting');
-    assert.equal(second.status.message, 'waiting for a free slot: at most 1 runs run at once');
+    assert.equal(second.status.message, 'waiting for a free slot (next in line): at most 1 runs run at once (--max-parallel)');
+    assert.equal(second.status.pendingReason, 'MaxParallel');
+    assert.equal(second.status.queuePosition, 1);
     await cancel(second);
     const done = await finished(second);
     assert.equal(done.status.phase, 'Cancelled');

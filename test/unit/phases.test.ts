@@ -22,11 +22,13 @@ const launch = (attempt: number, startedAt = '2026-11-26T11:59:00.000Z') =>
 
 describe('run phases', () => {
   it('markRunning counts the attempt, opens it in history, and keeps the first start as the run’s', () => {
-    const first = markRunning(markWaiting(pending, 'Waiting', 'waiting for a free slot'), launch(1));
+    const first = markRunning(markWaiting(pending, 'Waiting', 'waiting for a free slot', 'MaxParallel', 1), launch(1));
     assert.equal(first.phase, 'Running');
     assert.equal(first.attempts, 1);
     assert.equal(first.reason, undefined);
     assert.equal(first.message, undefined);
+    assert.equal(first.pendingReason, undefined);
+    assert.equal(first.queuePosition, undefined);
     assert.deepEqual(first.history, [{ attempt: 1, startedAt: '2026-11-26T11:59:00.000Z' }]);
     const retried = markRunning({ ...first, phase: 'Pending' }, launch(2, '2026-11-26T11:59:30.000Z'));
     assert.equal(retried.startedAt, '2026-11-26T11:59:00.000Z');
@@ -90,7 +92,7 @@ describe('run phases', () => {
 
   it('sameStatus ignores key order and undefined fields', () => {
     assert.ok(sameStatus({ phase: 'Pending', attempts: 0, reason: undefined }, { attempts: 0, phase: 'Pending' }));
-    assert.ok(!sameStatus(pending, markWaiting(pending, 'Waiting', 'x')));
+    assert.ok(!sameStatus(pending, markWaiting(pending, 'Waiting', 'x', 'MaxParallel')));
   });
 });
 
