@@ -180,6 +180,27 @@ const user = {
   errorMessage: 'must be a numeric uid or uid:gid, such as "1000" or "1000:1000"',
 };
 
+/** The cron expression and the zone are read by croner in ./schedule.ts, which names what is wrong with them. */
+const schedule = {
+  type: 'object',
+  required: ['cron'],
+  additionalProperties: false,
+  properties: {
+    cron: { type: 'string', minLength: 1, maxLength: 128, errorMessage: 'must be a cron expression of 5 fields or a macro such as @hourly' },
+    timeZone: { type: 'string', minLength: 1, maxLength: 64, errorMessage: 'must be an IANA time zone name such as Europe/Berlin' },
+    suspend: { type: 'boolean', errorMessage: 'must be true or false' },
+    startingDeadlineSeconds: integer(1, 31_536_000),
+    missedRunPolicy: oneOf(['Skip', 'RunOnce', 'RunAll']),
+    maxMissedRuns: integer(1, 1000),
+    jitterSeconds: integer(0, 86_400),
+  },
+  errorMessage: {
+    type: 'must be an object such as {cron: "0 * * * *"}',
+    required: { cron: 'is required' },
+    additionalProperties: 'only cron, timeZone, suspend, startingDeadlineSeconds, missedRunPolicy, maxMissedRuns and jitterSeconds are supported',
+  },
+};
+
 export const appSpecSchema = {
   type: 'object',
   required: ['image'],
@@ -203,6 +224,7 @@ export const appSpecSchema = {
     capabilities,
     network,
     user,
+    schedule,
     resources: {
       type: 'object',
       additionalProperties: false,
