@@ -29,6 +29,8 @@ export interface BerthMetrics {
   logCopiesIncomplete: Counter<'runtime'>;
   /** Log lines dropped because stdout was not read fast enough (a stalled collector) or was closed. */
   logLinesDropped: Counter;
+  /** How late each scheduled run was made, against its due time plus the App's jitter. */
+  scheduleLateness: Histogram;
   /** Sets where the `berth_runs` gauge reads its numbers from (the controller points it at the store). */
   countRunsWith(counter: RunCounter | undefined): void;
 }
@@ -100,6 +102,12 @@ export function createMetrics(register: Registry): BerthMetrics {
     logLinesDropped: new Counter({
       name: 'berth_log_lines_dropped_total',
       help: 'Log lines dropped because stdout was not read fast enough or was closed.',
+      registers,
+    }),
+    scheduleLateness: new Histogram({
+      name: 'berth_schedule_lateness_seconds',
+      help: "How late each scheduled run was made, against its due time plus the App's jitter.",
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
       registers,
     }),
     countRunsWith(counter) {

@@ -10,6 +10,7 @@ import { createApi } from './api/app';
 import type { ApiDeps, ApiLimits, ReadinessCheck, SourceReporter, SyncReport } from './api/deps';
 import { Controller, type ControllerOptions } from './controller/controller';
 import type { LaunchFence } from './controller/reconciler';
+import { Scheduler } from './controller/scheduler';
 import { ConfigError } from './errors';
 import type { Executor } from './executors/executor';
 import { createKubernetesExecutor } from './executors/kubernetes/create';
@@ -311,8 +312,8 @@ function buildLeadership(config: ServerConfig, election: LeaderElectionConfig, s
 /**
  * The long-running parts the leader runs, started after the API listens and
  * stopped before the store closes: the controller, which moves runs toward
- * their desired state, and the folder source, which makes the store match the
- * apps folder. One-shot: a new term makes new ones.
+ * their desired state, the folder source, which makes the store match the
+ * apps folder, and the scheduler, which asks for the runs schedules make. One-shot: a new term makes new ones.
  */
 function buildLeaderParts(context: {
   config: ServerConfig;
@@ -339,6 +340,7 @@ function buildLeaderParts(context: {
     logger: logger.child({ part: 'folder' }),
     admission: { containment: config.containment ?? DEFAULT_CONTAINMENT, defaultRuntime: config.runtime },
   });
+  const scheduler = new Scheduler({ store, logger: logger.child({ part: 'scheduler' }) });
   let folderProblem: string | undefined;
   const folderReadiness = folder.readinessCheck();
   return {
@@ -350,6 +352,7 @@ function buildLeaderParts(context: {
         start: (signal) => controller.start(signal),
         readiness: { name: 'controller', check: async () => controller.health() },
       },
+      { name: 'scheduler', start: (signal) => scheduler.start(signal) },
       {
         name: 'folder',
         async start(signal) {

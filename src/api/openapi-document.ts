@@ -180,6 +180,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
                 source: { type: 'string', description: '`api`, or `file:<path in the apps folder>`' },
                 syncState: { enum: ['Synced', 'Error'] },
                 syncMessage: { type: 'string' },
+                schedule: {
+                  type: 'object',
+                  description: 'For Apps with spec.schedule: the latest due time handled and the next one (before jitter)',
+                  properties: { lastScheduleTime: { type: 'string', format: 'date-time' }, nextScheduleTime: { type: 'string', format: 'date-time' } },
+                },
               },
             },
           },

@@ -239,6 +239,27 @@ const parameterValues = {
   errorMessage: { type: 'must be a map of parameter names to string values', maxProperties: `must have at most ${MAX_PARAMETERS} values` },
 };
 
+/** The cron expression and the zone are read by croner in ./schedule.ts, which names what is wrong with them. */
+const schedule = {
+  type: 'object',
+  required: ['cron'],
+  additionalProperties: false,
+  properties: {
+    cron: { type: 'string', minLength: 1, maxLength: 128, errorMessage: 'must be a cron expression of 5 fields or a macro such as @hourly' },
+    timeZone: { type: 'string', minLength: 1, maxLength: 64, errorMessage: 'must be an IANA time zone name such as Europe/Berlin' },
+    suspend: { type: 'boolean', errorMessage: 'must be true or false' },
+    startingDeadlineSeconds: integer(1, 31_536_000),
+    missedRunPolicy: oneOf(['Skip', 'RunOnce', 'RunAll']),
+    maxMissedRuns: integer(1, 1000),
+    jitterSeconds: integer(0, 86_400),
+  },
+  errorMessage: {
+    type: 'must be an object such as {cron: "0 * * * *"}',
+    required: { cron: 'is required' },
+    additionalProperties: 'only cron, timeZone, suspend, startingDeadlineSeconds, missedRunPolicy, maxMissedRuns and jitterSeconds are supported',
+  },
+};
+
 export const appSpecSchema = {
   type: 'object',
   required: ['image'],
@@ -263,6 +284,7 @@ export const appSpecSchema = {
     network,
     user,
     parameters,
+    schedule,
     resources: {
       type: 'object',
       additionalProperties: false,

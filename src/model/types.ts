@@ -60,6 +60,27 @@ export interface CapabilitySpec {
   add?: string[];
 }
 
+export const MissedRunPolicy = { Skip: 'Skip', RunOnce: 'RunOnce', RunAll: 'RunAll' } as const;
+export type MissedRunPolicy = (typeof MissedRunPolicy)[keyof typeof MissedRunPolicy];
+
+/** When an App runs by itself (see src/controller/schedule.ts for how each field is read). */
+export interface ScheduleSpec {
+  /** Five cron fields or a macro (`@hourly`); `H` in a field stands for a number hashed from the App's name. */
+  cron: string;
+  /** IANA zone the cron fields are read in. @default "UTC" */
+  timeZone: string;
+  /** No runs while true; times passed meanwhile count as missed when it turns false. @default false */
+  suspend: boolean;
+  /** A due time more than this late is not run at all; absent: no bound. */
+  startingDeadlineSeconds?: number;
+  /** What to make of due times passed while berth was down or the schedule suspended. @default RunOnce */
+  missedRunPolicy: MissedRunPolicy;
+  /** RunAll makes at most this many runs for one gap (the latest ones). @default 10 */
+  maxMissedRuns: number;
+  /** Each run starts this much after its due time at most, by a delay hashed from the App's name. @default 0 */
+  jitterSeconds: number;
+}
+
 /** The network of an App's container: none at all, the server's default, or a named Docker network. */
 export const NetworkName = { none: 'none', default: 'default' } as const;
 
@@ -106,6 +127,8 @@ export interface AppSpec {
   user?: string;
   /** Inputs a run request fills in; see AppParameter. */
   parameters?: AppParameter[];
+  /** Runs made by the clock, besides those asked for. */
+  schedule?: ScheduleSpec;
 }
 
 /** Where an App's desired state comes from: `api`, or `file:<path relative to the apps folder>`. */
@@ -116,6 +139,16 @@ export interface AppStatus {
   /** For file-owned Apps: whether the owning file is applied (`Synced`) or held at its last good state (`Error`). */
   syncState?: 'Synced' | 'Error';
   syncMessage?: string;
+  /** For scheduled Apps: written by the scheduler, on its own column so no other write of the App clobbers it. */
+  schedule?: ScheduleStatus;
+}
+
+/** Where an App's schedule stands. */
+export interface ScheduleStatus {
+  /** The latest due time a run was made for (or passed by, under Skip or a starting deadline). */
+  lastScheduleTime?: string;
+  /** The next due time, before jitter; absent while suspended or when the expression never matches again. */
+  nextScheduleTime?: string;
 }
 
 export interface App {

@@ -5,13 +5,14 @@ import { splitCommand } from './command';
 import { checkSpecSize, MAX_ARGUMENT_BYTES, MAX_COMMAND_ITEMS } from './limits';
 import { parameterDeclarationProblems } from './parameters';
 import { parseCpuNanos, parseMemoryBytes } from './quantity';
+import { Schedule, SCHEDULE_DEFAULTS } from './schedule';
 import {
   appManifestSchema,
   runManifestSchema,
   runRequestSchema,
   seedAppSchema,
 } from './schema';
-import { App, AppSpec, RunOverrides } from './types';
+import { App, AppSpec, RunOverrides, ScheduleSpec } from './types';
 
 /** Finds where a field is in the source text (YAML), for messages with line and column. */
 export type Locator = (path: (string | number)[]) => { line: number; column: number } | undefined;
@@ -79,6 +80,7 @@ export function validateAppManifest(value: unknown, at?: Locator): AppInput {
   check(validators.appManifest, value, 'App', at);
   const manifest = value as { metadata: { name: string; labels?: Record<string, string>; resourceVersion?: string | number }; spec: Record<string, unknown> };
   const spec = normalizeSpec(manifest.spec, at, ['spec']);
+  if (spec.schedule) spec.schedule = normalizeSchedule(spec.schedule, manifest.metadata.name, at);
   checkSpecSize(spec, 'spec', (field) => at?.(field.split('.')) ?? {});
   return {
     name: manifest.metadata.name,
@@ -202,6 +204,18 @@ function normalizeSpec(raw: Record<string, unknown>, at?: Locator, path: string[
     if (problems.length) throw locate(ValidationError.fromProblems(problems, 'App'), at);
   }
   return spec;
+}
+
+/** The schedule with its defaults, its cron expression and zone read once here so a bad one is refused at the edge. */
+function normalizeSchedule(raw: Partial<ScheduleSpec>, appName: string, at?: Locator): ScheduleSpec {
+  const schedule = { ...SCHEDULE_DEFAULTS, ...raw } as ScheduleSpec;
+  try {
+    new Schedule(appName, schedule);
+  } catch (err) {
+    if (err instanceof ValidationError) throw locate(err, at);
+    throw err;
+  }
+  return schedule;
 }
 
 /** The command as words: a list as given, a string split as a shell would; at most MAX_COMMAND_ITEMS words of MAX_ARGUMENT_BYTES. */

@@ -114,6 +114,17 @@ export const migrations: Migration[] = [
       await (qi.sequelize.getDialect() === 'sqlite' ? rebuildSqliteTables(qi.sequelize, 'drop') : alterPostgresTables(qi.sequelize, 'drop'));
     },
   },
+  {
+    // The scheduler's bookkeeping per App (last and next due time), in a column of its own: written
+    // without touching the App's resourceVersion or `status`, so it races neither clients nor the folder.
+    name: '0005-schedules',
+    async up(qi) {
+      await qi.addColumn('apps', 'schedule_status', { type: DataTypes.JSON, allowNull: true });
+    },
+    async down(qi) {
+      await qi.removeColumn('apps', 'schedule_status');
+    },
+  },
 ];
 
 /** The foreign keys of 0004, child table first: each deletes its rows with the row it references. */

@@ -1,5 +1,5 @@
 import { DataTypes, Model, ModelStatic, Sequelize } from 'sequelize';
-import type { AppSpec, AppStatus, RunSpec, RunStatus } from '../model/types';
+import type { AppSpec, AppStatus, RunSpec, RunStatus, ScheduleStatus } from '../model/types';
 
 /** Row shapes; the schema itself is made by ./migrations.ts, never by sync(). */
 export interface AppRow extends Model {
@@ -12,6 +12,8 @@ export interface AppRow extends Model {
   labels: Record<string, string>;
   spec: AppSpec;
   status: AppStatus;
+  /** The scheduler's ScheduleStatus, kept apart from `status` so neither writer clobbers the other (0005-schedules). */
+  scheduleStatus: ScheduleStatus | string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -60,6 +62,7 @@ export function defineModels(sequelize: Sequelize): Models {
       labels: { type: DataTypes.JSON, allowNull: false },
       spec: { type: DataTypes.JSON, allowNull: false },
       status: { type: DataTypes.JSON, allowNull: false },
+      scheduleStatus: { type: DataTypes.JSON, allowNull: true },
     },
     { ...common, tableName: 'apps' },
   );

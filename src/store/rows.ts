@@ -4,13 +4,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ConflictError } from '../errors';
-import { API_VERSION, type ObjectMeta } from '../model/types';
+import { API_VERSION, type AppSpec, type AppStatus, type ObjectMeta } from '../model/types';
 import type { AppRow, RunRow } from './models';
 import type { NewApp, Precondition, StoredApp, StoredRun } from './types';
 
 /** The columns of an App row under the names the model gives them, for plain queries. */
 export const APP_SELECT =
-  'SELECT id, name, uid, generation, resource_version AS "resourceVersion", labels, spec, status, created_at AS "createdAt" FROM apps';
+  'SELECT id, name, uid, generation, resource_version AS "resourceVersion", labels, spec, status, schedule_status AS "scheduleStatus", created_at AS "createdAt" FROM apps';
 
 /** The columns of a Run row under the names the model gives them, for plain queries. */
 export const RUN_SELECT =
@@ -83,7 +83,11 @@ function metadataOf(row: AppRow | RunRow): ObjectMeta {
 }
 
 export function toApp(row: AppRow): StoredApp {
-  return { id: row.id, apiVersion: API_VERSION, kind: 'App', metadata: metadataOf(row), spec: parseJson(row.spec), status: parseJson(row.status) };
+  const status: AppStatus = parseJson(row.status);
+  // A schedule removed from the spec leaves its last status behind: shown only while there is a schedule.
+  const spec: AppSpec = parseJson(row.spec);
+  if (spec.schedule && row.scheduleStatus) status.schedule = parseJson(row.scheduleStatus);
+  return { id: row.id, apiVersion: API_VERSION, kind: 'App', metadata: metadataOf(row), spec, status };
 }
 
 export function toRun(row: RunRow): StoredRun {

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { ForeignKeyConstraintError, Op, QueryTypes, Sequelize, Transaction, UniqueConstraintError, WhereOptions } from 'sequelize';
 import { ConflictError, NotFoundError } from '../errors';
-import { AppSource, RunPhase, RunStatus, TERMINAL_PHASES } from '../model/types';
+import { AppSource, RunPhase, RunStatus, ScheduleStatus, TERMINAL_PHASES } from '../model/types';
 import { ChangeListener, noticeOf, CHANGE_CHANNEL, type ChangeNotice } from './change-feed';
 import { connect, DatabaseLocation, isPostgresUrl } from './db';
 import { migrate } from './migrations';
@@ -231,6 +231,15 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const row = await this.models.App.findByPk(current.id);
     if (!row) throw new NotFoundError('app', ref);
     return this.emitApp('MODIFIED', row);
+  }
+
+  /**
+   * Records where an App's schedule stands. Bookkeeping, not a change of the
+   * App: no resourceVersion bump and no event, so a client's precondition is
+   * not made stale once a minute.
+   */
+  async setScheduleStatus(appId: number, status: ScheduleStatus): Promise<void> {
+    await this.sql.execute('UPDATE apps SET schedule_status = ? WHERE id = ?', [JSON.stringify(status), appId]);
   }
 
   /**

@@ -1,0 +1,164 @@
+/**
+ * The scheduler: makes the runs an App's `spec.schedule` asks for. It runs on
+ * the leader only (src/server.ts starts it with the controller), wakes every
+ * tick, and for each scheduled App asks for the runs that came due since the
+ * last due time it handled, through `requestRun` like any other run — so
+ * concurrencyPolicy and the controller's limits apply as they do to runs
+ * asked for by hand.
+ *
+ * Exactly once per due time: a due time's run is named `<app>-<unix minutes>`
+ * and carries the idempotency key `schedule:<unix minutes>`, so asking again
+ * (after a crash between the insert and the bookkeeping, or by a leader that
+ * was just deposed) finds the run made the first time. The last due time
+ * handled is kept in the store (App `status.schedule`), so a restarted berth
+ * knows which due times it missed while it was down.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConflictError } from '../errors';
+import { createLogger, type Logger } from '../log';
+import { metrics as processMetrics, type BerthMetrics } from '../metrics';
+import { Schedule } from '../model/schedule';
+import { MissedRunPolicy, type ScheduleStatus } from '../model/types';
+import type { Store, StoredApp } from '../store/store';
+import { requestRun } from './run-requests';
+
+/** A due time reached later than this counts as missed (dropped under `Skip`). */
+export const ON_TIME_MS = 10_000;
+
+/** The label a scheduled run carries: its due time in unix minutes. */
+export const SCHEDULED_AT_LABEL = 'berth.dev/scheduled-at';
+
+/** What to do about the due times found between the last one handled and now. */
+export interface DuePlan {
+  /** Due times to make a run for, oldest first. */
+  run: Date[];
+  /** The latest due time handled (run or passed by); the next pass starts after it. */
+  last: Date;
+}
+
+/**
+ * Decides, for one App at `now`, which due times after `last` get a run. All
+ * of them whose run would have been made by now (due time plus jitter) are
+ * handled at once; a due time later than `startingDeadlineSeconds` never runs.
+ * Then: `RunOnce` runs the latest, `RunAll` each (the latest `maxMissedRuns`),
+ * `Skip` the latest only if it is on time (within ON_TIME_MS).
+ */
+export function planDue(schedule: Schedule, last: Date, now: Date): DuePlan {
+  const { missedRunPolicy, maxMissedRuns, startingDeadlineSeconds } = schedule.spec;
+  const until = new Date(now.getTime() - schedule.jitterMs);
+  const due = schedule.dueBetween(last, until, missedRunPolicy === MissedRunPolicy.RunAll ? maxMissedRuns : 1);
+  if (due.length === 0) return { run: [], last };
+  const lateness = (t: Date) => now.getTime() - schedule.fireAt(t).getTime();
+  const inDeadline = (t: Date) => startingDeadlineSeconds === undefined || lateness(t) <= startingDeadlineSeconds * 1000;
+  const onTime = (t: Date) => lateness(t) <= ON_TIME_MS;
+  const run = due.filter((t) => inDeadline(t) && (missedRunPolicy !== MissedRunPolicy.Skip || onTime(t)));
+  return { run, last: due[due.length - 1] };
+}
+
+/** The name of the run of `app` due at `due`: the same on every replica and after every restart. */
+export function scheduledRunName(appName: string, due: Date): string {
+  return `${appName}-${Math.floor(due.getTime() / 60_000)}`;
+}
+
+export interface SchedulerOptions {
+  store: Store;
+  logger?: Logger;
+  metrics?: BerthMetrics;
+  /** The time now; tests pass a clock they move. @default Date.now */
+  clock?: () => Date;
+  /** How often due times are looked for. @default 1000 */
+  tickMs?: number;
+}
+
+/** Makes scheduled runs while `start`'s signal has not aborted. */
+export class Scheduler {
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly metrics: BerthMetrics;
+  private readonly clock: () => Date;
+  private readonly tickMs: number;
+  /** Parsed schedules by App uid, kept while the App's schedule and name stay the same. */
+  private readonly parsed = new Map<string, { key: string; schedule: Schedule }>();
+
+  constructor(options: SchedulerOptions) {
+    this.store = options.store;
+    this.log = options.logger ?? createLogger('info');
+    this.metrics = options.metrics ?? processMetrics;
+    this.clock = options.clock ?? (() => new Date());
+    this.tickMs = options.tickMs ?? 1000;
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.tick().catch((err) => this.log.error({ err }, 'schedule pass failed; trying again next tick'));
+      await sleep(this.tickMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
+  /** One pass over every scheduled App. An App whose pass fails is tried again on the next. */
+  async tick(): Promise<void> {
+    const { items } = await this.store.listApps();
+    const seen = new Set<string>();
+    for (const app of items) {
+      if (!app.spec.schedule) continue;
+      seen.add(app.metadata.uid);
+      try {
+        await this.pass(app);
+      } catch (err) {
+        this.log.warn({ err, app: app.metadata.name }, 'schedule pass of an app failed; trying again next tick');
+      }
+    }
+    for (const uid of this.parsed.keys()) if (!seen.has(uid)) this.parsed.delete(uid);
+  }
+
+  private async pass(app: StoredApp): Promise<void> {
+    const schedule = this.scheduleOf(app);
+    const now = this.clock();
+    const stored = app.status.schedule?.lastScheduleTime;
+    // First sight of this schedule: nothing before it is owed, so start from the latest due time whose run would be made by now.
+    const until = new Date(now.getTime() - schedule.jitterMs);
+    let last = stored ? new Date(stored) : (schedule.dueBetween(new Date(0), until, 1)[0] ?? until);
+    if (!schedule.spec.suspend) {
+      const plan = planDue(schedule, last, now);
+      for (const due of plan.run) await this.makeRun(app, schedule, due);
+      last = plan.last;
+    }
+    const next = schedule.spec.suspend ? null : schedule.nextDue(new Date(Math.max(last.getTime(), until.getTime())));
+    await this.record(app, { lastScheduleTime: last.toISOString(), ...(next ? { nextScheduleTime: next.toISOString() } : {}) });
+  }
+
+  private async makeRun(app: StoredApp, schedule: Schedule, due: Date): Promise<void> {
+    const minutes = String(Math.floor(due.getTime() / 60_000));
+    try {
+      const { run, created } = await requestRun(this.store, app, {
+        name: scheduledRunName(app.metadata.name, due),
+        labels: { [SCHEDULED_AT_LABEL]: minutes },
+        idempotencyKey: `schedule:${minutes}`,
+      });
+      if (!created) return;
+      const lateness = (this.clock().getTime() - schedule.fireAt(due).getTime()) / 1000;
+      this.metrics.scheduleLateness.observe(Math.max(0, lateness));
+      this.log.info({ app: app.metadata.name, run: run.metadata.name, due: due.toISOString(), lateness }, 'scheduled run made');
+    } catch (err) {
+      // Forbid with a run still going, or a run of that name made by hand: this due time gets no run.
+      if (!(err instanceof ConflictError)) throw err;
+      this.log.info({ app: app.metadata.name, due: due.toISOString(), reason: err.message }, 'scheduled run not made');
+    }
+  }
+
+  private scheduleOf(app: StoredApp): Schedule {
+    const key = `${app.metadata.name}\u0000${JSON.stringify(app.spec.schedule)}`;
+    const cached = this.parsed.get(app.metadata.uid);
+    if (cached?.key === key) return cached.schedule;
+    // Validated when the App was written; a schedule that no longer parses throws and is logged per tick.
+    const schedule = new Schedule(app.metadata.name, app.spec.schedule!);
+    this.parsed.set(app.metadata.uid, { key, schedule });
+    return schedule;
+  }
+
+  private async record(app: StoredApp, status: ScheduleStatus): Promise<void> {
+    // Written only when it changed: most ticks change nothing.
+    if (JSON.stringify(app.status.schedule ?? {}) === JSON.stringify(status)) return;
+    await this.store.setScheduleStatus(app.id, status);
+  }
+}

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { SCHEDULED_AT_LABEL, Scheduler } from '../../src/controller/scheduler';
+import { createLogger } from '../../src/log';
+import { createMetrics, createRegistry, type BerthMetrics } from '../../src/metrics';
+import { SCHEDULE_DEFAULTS } from '../../src/model/schedule';
+import type { ScheduleSpec } from '../../src/model/types';
+import { Store, type StoredApp } from '../../src/store/store';
+import { appSpec, tempSqliteStore, uniqueName } from '../helpers/fixtures';
+import { createDatabase } from '../helpers/postgres';
+
+/** A clock the test moves by hand. */
+class TestClock {
+  constructor(private ms: number) {}
+  now = (): Date => new Date(this.ms);
+  set(iso: string): void {
+    this.ms = Date.parse(iso);
+  }
+}
+
+/** Each store the scheduler's bookkeeping is written to: it has a column of its own (0005-schedules). */
+const stores: [string, () => Promise<{ store: Store; drop?: () => Promise<void> }>][] = [
+  ['SQLite', tempSqliteStore],
+  [
+    'PostgreSQL',
+    async () => {
+      const db = await createDatabase();
+      return { store: await Store.open(db.url), drop: db.drop };
+    },
+  ],
+];
+
+for (const [dialect, openStore] of stores) {
+  describe(`Scheduler (real ${dialect} store, injected clock)`, () => {
+    let store: Store;
+    let drop: (() => Promise<void>) | undefined;
+    let clock: TestClock;
+    let metrics: BerthMetrics;
+
+    beforeEach(async () => {
+      ({ store, drop } = await openStore());
+      clock = new TestClock(Date.parse('2026-05-01T12:00:20Z'));
+      metrics = createMetrics(createRegistry());
+    });
+    afterEach(async () => {
+      await store.close();
+      await drop?.();
+    });
+
+    const scheduler = () => new Scheduler({ store, clock: clock.now, metrics, tickMs: 10, logger: createLogger('silent') });
+    const scheduledApp = (fields: Partial<ScheduleSpec> = {}, spec = {}): Promise<StoredApp> =>
+      store.createApp({
+        name: uniqueName('sched'),
+        source: 'api',
+        spec: appSpec({ ...spec, schedule: { ...SCHEDULE_DEFAULTS, cron: '* * * * *', ...fields } as ScheduleSpec }),
+      });
+    const runNames = async (app: StoredApp) => (await store.listRuns({ appId: app.id })).items.map((r) => r.metadata.name).sort();
+    const minutes = (iso: string) => Date.parse(iso) / 60_000;
+
+    it('makes one run per due time, named after it, however often and by however many schedulers it is asked', async () => {
+      const app = await scheduledApp();
+      await scheduler().tick(); // first sight at 12:00:20: 12:00 is the latest due time, nothing is owed before it
+      assert.deepEqual(await runNames(app), []);
+
+      clock.set('2026-05-01T12:01:00.300Z');
+      await scheduler().tick();
+      await scheduler().tick(); // a restarted berth
+      // A crash after the insert but before the bookkeeping: the due time is asked for again, and finds its run.
+      await store.setScheduleStatus(app.id, { lastScheduleTime: '2026-05-01T12:00:00.000Z' });
+      await Promise.all([scheduler().tick(), scheduler().tick()]);
+      assert.deepEqual(await runNames(app), [`${app.metadata.name}-${minutes('2026-05-01T12:01:00Z')}`]);
+
+      const [run] = (await store.listRuns({ appId: app.id })).items;
+      assert.equal(run.metadata.labels[SCHEDULED_AT_LABEL], String(minutes('2026-05-01T12:01:00Z')));
+      const after = await store.mustGetApp(app.id);
+      assert.deepEqual(after.status.schedule, { lastScheduleTime: '2026-05-01T12:01:00.000Z', nextScheduleTime: '2026-05-01T12:02:00.000Z' });
+      // Bookkeeping, not a change of the App: a client's resourceVersion stays good.
+      assert.equal(after.metadata.resourceVersion, app.metadata.resourceVersion);
+      const lateness = await metrics.scheduleLateness.get();
+      assert.equal(lateness.values.find((v) => v.metricName === 'berth_schedule_lateness_seconds_count')?.value, 1);
+      assert.equal(lateness.values.find((v) => v.metricName === 'berth_schedule_lateness_seconds_sum')?.value, 0.3);
+    });
+
+    for (const [policy, expected] of [
+      ['RunAll', ['12:02', '12:03', '12:04', '12:05']],
+      ['RunOnce', ['12:05']],
+      ['Skip', []],
+    ] as const) {
+      it(`after berth was down from 12:01 to 12:05:30, ${policy} makes runs for ${expected.length ? expected.join(', ') : 'none'}`, async () => {
+        const app = await scheduledApp({ missedRunPolicy: policy });
+        clock.set('2026-05-01T12:01:00Z');
+        await scheduler().tick();
+        clock.set('2026-05-01T12:05:30Z');
+        await scheduler().tick();
+        assert.deepEqual(await runNames(app), expected.map((hm) => `${app.metadata.name}-${minutes(`2026-05-01T${hm}:00Z`)}`).sort());
+        assert.equal((await store.mustGetApp(app.id)).status.schedule?.lastScheduleTime, '2026-05-01T12:05:00.000Z');
+      });
+    }
+
+    it('makes no run while suspended, and treats the suspended time as missed when resumed', async () => {
+      const app = await scheduledApp({ suspend: true });
+      for (const t of ['12:00:20', '12:01:00', '12:02:00', '12:03:00']) {
+        clock.set(`2026-05-01T${t}Z`);
+        await scheduler().tick();
+      }
+      assert.deepEqual(await runNames(app), []);
+      assert.deepEqual((await store.mustGetApp(app.id)).status.schedule, { lastScheduleTime: '2026-05-01T12:00:00.000Z' });
+
+      await store.updateApp(app.id, { spec: { ...app.spec, schedule: { ...app.spec.schedule!, suspend: false } } });
+      clock.set('2026-05-01T12:03:40Z');
+      await scheduler().tick();
+      assert.deepEqual(await runNames(app), [`${app.metadata.name}-${minutes('2026-05-01T12:03:00Z')}`]);
+    });
+
+    it('gives a due time no run while a Forbid App still has one going, and moves on', async () => {
+      const app = await scheduledApp({}, { concurrencyPolicy: 'Forbid' });
+      await scheduler().tick();
+      clock.set('2026-05-01T12:01:00Z');
+      await scheduler().tick();
+      clock.set('2026-05-01T12:02:00Z');
+      await scheduler().tick(); // 12:01's run is still Pending
+      assert.deepEqual(await runNames(app), [`${app.metadata.name}-${minutes('2026-05-01T12:01:00Z')}`]);
+      assert.equal((await store.mustGetApp(app.id)).status.schedule?.lastScheduleTime, '2026-05-01T12:02:00.000Z');
+    });
+  });
+}
