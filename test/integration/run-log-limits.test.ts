@@ -52,8 +52,10 @@ describe('run output far beyond --log-limit', function () {
       await exited(berth.child);
       berth = undefined;
     }
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+    // berth, killed, may have been removing one already (409 "removal … already in progress"): wait for it to be gone.
+    const left = () => docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
+    await Promise.all((await left()).map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+    await waitFor('the test\'s containers to be gone', async () => (await left()).length === 0, { timeoutMs: 60_000 });
   });
 
   it('streams 200 MB of output with bounded memory and stores exactly the last --log-limit bytes', async () => {
@@ -114,8 +116,10 @@ describe('a run whose output takes longer to copy than its deadline', function (
   afterEach(async () => {
     await stop?.();
     stop = undefined;
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true })));
+    // berth, killed, may have been removing one already (409 "removal … already in progress"): wait for it to be gone.
+    const left = () => docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
+    await Promise.all((await left()).map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+    await waitFor('the test\'s containers to be gone', async () => (await left()).length === 0, { timeoutMs: 60_000 });
     await store.close();
   });
 
