@@ -1,12 +1,17 @@
 import Docker from 'dockerode';
 import { LABEL_APP } from '../../src/executors/executor';
+import { waitFor } from './wait';
 
-/** Removes the containers of these Apps, whatever state they are in: what a test that starts runs leaves behind. */
+/**
+ * Removes the containers of these Apps, whatever state they are in, and waits
+ * until they are gone: what a test that starts runs leaves behind. A removal
+ * berth had already begun (Docker answers 409) is waited out, not repeated.
+ */
 export async function removeContainersOf(apps: Iterable<string>): Promise<void> {
   const docker = new Docker();
   const names = new Set(apps);
   if (names.size === 0) return;
-  const all = await docker.listContainers({ all: true, filters: { label: [LABEL_APP] } });
-  const ours = all.filter((c) => names.has(c.Labels[LABEL_APP]));
-  await Promise.all(ours.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  const ours = async () => (await docker.listContainers({ all: true, filters: { label: [LABEL_APP] } })).filter((c) => names.has(c.Labels[LABEL_APP]));
+  await Promise.all((await ours()).map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  await waitFor(`the containers of ${[...names].join(', ')} to be gone`, async () => (await ours()).length === 0, { timeoutMs: 60_000 });
 }

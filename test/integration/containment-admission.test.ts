@@ -15,6 +15,7 @@ import { LABEL_APP } from '../../src/executors/executor';
 import { serve, exited, freePort, json, runOf, type Berth } from '../helpers/berth-process';
 import { REGISTRY_IMAGE, TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
+import { removeContainersOf } from '../helpers/containers';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 
@@ -50,10 +51,7 @@ describe('containment through berth serve', function () {
       await exited(berth.child);
     }
     berth = undefined;
-    for (const name of names) {
-      const leftovers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${name}`] } });
-      await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-    }
+    await removeContainersOf(names);
   });
 
   const start = async (flags: string[] = []) => (berth = await serve(dir, await freePort(), flags));

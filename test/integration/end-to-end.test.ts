@@ -10,6 +10,7 @@ import { LABEL_APP } from '../../src/executors/executor';
 import { waitFor } from '../helpers/wait';
 import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { Berth, exited, json, runOf, serve } from '../helpers/berth-process';
+import { removeContainersOf } from '../helpers/containers';
 
 const docker = new Docker();
 
@@ -46,8 +47,7 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
       await exited(berth.child);
     }
     berth = undefined;
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    await removeContainersOf([app]);
   });
 
   it('runs an App and a Run declared in the apps folder, once, and keeps their logs', async () => {

@@ -6,13 +6,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import Docker from 'dockerode';
-import { LABEL_APP } from '../../src/executors/executor';
 import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { Berth, exited, freePort, json, runOf, serve } from '../helpers/berth-process';
 import { waitFor } from '../helpers/wait';
+import { removeContainersOf } from '../helpers/containers';
 
-const docker = new Docker();
 
 /** A run as `/events/` sent it. */
 interface RunEvent {
@@ -68,10 +66,7 @@ describe('why a run is waiting (berth serve, /events/)', function () {
       await exited(berth.child);
     }
     berth = undefined;
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch((err: { statusCode?: number }) => {
-      if (err.statusCode !== 404 && err.statusCode !== 409) throw err;
-    })));
+    await removeContainersOf([app]);
   });
 
   async function createApp(url: string, spec: Record<string, unknown>): Promise<void> {

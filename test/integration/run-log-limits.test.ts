@@ -2,11 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import Docker from 'dockerode';
 import { Controller } from '../../src/controller/controller';
 import { requestRun } from '../../src/controller/run-requests';
 import { DockerExecutor } from '../../src/executors/docker';
-import { LABEL_APP } from '../../src/executors/executor';
 import { Runtimes } from '../../src/executors/runtimes';
 import { createLogger } from '../../src/log';
 import { createMetrics, createRegistry } from '../../src/metrics';
@@ -15,6 +13,7 @@ import type { Store } from '../../src/store/store';
 import { exited, freePort, json, runOf, serve, type Berth } from '../helpers/berth-process';
 import { appSpec, tempDir, tempSqliteStore, TEST_IMAGE, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
+import { removeContainersOf } from '../helpers/containers';
 
 const MiB = 1024 * 1024;
 
@@ -38,7 +37,6 @@ async function memoryOf(pid: number): Promise<{ rss: number; peak: number }> {
 
 describe('run output far beyond --log-limit', function () {
   this.timeout(180_000);
-  const docker = new Docker();
   let app: string;
   let berth: Berth | undefined;
 
@@ -52,10 +50,8 @@ describe('run output far beyond --log-limit', function () {
       await exited(berth.child);
       berth = undefined;
     }
-    // berth, killed, may have been removing one already (409 "removal … already in progress"): wait for it to be gone.
-    const left = () => docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    await Promise.all((await left()).map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
-    await waitFor('the test\'s containers to be gone', async () => (await left()).length === 0, { timeoutMs: 60_000 });
+    // berth, killed, may have been removing one already: removeContainersOf waits for it to be gone.
+    await removeContainersOf([app]);
   });
 
   it('streams 200 MB of output with bounded memory and stores exactly the last --log-limit bytes', async () => {
@@ -103,7 +99,6 @@ describe('run output far beyond --log-limit', function () {
 
 describe('a run whose output takes longer to copy than its deadline', function () {
   this.timeout(120_000);
-  const docker = new Docker();
   let store: Store;
   let app: string;
   let stop: (() => Promise<void>) | undefined;
@@ -116,10 +111,8 @@ describe('a run whose output takes longer to copy than its deadline', function (
   afterEach(async () => {
     await stop?.();
     stop = undefined;
-    // berth, killed, may have been removing one already (409 "removal … already in progress"): wait for it to be gone.
-    const left = () => docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    await Promise.all((await left()).map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
-    await waitFor('the test\'s containers to be gone', async () => (await left()).length === 0, { timeoutMs: 60_000 });
+    // berth, killed, may have been removing one already: removeContainersOf waits for it to be gone.
+    await removeContainersOf([app]);
     await store.close();
   });
 

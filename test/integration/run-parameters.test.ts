@@ -5,13 +5,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import Docker from 'dockerode';
-import { LABEL_APP } from '../../src/executors/executor';
 import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { Berth, exited, freePort, json, runOf, serve } from '../helpers/berth-process';
 import { waitFor } from '../helpers/wait';
+import { removeContainersOf } from '../helpers/containers';
 
-const docker = new Docker();
 
 describe('run parameters (berth serve, Docker)', function () {
   this.timeout(120_000);
@@ -35,11 +33,7 @@ describe('run parameters (berth serve, Docker)', function () {
   });
 
   afterEach(async () => {
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    // berth removes finished containers itself: one it is removing already is not in the way.
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch((err: { statusCode?: number }) => {
-      if (err.statusCode !== 404 && err.statusCode !== 409) throw err;
-    })));
+    await removeContainersOf([app]);
   });
 
   const parameters = [

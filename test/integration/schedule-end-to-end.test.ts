@@ -5,13 +5,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import Docker from 'dockerode';
-import { LABEL_APP } from '../../src/executors/executor';
 import { Berth, exited, freePort, json, serve } from '../helpers/berth-process';
 import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
+import { removeContainersOf } from '../helpers/containers';
 
-const docker = new Docker();
 
 /** A berth with a store and an (empty) apps folder of its own. */
 async function start(): Promise<Berth> {
@@ -34,8 +32,7 @@ describe('schedules on berth serve with Docker', function () {
       await exited(berth.child);
       berth = undefined;
     }
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    await removeContainersOf([app]);
   });
 
   const manifest = (schedule: Record<string, unknown>) => ({

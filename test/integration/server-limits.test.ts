@@ -6,14 +6,12 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
-import Docker from 'dockerode';
-import { LABEL_APP } from '../../src/executors/executor';
 import { createLogger } from '../../src/log';
 import { startServer, type RunningServer } from '../../src/server';
 import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
+import { removeContainersOf } from '../helpers/containers';
 
-const docker = new Docker();
 
 /** Opens a connection, writes `text`, and resolves with what came back and how long the server took to close it. */
 function heldConnection(port: number, text: string): { closed: Promise<{ ms: number; answer: string }> } {
@@ -78,8 +76,7 @@ describe('server: timeouts and followers', function () {
 
   afterEach(async () => {
     await server.stop();
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    await removeContainersOf([app]);
   });
 
   it('closes connections that send headers or a body too slowly, or stay idle, while an event stream keeps streaming', async () => {
