@@ -15,10 +15,25 @@ export interface Berth {
 }
 
 /**
- * Starts `berth serve` on `port` with its store and apps folder in `dir`, and waits until /readyz answers ready
- * (or, with `until: '/healthz'`, until it answers at all: a berth whose runtime is unreachable is never ready).
+ * Starts `berth serve` with its store and apps folder in `dir`, and waits until /readyz answers ready (or, with
+ * `until: '/healthz'`, until it answers at all: a berth whose runtime is unreachable is never ready). It listens on
+ * `port`, or on a free port when none is given; a port taken by someone else between choosing and listening is
+ * replaced by another rather than failing the test. A berth that exits while starting fails at once, with its output.
  */
-export async function serve(dir: string, port: number, flags: string[] = [], env: Record<string, string> = {}, until = '/readyz'): Promise<Berth> {
+export async function serve(dir: string, port?: number, flags: string[] = [], env: Record<string, string> = {}, until = '/readyz'): Promise<Berth> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(dir, port ?? (await freePort()), flags, env, until);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt === 5) throw err;
+      port = undefined;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function start(dir: string, port: number, flags: string[], env: Record<string, string>, until: string): Promise<Berth> {
   let output = '';
   const child = spawn(
     process.execPath,
@@ -27,11 +42,18 @@ export async function serve(dir: string, port: number, flags: string[] = [], env
   );
   child.stdout?.on('data', (chunk) => (output += chunk));
   child.stderr?.on('data', (chunk) => (output += chunk));
+  // 'close' comes after the output is read to its end, so an early exit is reported with all it said.
+  let closed = false;
+  child.once('close', () => (closed = true));
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(`berth on ${url} to be ready`, async () => {
-    if (child.exitCode !== null) throw new Error(`berth exited ${child.exitCode}: ${output}`);
-    return (await fetch(`${url}${until}`)).ok;
+  const outcome = await waitFor(`berth on ${url} to be ready`, async () => {
+    if (closed) return 'exited';
+    return (await fetch(`${url}${until}`)).ok && 'ready';
   });
+  if (outcome === 'exited') {
+    const message = `berth exited ${child.exitCode ?? child.signalCode} while starting: ${output}`;
+    throw output.includes('the address is in use') ? new PortTaken(message) : new Error(message);
+  }
   return { url, child, output: () => output };
 }
 

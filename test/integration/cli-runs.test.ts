@@ -175,8 +175,9 @@ describe('berth run, logs, cancel, get, describe, delete', function () {
 
   it('Ctrl-C on a terminal asks before cancelling; yes cancels the run and exits 1', async () => {
     const name = `${app}-t`;
-    // script(1) gives the client a pseudo-terminal; ^C typed there is SIGINT to it, as at a keyboard.
-    const command = [process.execPath, CLI, 'run', app, '--follow', '--name', name, '--', 'sh', '-c', `"${LONG}"`].join(' ');
+    // script(1) gives the client a pseudo-terminal; ^C typed there is SIGINT to it, as at a keyboard. exec makes the
+    // client script's own child: a shell between them would die of the same SIGINT, and script would report that.
+    const command = ['exec', process.execPath, CLI, 'run', app, '--follow', '--name', name, '--', 'sh', '-c', `"${LONG}"`].join(' ');
     const child = spawn('script', ['-qec', command, '/dev/null'], { env: cliEnv(env()), stdio: ['pipe', 'pipe', 'pipe'] });
     let screen = '';
     child.stdout!.on('data', (chunk) => (screen += chunk));

@@ -27,7 +27,6 @@ async function readUntil(res: Response, needle: string): Promise<string> {
   }
 }
 
-let nextPort = 20_000 + Math.floor(Math.random() * 20_000);
 
 describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function () {
   this.timeout(120_000);
@@ -51,7 +50,7 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
   });
 
   it('runs an App and a Run declared in the apps folder, once, and keeps their logs', async () => {
-    berth = await serve(dir, nextPort++);
+    berth = await serve(dir, undefined);
     const abort = new AbortController();
     const events = await fetch(`${berth.url}/events/?kind=Source&app=${app}`, { signal: abort.signal });
     const syncSeen = readUntil(events, `"path":"${app}.yaml"`).finally(() => abort.abort());
@@ -88,7 +87,7 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
     fs.appendFileSync(path.join(dir, 'apps', `${app}.yaml`), '\n# touched\n');
     berth.child.kill('SIGTERM');
     await exited(berth.child);
-    berth = await serve(dir, nextPort++);
+    berth = await serve(dir, undefined);
     const history = await json(`${berth.url}/apps/${app}/run/`);
     assert.equal(history.body.length, 1);
     const appAnswer = await json(`${berth.url}/apps/${app}/`);
@@ -96,7 +95,7 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
   });
 
   it('runs through the seed API with overrides, streams follow logs and reports the exit code', async () => {
-    berth = await serve(dir, nextPort++);
+    berth = await serve(dir, undefined);
     const created = await json(`${berth.url}/apps/`, {
       method: 'POST',
       body: JSON.stringify({ name: app, image: TEST_IMAGE, command: "sh -c 'for i in 1 2 3; do echo line $i; sleep 0.3; done; exit 3'", envs: {} }),
@@ -121,7 +120,7 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
   });
 
   it('loses no run and starts none twice when killed with SIGKILL mid-run', async () => {
-    berth = await serve(dir, nextPort++);
+    berth = await serve(dir, undefined);
     await json(`${berth.url}/apps/`, {
       method: 'POST',
       body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'sleep 1.5; echo finished; exit 4'] }),
@@ -138,7 +137,7 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
     const container = docker.getContainer(running.status.containerName);
     await waitFor('the container to exit while berth is down', async () => (await container.inspect()).State.Status === 'exited');
 
-    berth = await serve(dir, nextPort++);
+    berth = await serve(dir, undefined);
     const run = await waitFor('the exit to be recorded after restart', async () => {
       const r = await runOf(berth!.url, app, asked.body.id);
       return r.status.phase === 'Failed' ? r : undefined;
@@ -154,7 +153,7 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
   });
 
   it('keeps the newest --log-limit bytes of a run\'s output and --history-limit finished runs', async () => {
-    berth = await serve(dir, nextPort++, ['--log-limit', '1Ki', '--history-limit', '2']);
+    berth = await serve(dir, undefined, ['--log-limit', '1Ki', '--history-limit', '2']);
     await json(`${berth.url}/apps/`, {
       method: 'POST',
       body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'seq 1 2000'] }),
@@ -176,7 +175,7 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
   });
 
   it('reports a missing image as ImagePullFailed with the reason, and keeps serving', async () => {
-    berth = await serve(dir, nextPort++);
+    berth = await serve(dir, undefined);
     await json(`${berth.url}/apps/`, {
       method: 'POST',
       body: JSON.stringify({ name: app, image: '127.0.0.1:5000/berth-test/does-not-exist:1', command: ['true'] }),

@@ -13,7 +13,6 @@ import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { testCluster, testNamespace, type Cluster, type TestNamespace } from '../helpers/kube';
 import { waitFor } from '../helpers/wait';
 
-let nextPort = 20_000 + Math.floor(Math.random() * 20_000);
 
 describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a real cluster)', function () {
   this.timeout(180_000);
@@ -50,7 +49,7 @@ describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a re
   });
 
   const start = (flags: string[] = []): Promise<Berth> =>
-    serve(dir, nextPort++, ['--runtime', 'kubernetes', '--kubeconfig', namespace.kubeconfig, '--image-pull-grace', '5', ...flags]);
+    serve(dir, undefined, ['--runtime', 'kubernetes', '--kubeconfig', namespace.kubeconfig, '--image-pull-grace', '5', ...flags]);
 
   const finished = (id: number, phase: string) =>
     waitFor(
