@@ -1,4 +1,4 @@
-import { CST, isNode, Lexer, LineCounter, parseAllDocuments, Document } from 'yaml';
+import { CST, isCollection, isNode, Lexer, LineCounter, parseAllDocuments, visit, Document } from 'yaml';
 import { FieldProblem, MalformedBodyError, PayloadTooLargeError } from '../errors';
 import { jsonSizeWithin, MAX_DOCUMENT_BYTES, MAX_YAML_ALIASES, MAX_YAML_NESTING } from './limits';
 import type { Locator } from './validate';
@@ -25,6 +25,19 @@ export interface ParsedYaml {
 
 /** Field of the problems about a whole document: too large, or aliases used too often. */
 const DOCUMENT = '(document)';
+
+/** The offset of the first key in `doc` that is a sequence or a mapping, if any. */
+function firstCollectionKey(doc: Document): number | undefined {
+  let found: number | undefined;
+  visit(doc, {
+    Pair(_, pair) {
+      if (!isCollection(pair.key)) return undefined;
+      found = pair.key.range?.[0] ?? 0;
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
 
 /**
  * Parses every document of a YAML text, keeping positions so errors can name
@@ -53,6 +66,13 @@ export function parseYamlDocuments(text: string): ParsedYaml {
     if (doc.errors.length || doc.contents === null) return;
     const start = lineCounter.linePos(doc.contents.range?.[0] ?? 0);
     const at = { line: start.line, column: start.col };
+    // A sequence or mapping as a key has no JSON form: the yaml library would stringify it with a warning on stderr.
+    const collectionKey = firstCollectionKey(doc);
+    if (collectionKey !== undefined) {
+      const pos = lineCounter.linePos(collectionKey);
+      errors.push({ field: '(yaml)', reason: 'a mapping key must be a scalar, not a sequence or a mapping', line: pos.line, column: pos.col });
+      return;
+    }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });

@@ -30,6 +30,24 @@ describe('YAML that would take the parser down', function () {
     assert.ok(Date.now() - started < 2000, `refusing took ${Date.now() - started} ms`);
   });
 
+  it('refuses a sequence or a mapping as a key, naming its line, without a warning on stderr', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): number => warnings.push(warning.message);
+    process.on('warning', onWarning);
+    try {
+      for (const text of ['a: 1\n? [complex, key]\n: 2\n', 'a: 1\n{b: c}: 2\n']) {
+        const { documents, errors } = parseYamlDocuments(text);
+        assert.deepEqual(documents, []);
+        assert.deepEqual(errors.map((e) => [e.reason, e.line]), [['a mapping key must be a scalar, not a sequence or a mapping', 2]]);
+        assert.throws(() => parseYamlBody(text), (err: unknown) => err instanceof MalformedBodyError && /mapping key must be a scalar/.test(err.message));
+      }
+      await new Promise(setImmediate); // process warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(warnings, []);
+  });
+
   it('still reads collections nested as deep as the limit', () => {
     const { documents, errors } = parseYamlDocuments(`${'['.repeat(64)}${']'.repeat(64)}\n`);
     assert.deepEqual(errors, []);
