@@ -14,6 +14,7 @@
  * Runs are followed over `/events/` (ADDED events), never by polling: a poll
  * would load the server whose punctuality it measures.
  */
+import { followEvents } from './run-watcher';
 import { api, percentile, report, startBerth, type BerthProcess } from './support';
 
 const APPS = Number(process.env.BENCH_APPS ?? 200);
@@ -36,39 +37,16 @@ interface Made {
 
 type RunObject = { metadata: { name: string; creationTimestamp: string; labels?: Record<string, string> }; spec: { app: string } };
 
-/** Follows `ADDED` run events; resolves once the stream is open. */
-async function followAdded(url: string, onRun: (run: RunObject) => void, signal: AbortSignal): Promise<void> {
-  const res = await fetch(`${url}/events/?kind=Run`, { signal });
-  if (!res.ok || !res.body) throw new Error(`GET /events/ → ${res.status}`);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  void (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += value;
-        for (let end; (end = buffer.indexOf('\n\n')) >= 0; ) {
-          const lines = buffer.slice(0, end).split('\n');
-          buffer = buffer.slice(end + 2);
-          const data = lines.find((line) => line.startsWith('data:'));
-          if (lines.includes('event: ADDED') && data) onRun(JSON.parse(data.slice(5)) as RunObject);
-        }
-      }
-    } catch {
-      // closed, or the server went away
-    }
-  })();
-}
-
 const sleepUntil = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms - Date.now())));
 const minuteOf = (ms: number): number => Math.floor(ms / MINUTE);
 const policyOf = (index: number): (typeof POLICIES)[number] => POLICIES[index % POLICIES.length];
 
 async function follow(berth: BerthProcess, made: Made[], abort: AbortController): Promise<void> {
-  await followAdded(
+  await followEvents<RunObject>(
     berth.url,
-    (run) => {
+    'kind=Run',
+    (type, run) => {
+      if (type !== 'ADDED') return;
       const due = Number(run.metadata.labels?.[SCHEDULED_AT]);
       if (!Number.isFinite(due)) return;
       made.push({ app: run.spec.app, due, createdMs: Date.parse(run.metadata.creationTimestamp), seenMs: Date.now() });
