@@ -11,14 +11,15 @@
  * `GET /apps/?limit=200&view=summary` is measured too, for what the compact form saves.
  *
  * BENCH_DURATION_S sets the seconds per run (default 5); BENCH_NODE_FLAGS
- * passes flags to the server's node (e.g. `--cpu-prof`).
+ * passes flags to the server's node (e.g. `--cpu-prof`); BENCH_LOG_LEVEL the server's
+ * `--log-level` (default warn; `info` writes the access log line of each request).
  */
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, report, rssMb, serverEnv } from './support';
+import { cpuMs, freePort, report, rssMb, serverEnv } from './support';
 
 const APPS = 1000;
 const CONNECTIONS = 16;
@@ -31,10 +32,13 @@ interface Figure {
   p99: number;
   errors: number;
   bytesPerRequest: number;
+  /** The server's CPU time per answer: steadier than req/s on a machine others are loading. */
+  cpuMsPerRequest: number;
 }
 
 /** One autocannon run; `request` gives each request's path (and body, for a create). */
-async function drive(base: string, request: () => { method?: 'GET' | 'POST'; path: string; body?: string }): Promise<Figure> {
+async function drive(pid: number | undefined, base: string, request: () => { method?: 'GET' | 'POST'; path: string; body?: string }): Promise<Figure> {
+  const cpuBefore = pid ? cpuMs(pid) : 0;
   const result = await autocannon({
     url: base,
     connections: CONNECTIONS,
@@ -47,6 +51,7 @@ async function drive(base: string, request: () => { method?: 'GET' | 'POST'; pat
     p99: result.latency.p99,
     errors: result.errors + result.non2xx,
     bytesPerRequest: result.requests.total ? result.throughput.total / result.requests.total : 0,
+    cpuMsPerRequest: pid && result.requests.total ? (cpuMs(pid) - cpuBefore) / result.requests.total : NaN,
   };
 }
 
@@ -87,7 +92,7 @@ async function main(): Promise<void> {
   // The apps folder apart from the database: the folder watcher must not see every WAL write.
   fs.mkdirSync(path.join(dir, 'apps'));
   const flags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : [];
-  const server = spawn(process.execPath, [...flags, MAIN, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn'], {
+  const server = spawn(process.execPath, [...flags, MAIN, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn'], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: serverEnv(),
   });
@@ -101,7 +106,7 @@ async function main(): Promise<void> {
     }
   }, 100);
   try {
-    await until(() => fetch(`${base}/readyz`).then((r) => r.ok), 15_000);
+    await until(() => fetch(`${base}/readyz`).then((r) => r.ok), 60_000);
     // Idle: started and ready, before the first API request.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const idleRss = rssMb(server.pid!);
@@ -110,11 +115,11 @@ async function main(): Promise<void> {
     const ids = await seedApps(base, prefix, APPS);
     console.log(`created ${APPS} apps in ${Math.round(performance.now() - started)} ms`);
     console.log('');
-    console.log('server  endpoint                                req/s   p50 ms   p99 ms   errors   KB/answer');
+    console.log('server  endpoint                                req/s   p50 ms   p99 ms   errors   KB/answer   CPU ms/answer');
     const berth: Record<string, Figure> = {};
     const calls = { ...scenarios(ids, prefix), 'GET /apps/?limit=200&view=summary': () => ({ path: `/apps/?limit=200&view=summary&offset=${200 * Math.floor(Math.random() * (APPS / 200))}` }) };
     for (const [name, request] of Object.entries(calls)) {
-      berth[name] = await drive(base, request);
+      berth[name] = await drive(server.pid, base, request);
       print('berth', name, berth[name]);
     }
     const seed: Record<string, Figure> = {};
@@ -122,7 +127,7 @@ async function main(): Promise<void> {
       const seedBase = process.env.SEED_URL.replace(/\/$/, '');
       const seedIds = await seedApps(seedBase, prefix, APPS);
       for (const [name, request] of Object.entries(scenarios(seedIds, `${prefix}-s`))) {
-        seed[name] = await drive(seedBase, request);
+        seed[name] = await drive(undefined, seedBase, request);
         print('seed', name, seed[name]);
       }
     }
@@ -145,7 +150,8 @@ async function main(): Promise<void> {
 function print(server: string, name: string, f: Figure): void {
   console.log(
     `${server.padEnd(8)}${name.padEnd(36)}${Math.round(f.rps).toString().padStart(9)}${f.p50.toFixed(1).padStart(9)}${f.p99.toFixed(1).padStart(9)}` +
-      `${String(f.errors).padStart(9)}${(f.bytesPerRequest / 1024).toFixed(1).padStart(12)}`,
+      `${String(f.errors).padStart(9)}${(f.bytesPerRequest / 1024).toFixed(1).padStart(12)}` +
+      `${f.cpuMsPerRequest.toFixed(3).padStart(16)}`,
   );
 }
 
