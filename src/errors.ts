@@ -164,3 +164,12 @@ export class ConfigError extends BerthError {
   readonly status = 500;
   readonly code = 'ConfigError';
 }
+
+/** A query parameter that names something that does not exist, e.g. an unknown field in `?fields=`. */
+export class BadQueryError extends BerthError {
+  readonly status = 400;
+  readonly code = 'BadRequest';
+  static forField(field: string, reason: string): BadQueryError {
+    return new BadQueryError(`${field}: ${reason}`, [{ field, reason }]);
+  }
+}

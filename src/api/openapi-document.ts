@@ -32,8 +32,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
           },
         }),
         get: op('apps', 'List Apps, oldest first', {
-          parameters: [...pageParameters, query('labelSelector', 'Equality selector: `team=data,tier=batch`')],
-          responses: { 200: json('The Apps', { type: 'array', items: ref('App') }, totalHeader), 422: error('Bad query') },
+          parameters: [...pageParameters, query('labelSelector', 'Equality selector: `team=data,tier=batch`'), ...partialParameters],
+          responses: { 200: json('The Apps (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('App') }, totalHeader), 400: error('Unknown field or view'), 422: error('Bad query') },
         }),
       },
       '/apps/{app}/': {
@@ -75,8 +75,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
           },
         }),
         get: op('runs', "The App's runs, newest first", {
-          parameters: [...pageParameters, phaseParameter],
-          responses: { 200: json('The Runs', { type: 'array', items: ref('Run') }, totalHeader), 404: error('No such App') },
+          parameters: [...pageParameters, phaseParameter, ...partialParameters],
+          responses: { 200: json('The Runs (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('Run') }, totalHeader), 400: error('Unknown field or view'), 404: error('No such App') },
         }),
       },
       '/apps/{app}/run/{run}/': {
@@ -105,8 +105,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/runs/': {
         get: op('runs', 'All runs, newest first', {
-          parameters: [...pageParameters, phaseParameter, query('app', 'Only the runs of this App (id or name)')],
-          responses: { 200: json('The Runs', { type: 'array', items: ref('Run') }, totalHeader), 422: error('Bad query') },
+          parameters: [...pageParameters, phaseParameter, query('app', 'Only the runs of this App (id or name)'), ...partialParameters],
+          responses: { 200: json('The Runs (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('Run') }, totalHeader), 400: error('Unknown field or view'), 422: error('Bad query') },
         }),
       },
       '/runs/{run}/': {
@@ -259,6 +259,11 @@ const dryRun = query('dryRun', 'With 1: make every check of the write and answer
 const pageParameters = [
   query('limit', 'At most this many items (`X-Total-Count` says how many there are)', { type: 'integer', minimum: 0, maximum: 1000, default: 100 }),
   query('offset', 'Skip this many items', { type: 'integer', minimum: 0 }),
+];
+/** `?fields=` and `?view=` on the lists (src/api/fields.ts). */
+const partialParameters = [
+  query('fields', 'Comma-separated dotted paths to answer, e.g. `metadata.name,status.phase`; the rest is left out. An unknown path is 400', { type: 'string' }),
+  query('view', '`summary`: id, name, labels, resourceVersion and image (Apps) or phase, exit code, reason and times (Runs); `full` (the default): the whole object', { type: 'string', enum: ['full', 'summary'] }),
 ];
 const phaseParameter = query('phase', 'Comma-separated run phases: ' + Object.values(RunPhase).join(', '));
 const totalHeader = { 'X-Total-Count': header('How many items match, before paging') };

@@ -8,6 +8,7 @@ import { checkPrecondition, sameJson } from '../../store/rows';
 import type { Precondition, StoredApp } from '../../store/store';
 import { requestBody } from '../body';
 import type { ApiDeps } from '../deps';
+import { listProjection } from '../fields';
 import { assertApiOwned, etag, precondition } from '../ownership';
 import { appPath, presentApp } from '../present';
 import { flag, labelSelector, pagination, setTotal } from '../query';
@@ -40,9 +41,10 @@ export function appsRoutes(deps: ApiDeps): Router {
 
   router.get('/apps', async (ctx) => {
     const page = pagination(ctx);
+    const project = listProjection(ctx, 'App');
     const { items, total } = await store.listApps({ ...page, labels: labelSelector(ctx) });
     setTotal(ctx, total);
-    ctx.body = items.map(presentApp);
+    ctx.body = project ? items.map((app) => project(presentApp(app))) : items.map(presentApp);
   });
 
   router.get('/apps/:app', async (ctx) => {

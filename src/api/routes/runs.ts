@@ -8,6 +8,7 @@ import { validateRunRequest } from '../../model/validate';
 import type { StoredApp, StoredRun } from '../../store/store';
 import { requestBody } from '../body';
 import { API_LIMITS, type ApiDeps } from '../deps';
+import { listProjection } from '../fields';
 import { presentRun, runPath } from '../present';
 import { pagination, phases, setTotal, single } from '../query';
 
@@ -74,9 +75,10 @@ export async function runOfApp(deps: ApiDeps, appRef: string, runRef: string): P
 
 async function listRuns(ctx: Context, deps: ApiDeps, app?: StoredApp): Promise<void> {
   const page = pagination(ctx);
+  const project = listProjection(ctx, 'Run');
   const { items, total } = await deps.store.listRuns({ ...page, appId: app?.id, phases: phases(ctx) });
   setTotal(ctx, total);
-  ctx.body = items.map(presentRun);
+  ctx.body = project ? items.map((run) => project(presentRun(run))) : items.map(presentRun);
 }
 
 /**
