@@ -6,6 +6,7 @@
 
 import { LINUX_CAPABILITIES } from './capabilities';
 import { MAX_ARGUMENT_BYTES, MAX_ENV_ENTRIES } from './limits';
+import { notifySchema } from './notify';
 import { MAX_PARAMETER_PATTERN_LENGTH, MAX_PARAMETER_VALUE_LENGTH, MAX_PARAMETERS } from './parameters';
 
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
@@ -285,6 +286,7 @@ export const appSpecSchema = {
     user,
     parameters,
     schedule,
+    notify: notifySchema,
     resources: {
       type: 'object',
       additionalProperties: false,
