@@ -5,12 +5,12 @@
 import { isTerminal, RunPhase } from '../src/model/types';
 
 /**
- * Opens `/events/?kind=Run&app=APP` and calls `onRun` with each event's
- * object until `signal` aborts (or the server goes away); resolves once the
- * stream is open.
+ * Opens `/events/?QUERY` and calls `onEvent` with each event's type (ADDED,
+ * MODIFIED, DELETED, SYNC) and object until `signal` aborts (or the server
+ * goes away); resolves once the stream is open.
  */
-export async function followRuns<T>(url: string, app: string, onRun: (run: T) => void, signal: AbortSignal): Promise<void> {
-  const res = await fetch(`${url}/events/?kind=Run&app=${app}`, { signal });
+export async function followEvents<T>(url: string, query: string, onEvent: (type: string, object: T) => void, signal: AbortSignal): Promise<void> {
+  const res = await fetch(`${url}/events/?${query}`, { signal });
   if (!res.ok || !res.body) throw new Error(`GET /events/ → ${res.status}`);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
@@ -22,16 +22,22 @@ export async function followRuns<T>(url: string, app: string, onRun: (run: T) =>
         buffer += value;
         let end: number;
         while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const frame = buffer.slice(0, end);
+          const lines = buffer.slice(0, end).split('\n');
           buffer = buffer.slice(end + 2);
-          const data = frame.split('\n').find((line) => line.startsWith('data:'));
-          if (data) onRun(JSON.parse(data.slice(5)) as T);
+          const type = lines.find((line) => line.startsWith('event:'))?.slice(6).trim() ?? 'message';
+          const data = lines.find((line) => line.startsWith('data:'));
+          if (data) onEvent(type, JSON.parse(data.slice(5)) as T);
         }
       }
     } catch {
       // closed, or the server went away
     }
   })();
+}
+
+/** Follows the runs of `app`: `onRun` gets each event's object. */
+export function followRuns<T>(url: string, app: string, onRun: (run: T) => void, signal: AbortSignal): Promise<void> {
+  return followEvents<T>(url, `kind=Run&app=${app}`, (_, run) => onRun(run), signal);
 }
 
 export type RunAnswer = { id: number; status: { phase: string } };

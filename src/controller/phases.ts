@@ -8,6 +8,7 @@
  */
 import { AppSpec, PendingReason, RunAttempt, RunPhase, RunReason, RunStatus, RuntimeName } from '../model/types';
 import type { Observation } from '../executors/executor';
+import { exitCodeRetries } from '../model/retry-policy';
 
 /** How an attempt (or a run that never got one) ended. */
 export interface AttemptEnd {
@@ -98,17 +99,32 @@ export function requestCancel(status: RunStatus, reason: RunReason, message: str
 /**
  * The retry policy: the current attempt ended with `end`. Completed → Succeeded;
  * a retryable failure with retries left (`template.retries`, like backoffLimit)
- * → Pending after `policy.baseMs * 2^(attempt-1)` (capped); otherwise Failed.
+ * → Pending after the backoff (`template.retryPolicy.backoff`, else the server's
+ * `policy`); otherwise Failed. `retryPolicy.exitCodes` narrows which exits with
+ * an error are retryable; `retries` stays the limit either way.
  */
 export function finishAttempt(status: RunStatus, end: AttemptEnd, template: AppSpec, policy: RetryPolicy, now: Date): RunStatus {
   if (end.reason === RunReason.Completed) return markSucceeded(status, end);
   const launchesAllowed = 1 + Math.max(0, template.retries);
-  if (RETRYABLE_REASONS.includes(end.reason) && status.attempts < launchesAllowed) {
-    const next = new Date(now.getTime() + retryDelayMs(status.attempts, policy));
+  const excluded = end.reason === RunReason.Error && !exitCodeRetries(template.retryPolicy?.exitCodes, end.exitCode);
+  if (RETRYABLE_REASONS.includes(end.reason) && !excluded && status.attempts < launchesAllowed) {
+    const next = new Date(now.getTime() + retryDelayMs(status.attempts, backoffOf(template, policy)));
     return scheduleRetry(status, end, next.toISOString());
   }
-  const message = status.attempts > 1 && end.message ? `${end.message} (attempt ${status.attempts} of ${launchesAllowed})` : end.message;
+  const failure = end.message ?? `exited with code ${end.exitCode}`;
+  const message = excluded && status.attempts < launchesAllowed
+    ? `${failure}; not retried: exit code ${end.exitCode} is excluded by spec.retryPolicy.exitCodes`
+    : status.attempts > 1 && end.message ? `${end.message} (attempt ${status.attempts} of ${launchesAllowed})` : end.message;
   return markFailed(status, { ...end, message });
+}
+
+/** The App's own backoff where it sets one, the server's otherwise. */
+export function backoffOf(template: AppSpec, policy: RetryPolicy): RetryPolicy {
+  const own = template.retryPolicy?.backoff;
+  return {
+    baseMs: own?.baseSeconds !== undefined ? own.baseSeconds * 1000 : policy.baseMs,
+    maxMs: own?.maxSeconds !== undefined ? own.maxSeconds * 1000 : policy.maxMs,
+  };
 }
 
 /** The delay before attempt `failedAttempts + 1`. */

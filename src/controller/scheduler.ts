@@ -94,30 +94,46 @@ export class Scheduler {
     this.onMissed = options.onMissed;
   }
 
+  /**
+   * Passes over the Apps every tick, and also at the moment the earliest next
+   * run is due: a fixed tick alone would make every run up to a tick late.
+   */
   async start(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      await this.tick().catch((err) => this.log.error({ err }, 'schedule pass failed; trying again next tick'));
-      await sleep(this.tickMs, undefined, { signal }).catch(() => undefined);
+      const nextFire = await this.tick().catch((err) => {
+        this.log.error({ err }, 'schedule pass failed; trying again next tick');
+        return undefined;
+      });
+      const untilFire = nextFire === undefined ? Infinity : nextFire - this.clock().getTime();
+      await sleep(Math.max(0, Math.min(this.tickMs, untilFire)), undefined, { signal }).catch(() => undefined);
     }
   }
 
-  /** One pass over every scheduled App. An App whose pass fails is tried again on the next. */
-  async tick(): Promise<void> {
+  /**
+   * One pass over every scheduled App. An App whose pass fails is tried again
+   * on the next. Returns when the earliest next run is due (ms since the
+   * epoch, jitter included), if any is.
+   */
+  async tick(): Promise<number | undefined> {
     const { items } = await this.store.listApps();
     const seen = new Set<string>();
+    let earliest: number | undefined;
     for (const app of items) {
       if (!app.spec.schedule) continue;
       seen.add(app.metadata.uid);
       try {
-        await this.pass(app);
+        const nextFire = await this.pass(app);
+        if (nextFire !== undefined && (earliest === undefined || nextFire < earliest)) earliest = nextFire;
       } catch (err) {
         this.log.warn({ err, app: app.metadata.name }, 'schedule pass of an app failed; trying again next tick');
       }
     }
     for (const uid of this.parsed.keys()) if (!seen.has(uid)) this.parsed.delete(uid);
+    return earliest;
   }
 
-  private async pass(app: StoredApp): Promise<void> {
+  /** Makes the App's runs that are due, and returns when its next one is (ms since the epoch), if ever. */
+  private async pass(app: StoredApp): Promise<number | undefined> {
     const schedule = this.scheduleOf(app);
     const now = this.clock();
     const stored = app.status.schedule?.lastScheduleTime;
@@ -135,6 +151,7 @@ export class Scheduler {
     }
     const next = schedule.spec.suspend ? null : schedule.nextDue(new Date(Math.max(last.getTime(), until.getTime())));
     await this.record(app, { lastScheduleTime: last.toISOString(), ...(next ? { nextScheduleTime: next.toISOString() } : {}) });
+    return next ? schedule.fireAt(next).getTime() : undefined;
   }
 
   private async makeRun(app: StoredApp, schedule: Schedule, due: Date): Promise<void> {

@@ -7,6 +7,7 @@
 import { LINUX_CAPABILITIES } from './capabilities';
 import { MAX_ARGUMENT_BYTES, MAX_ENV_ENTRIES } from './limits';
 import { notifySchema } from './notify';
+import { retryPolicySchema } from './retry-policy';
 import { MAX_PARAMETER_PATTERN_LENGTH, MAX_PARAMETER_VALUE_LENGTH, MAX_PARAMETERS } from './parameters';
 
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
@@ -287,6 +288,8 @@ export const appSpecSchema = {
     parameters,
     schedule,
     notify: notifySchema,
+    // Retry rules: see ./retry-policy.ts.
+    retryPolicy: retryPolicySchema,
     resources: {
       type: 'object',
       additionalProperties: false,

@@ -4,6 +4,8 @@
  * (see ./validate.ts) before it becomes one of them.
  */
 
+import type { RetryPolicySpec } from './retry-policy';
+
 export const API_VERSION = 'berth.dev/v1';
 
 export const ConcurrencyPolicy = { Allow: 'Allow', Forbid: 'Forbid', Replace: 'Replace' } as const;
@@ -163,6 +165,8 @@ export interface AppSpec {
   schedule?: ScheduleSpec;
   /** Webhooks called when runs end or scheduled runs are missed. */
   notify?: NotifyWebhook[];
+  /** Which failed attempts are retried, and the App's backoff; see ../model/retry-policy.ts. */
+  retryPolicy?: RetryPolicySpec;
 }
 
 /** Where an App's desired state comes from: `api`, or `file:<path relative to the apps folder>`. */

@@ -80,6 +80,20 @@ for (const [dialect, openStore] of stores) {
       assert.equal(lateness.values.find((v) => v.metricName === 'berth_schedule_lateness_seconds_sum')?.value, 0.3);
     });
 
+    it('says when the earliest next run is due, jitter included, so the loop wakes then and not a tick later', async () => {
+      await scheduledApp({ cron: '*/5 * * * *' });
+      const jittered = await scheduledApp({ cron: '* * * * *', jitterSeconds: 30 });
+      await scheduledApp({ suspend: true });
+      clock.set('2026-05-01T12:00:40Z');
+      const nextFire = await scheduler().tick();
+      const due = Date.parse('2026-05-01T12:01:00Z');
+      // The jittered App's next due time is 12:01, fired within 30 s after it: before the */5 App's 12:05.
+      assert.ok(nextFire !== undefined && nextFire >= due && nextFire < due + 30_000, `next fire ${nextFire && new Date(nextFire).toISOString()}`);
+      assert.equal((await store.mustGetApp(jittered.id)).status.schedule?.nextScheduleTime, '2026-05-01T12:01:00.000Z');
+      await store.deleteApp(jittered.id);
+      assert.equal(await scheduler().tick(), Date.parse('2026-05-01T12:05:00Z'));
+    });
+
     for (const [policy, expected] of [
       ['RunAll', ['12:02', '12:03', '12:04', '12:05']],
       ['RunOnce', ['12:05']],
