@@ -31,6 +31,10 @@ export interface BerthMetrics {
   logLinesDropped: Counter;
   /** How late each scheduled run was made, against its due time plus the App's jitter. */
   scheduleLateness: Histogram;
+  /** Notifications that reached an end, by event and state: Delivered, Failed (out of attempts) or Dropped (the outbox was full). */
+  notifications: Counter<'event' | 'state'>;
+  /** Webhook requests made, by result: delivered or failed. */
+  notificationAttempts: Counter<'result'>;
   /** Sets where the `berth_runs` gauge reads its numbers from (the controller points it at the store). */
   countRunsWith(counter: RunCounter | undefined): void;
 }
@@ -108,6 +112,18 @@ export function createMetrics(register: Registry): BerthMetrics {
       name: 'berth_schedule_lateness_seconds',
       help: "How late each scheduled run was made, against its due time plus the App's jitter.",
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers,
+    }),
+    notifications: new Counter({
+      name: 'berth_notifications_total',
+      help: 'Notifications that reached an end, by event and state (Delivered, Failed, Dropped).',
+      labelNames: ['event', 'state'],
+      registers,
+    }),
+    notificationAttempts: new Counter({
+      name: 'berth_notification_attempts_total',
+      help: 'Webhook requests made, by result (delivered, failed).',
+      labelNames: ['result'],
       registers,
     }),
     countRunsWith(counter) {

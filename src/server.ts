@@ -10,6 +10,7 @@ import { createApi } from './api/app';
 import type { ApiDeps, ApiLimits, ReadinessCheck, SourceReporter, SyncReport } from './api/deps';
 import { Controller, type ControllerOptions } from './controller/controller';
 import type { LaunchFence } from './controller/reconciler';
+import { Notifier, type NotifierOptions } from './controller/notifier';
 import { Scheduler } from './controller/scheduler';
 import { ConfigError } from './errors';
 import type { Executor } from './executors/executor';
@@ -81,6 +82,10 @@ export interface ServerConfig {
   logger?: Logger;
   /** Controller tuning beyond the flags (tests shorten retry delays, narrow adoption). */
   controller?: Partial<Omit<ControllerOptions, 'store' | 'runtimes' | 'maxParallel' | 'keepContainers' | 'logger' | 'historyLimit' | 'logLimitBytes'>>;
+  /** The address people reach berth at: webhook notifications link to their run there. */
+  publicUrl?: string;
+  /** Notifier tuning beyond the flags (tests shorten retry delays and timeouts). */
+  notifier?: Partial<Omit<NotifierOptions, 'store' | 'logger' | 'publicUrl'>>;
   /** How long `stop()` lets in-flight requests finish before closing their connections. @default 5000 */
   shutdownGraceMs?: number;
   /**
@@ -313,7 +318,7 @@ function buildLeadership(config: ServerConfig, election: LeaderElectionConfig, s
  * The long-running parts the leader runs, started after the API listens and
  * stopped before the store closes: the controller, which moves runs toward
  * their desired state, the folder source, which makes the store match the
- * apps folder, and the scheduler, which asks for the runs schedules make. One-shot: a new term makes new ones.
+ * apps folder, the scheduler, which asks for the runs schedules make, and the notifier, which calls webhooks. One-shot: a new term makes new ones.
  */
 function buildLeaderParts(context: {
   config: ServerConfig;
@@ -340,7 +345,8 @@ function buildLeaderParts(context: {
     logger: logger.child({ part: 'folder' }),
     admission: { containment: config.containment ?? DEFAULT_CONTAINMENT, defaultRuntime: config.runtime },
   });
-  const scheduler = new Scheduler({ store, logger: logger.child({ part: 'scheduler' }) });
+  const notifier = new Notifier({ ...config.notifier, store, publicUrl: config.publicUrl, logger: logger.child({ part: 'notifier' }) });
+  const scheduler = new Scheduler({ store, logger: logger.child({ part: 'scheduler' }), onMissed: (app, due) => notifier.missed(app, due) });
   let folderProblem: string | undefined;
   const folderReadiness = folder.readinessCheck();
   return {
@@ -353,6 +359,7 @@ function buildLeaderParts(context: {
         readiness: { name: 'controller', check: async () => controller.health() },
       },
       { name: 'scheduler', start: (signal) => scheduler.start(signal) },
+      { name: 'notifier', start: (signal) => notifier.start(signal) },
       {
         name: 'folder',
         async start(signal) {

@@ -14,13 +14,14 @@ import { eventsRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { logsRoutes } from './routes/logs';
 import { metricsRoutes } from './routes/metrics';
+import { notificationsRoutes } from './routes/notifications';
 import { openApiRoutes } from './routes/openapi';
 import { runsRoutes } from './routes/runs';
 import { sourcesRoutes } from './routes/sources';
 import { webPage } from '../ui/web-page';
 
 /** The route modules, each `(deps) => Router`; their paths are served with and without a trailing slash. */
-const ROUTES = [healthRoutes, appsRoutes, runsRoutes, logsRoutes, eventsRoutes, sourcesRoutes, metricsRoutes, openApiRoutes];
+const ROUTES = [healthRoutes, appsRoutes, runsRoutes, notificationsRoutes, logsRoutes, eventsRoutes, sourcesRoutes, metricsRoutes, openApiRoutes];
 
 /**
  * berth's HTTP API as a koa application. Middleware, outermost first:

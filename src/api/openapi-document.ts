@@ -1,5 +1,6 @@
 import { appManifestSchema, runRequestSchema, seedAppSchema } from '../model/schema';
-import { RunPhase, RunReason } from '../model/types';
+import { NotifyEvent, RunPhase, RunReason } from '../model/types';
+import { NotificationState } from '../store/notifications';
 
 /**
  * The OpenAPI 3.1 description of berth's API, served at `/openapi.json`.
@@ -77,6 +78,13 @@ export function openApiDocument(version: string): Record<string, unknown> {
         get: op('runs', "The App's runs, newest first", {
           parameters: [...pageParameters, phaseParameter, ...partialParameters],
           responses: { 200: json('The Runs (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('Run') }, totalHeader), 400: error('Unknown field or view'), 404: error('No such App') },
+        }),
+      },
+      '/apps/{app}/notifications/': {
+        parameters: [path('app')],
+        get: op('notifications', "The App's webhook notifications (spec.notify), newest first, each with every delivery attempt", {
+          parameters: [...pageParameters],
+          responses: { 200: json('The notifications', { type: 'array', items: ref('Notification') }, totalHeader), 404: error('No such App'), 422: error('Bad query') },
         }),
       },
       '/apps/{app}/run/{run}/': {
@@ -220,6 +228,36 @@ export function openApiDocument(version: string): Record<string, unknown> {
                 cancelRequested: { type: 'object' },
               },
             },
+          },
+        },
+        Notification: {
+          type: 'object',
+          description: 'A webhook notification and its delivery attempts (see docs/notifications.md)',
+          properties: {
+            id: { type: 'integer', description: 'Also sent as X-Berth-Delivery' },
+            app: { type: 'string' },
+            event: { enum: Object.values(NotifyEvent) },
+            run: { type: 'string', description: 'The run that ended; absent for Missed' },
+            webhook: { type: 'integer', description: 'Its index in spec.notify' },
+            url: { type: 'string' },
+            state: { enum: Object.values(NotificationState) },
+            attempts: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  attempt: { type: 'integer' },
+                  at: { type: 'string', format: 'date-time' },
+                  durationMs: { type: 'integer' },
+                  status: { type: 'integer', description: "The receiver's HTTP status, when it answered" },
+                  error: { type: 'string' },
+                },
+              },
+            },
+            nextAttemptAt: { type: 'string', format: 'date-time' },
+            createdAt: { type: 'string', format: 'date-time' },
+            updatedAt: { type: 'string', format: 'date-time' },
+            payload: { type: 'object', description: 'The JSON body sent' },
           },
         },
         Error: {

@@ -42,6 +42,7 @@ interface ServeFlags {
   insecureNoAuth: boolean;
   keepContainers: boolean;
   logLevel: LogLevel;
+  publicUrl?: string;
   leaderElect: boolean;
   leaderElectLease: boolean;
   leaseDuration: number;
@@ -141,6 +142,9 @@ export function addServeOptions(command: Command): Command {
       ),
     )
     .addOption(option('--insecure-no-auth', 'allow a non-loopback --host without --token', 'BERTH_INSECURE_NO_AUTH').default(false))
+    .addOption(
+      option('--public-url <url>', 'the address people reach berth at: webhook notifications link to their run there', 'BERTH_PUBLIC_URL').argParser(httpUrl),
+    )
     .addOption(option('--keep-containers', 'leave finished containers in place for inspection', 'BERTH_KEEP_CONTAINERS').default(false))
     .addOption(option('--log-level <level>', 'log level', 'BERTH_LOG_LEVEL').default('info').choices(LOG_LEVELS))
     .addOption(
@@ -276,6 +280,7 @@ export function serveConfig(command: Command): ServerConfig {
     allowedHosts: flags.allowedHosts,
     keepContainers: flags.keepContainers,
     logLevel: flags.logLevel,
+    publicUrl: flags.publicUrl,
     leaderElection: leaderElection(flags),
     containment: containment(flags),
   };
@@ -470,6 +475,17 @@ function hostList(value: string): string[] {
 
 function dnsLabel(value: string): string {
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)) throw new InvalidArgumentError('must be a DNS-1123 label (a Kubernetes namespace name).');
+  return value;
+}
+
+function httpUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('must be an absolute http:// or https:// URL, such as https://berth.example.');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`must use http or https, not ${url.protocol.slice(0, -1)}.`);
   return value;
 }
 

@@ -34,6 +34,8 @@ export interface DuePlan {
   run: Date[];
   /** The latest due time handled (run or passed by); the next pass starts after it. */
   last: Date;
+  /** Due times passed by without a run (past the starting deadline, or late under `Skip`): what `Missed` notifications report. */
+  missed: Date[];
 }
 
 /**
@@ -47,12 +49,12 @@ export function planDue(schedule: Schedule, last: Date, now: Date): DuePlan {
   const { missedRunPolicy, maxMissedRuns, startingDeadlineSeconds } = schedule.spec;
   const until = new Date(now.getTime() - schedule.jitterMs);
   const due = schedule.dueBetween(last, until, missedRunPolicy === MissedRunPolicy.RunAll ? maxMissedRuns : 1);
-  if (due.length === 0) return { run: [], last };
+  if (due.length === 0) return { run: [], last, missed: [] };
   const lateness = (t: Date) => now.getTime() - schedule.fireAt(t).getTime();
   const inDeadline = (t: Date) => startingDeadlineSeconds === undefined || lateness(t) <= startingDeadlineSeconds * 1000;
   const onTime = (t: Date) => lateness(t) <= ON_TIME_MS;
   const run = due.filter((t) => inDeadline(t) && (missedRunPolicy !== MissedRunPolicy.Skip || onTime(t)));
-  return { run, last: due[due.length - 1] };
+  return { run, last: due[due.length - 1], missed: due.filter((t) => !run.includes(t)) };
 }
 
 /** The name of the run of `app` due at `due`: the same on every replica and after every restart. */
@@ -68,6 +70,8 @@ export interface SchedulerOptions {
   clock?: () => Date;
   /** How often due times are looked for. @default 1000 */
   tickMs?: number;
+  /** Told of each due time passed by without a run, before the pass is recorded (after a crash it is told again, never not at all). */
+  onMissed?: (app: StoredApp, due: Date) => Promise<void>;
 }
 
 /** Makes scheduled runs while `start`'s signal has not aborted. */
@@ -77,6 +81,7 @@ export class Scheduler {
   private readonly metrics: BerthMetrics;
   private readonly clock: () => Date;
   private readonly tickMs: number;
+  private readonly onMissed?: (app: StoredApp, due: Date) => Promise<void>;
   /** Parsed schedules by App uid, kept while the App's schedule and name stay the same. */
   private readonly parsed = new Map<string, { key: string; schedule: Schedule }>();
 
@@ -86,6 +91,7 @@ export class Scheduler {
     this.metrics = options.metrics ?? processMetrics;
     this.clock = options.clock ?? (() => new Date());
     this.tickMs = options.tickMs ?? 1000;
+    this.onMissed = options.onMissed;
   }
 
   /**
@@ -137,6 +143,10 @@ export class Scheduler {
     if (!schedule.spec.suspend) {
       const plan = planDue(schedule, last, now);
       for (const due of plan.run) await this.makeRun(app, schedule, due);
+      for (const due of plan.missed) {
+        this.log.info({ app: app.metadata.name, due: due.toISOString() }, 'scheduled run missed: its due time passed without a run');
+        await this.onMissed?.(app, due);
+      }
       last = plan.last;
     }
     const next = schedule.spec.suspend ? null : schedule.nextDue(new Date(Math.max(last.getTime(), until.getTime())));

@@ -6,6 +6,7 @@
 
 import { LINUX_CAPABILITIES } from './capabilities';
 import { MAX_ARGUMENT_BYTES, MAX_ENV_ENTRIES } from './limits';
+import { notifySchema } from './notify';
 import { retryPolicySchema } from './retry-policy';
 import { MAX_PARAMETER_PATTERN_LENGTH, MAX_PARAMETER_VALUE_LENGTH, MAX_PARAMETERS } from './parameters';
 
@@ -286,6 +287,7 @@ export const appSpecSchema = {
     user,
     parameters,
     schedule,
+    notify: notifySchema,
     // Retry rules: see ./retry-policy.ts.
     retryPolicy: retryPolicySchema,
     resources: {

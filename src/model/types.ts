@@ -104,6 +104,38 @@ export interface AppParameter {
   enum?: string[];
 }
 
+/** What a webhook is called for (see docs/notifications.md). */
+export const NotifyEvent = {
+  /** A run ended Failed, after its last retry. */
+  Failed: 'Failed',
+  /** A run ended Succeeded. */
+  Succeeded: 'Succeeded',
+  /** A run ended Succeeded after one or more runs of the App that failed. */
+  Recovered: 'Recovered',
+  /** A scheduled due time passed without a run: past its startingDeadlineSeconds, or late under missedRunPolicy Skip. */
+  Missed: 'Missed',
+} as const;
+export type NotifyEvent = (typeof NotifyEvent)[keyof typeof NotifyEvent];
+
+/** Where the server reads a webhook's signing secret: never the spec itself. */
+export interface SecretRef {
+  /** An environment variable of the server. */
+  env?: string;
+  /** A file on the server (read at each delivery, so a rotated secret is used at once). */
+  file?: string;
+}
+
+/** A webhook of `spec.notify`. */
+export interface NotifyWebhook {
+  /** An http:// or https:// URL the server POSTs to. */
+  url: string;
+  on: NotifyEvent[];
+  /** Failed fires only when the App's last `after` runs all failed; Recovered only after such a streak. @default 1 */
+  after?: number;
+  /** When set, each request carries `X-Berth-Signature: sha256=<HMAC-SHA256>`. */
+  secretRef?: SecretRef;
+}
+
 export interface AppSpec {
   image: string;
   command: string[];
@@ -131,6 +163,8 @@ export interface AppSpec {
   parameters?: AppParameter[];
   /** Runs made by the clock, besides those asked for. */
   schedule?: ScheduleSpec;
+  /** Webhooks called when runs end or scheduled runs are missed. */
+  notify?: NotifyWebhook[];
   /** Which failed attempts are retried, and the App's backoff; see ../model/retry-policy.ts. */
   retryPolicy?: RetryPolicySpec;
 }

@@ -3,6 +3,7 @@ import ajvErrors from 'ajv-errors';
 import { FieldProblem, ValidationError } from '../errors';
 import { splitCommand } from './command';
 import { checkSpecSize, MAX_ARGUMENT_BYTES, MAX_COMMAND_ITEMS } from './limits';
+import { notifyProblems } from './notify';
 import { parameterDeclarationProblems } from './parameters';
 import { parseCpuNanos, parseMemoryBytes } from './quantity';
 import { Schedule, SCHEDULE_DEFAULTS } from './schedule';
@@ -201,6 +202,10 @@ function normalizeSpec(raw: Record<string, unknown>, at?: Locator, path: string[
   if (raw.user !== undefined) spec.user = String(raw.user);
   if (spec.parameters) {
     const problems = parameterDeclarationProblems(spec.parameters, [...path, 'parameters'].join('.'));
+    if (problems.length) throw locate(ValidationError.fromProblems(problems, 'App'), at);
+  }
+  if (spec.notify) {
+    const problems = notifyProblems(spec.notify, [...path, 'notify'].join('.'));
     if (problems.length) throw locate(ValidationError.fromProblems(problems, 'App'), at);
   }
   return spec;

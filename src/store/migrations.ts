@@ -125,6 +125,34 @@ export const migrations: Migration[] = [
       await qi.removeColumn('apps', 'schedule_status');
     },
   },
+  {
+    // The webhook outbox: one row per notification, written before it is sent, so a delivery waiting
+    // for its retry survives a restart; its attempts are kept on it, for GET /apps/{app}/notifications/.
+    // `key` makes enqueueing idempotent (one notification per run, webhook and event, whoever sees the run end).
+    name: '0006-notifications',
+    async up(qi) {
+      await qi.createTable('notifications', {
+        id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+        app_id: { type: DataTypes.INTEGER, allowNull: false, references: { model: 'apps', key: 'id' }, onDelete: 'CASCADE' },
+        key: { type: DataTypes.STRING(512), allowNull: false, unique: true },
+        webhook: { type: DataTypes.INTEGER, allowNull: false },
+        url: { type: DataTypes.STRING(2048), allowNull: false },
+        event: { type: DataTypes.STRING(16), allowNull: false },
+        run_name: { type: DataTypes.STRING(253), allowNull: true },
+        state: { type: DataTypes.STRING(16), allowNull: false },
+        payload: { type: DataTypes.TEXT, allowNull: false },
+        attempts: { type: DataTypes.JSON, allowNull: false },
+        next_attempt_at: { type: DataTypes.DATE, allowNull: true },
+        created_at: { type: DataTypes.DATE, allowNull: false },
+        updated_at: { type: DataTypes.DATE, allowNull: false },
+      });
+      await qi.addIndex('notifications', ['app_id', 'id']);
+      await qi.addIndex('notifications', ['state', 'next_attempt_at']);
+    },
+    async down(qi) {
+      await qi.dropTable('notifications');
+    },
+  },
 ];
 
 /** The foreign keys of 0004, child table first: each deletes its rows with the row it references. */

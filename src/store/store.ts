@@ -7,6 +7,7 @@ import { ChangeListener, noticeOf, CHANGE_CHANNEL, type ChangeNotice } from './c
 import { connect, DatabaseLocation, isPostgresUrl } from './db';
 import { migrate } from './migrations';
 import { LeadershipRecords } from './leadership';
+import { NotificationRecords } from './notifications';
 import { AppRow, defineModels, Models, RunRow } from './models';
 import { isForeignKeyViolation, PlainSql } from './plain-sql';
 import {
@@ -59,6 +60,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   private readonly runCreation = new Map<number, Promise<unknown>>();
   /** Who leads, its epoch, and the launches fenced by it (src/leadership/). */
   readonly leadership: LeadershipRecords;
+  /** The webhook outbox and its delivery attempts (src/controller/notifier.ts). */
+  readonly notifications: NotificationRecords;
   /** This instance, as the origin of the changes it publishes to other replicas. */
   private readonly instance = randomUUID();
   /** On PostgreSQL: other replicas' changes, re-emitted here (./change-feed.ts). */
@@ -74,6 +77,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     this.models = defineModels(sequelize);
     this.sql = new PlainSql(sequelize);
     this.leadership = new LeadershipRecords(sequelize);
+    this.notifications = new NotificationRecords(sequelize);
   }
 
   /** Connects, brings the schema up to date, and returns a ready store. */

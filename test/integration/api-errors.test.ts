@@ -167,6 +167,7 @@ describe('API: errors and operations endpoints', () => {
       '/apps/{app}/run/': ['post', 'get'],
       '/apps/{app}/run/{run}/': ['get'],
       '/apps/{app}/run/{run}/cancel/': ['post'],
+      '/apps/{app}/notifications/': ['get'],
       '/apps/{app}/run/{run}/logs/': ['get'],
       '/runs/': ['get'],
       '/runs/{run}/': ['get'],

@@ -119,7 +119,7 @@ describe('planDue: missed runs after a gap', () => {
   const now = at('2026-05-01T12:05:03Z');
 
   it('RunOnce makes one run, for the latest due time', () => {
-    assert.deepEqual(planDue(everyMinute(), last, now), { run: [at('2026-05-01T12:05:00Z')], last: at('2026-05-01T12:05:00Z') });
+    assert.deepEqual(planDue(everyMinute(), last, now), { run: [at('2026-05-01T12:05:00Z')], last: at('2026-05-01T12:05:00Z'), missed: [] });
   });
 
   it('RunAll makes one run per due time, at most maxMissedRuns', () => {
@@ -133,13 +133,13 @@ describe('planDue: missed runs after a gap', () => {
   it('Skip runs only a due time reached on time', () => {
     assert.deepEqual(isos(planDue(everyMinute({ missedRunPolicy: 'Skip' }), last, now).run), ['2026-05-01T12:05:00.000Z']);
     const late = planDue(everyMinute({ missedRunPolicy: 'Skip' }), last, at('2026-05-01T12:05:40Z'));
-    assert.deepEqual(late, { run: [], last: at('2026-05-01T12:05:00Z') });
+    assert.deepEqual(late, { run: [], last: at('2026-05-01T12:05:00Z'), missed: [at('2026-05-01T12:05:00Z')] });
   });
 
   it('never runs a due time later than startingDeadlineSeconds', () => {
     const plan = planDue(everyMinute({ missedRunPolicy: 'RunAll', startingDeadlineSeconds: 130 }), last, now);
     assert.deepEqual(isos(plan.run), ['2026-05-01T12:03:00.000Z', '2026-05-01T12:04:00.000Z', '2026-05-01T12:05:00.000Z']);
-    assert.deepEqual(planDue(everyMinute({ startingDeadlineSeconds: 2 }), last, now), { run: [], last: at('2026-05-01T12:05:00Z') });
+    assert.deepEqual(planDue(everyMinute({ startingDeadlineSeconds: 2 }), last, now), { run: [], last: at('2026-05-01T12:05:00Z'), missed: [at('2026-05-01T12:05:00Z')] });
   });
 
   it('waits for the jitter before a due time counts', () => {
