@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import pLimit from 'p-limit';
 
 export interface BerthProcess {
   url: string;
@@ -129,13 +130,6 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 /** Runs `task` `count` times, at most `width` at once. */
 export async function pool(count: number, width: number, task: () => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < count) {
-        next++;
-        await task();
-      }
-    }),
-  );
+  const limit = pLimit(width);
+  await Promise.all(Array.from({ length: count }, () => limit(task)));
 }

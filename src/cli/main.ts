@@ -30,7 +30,7 @@ function program(): Command {
   });
   serve.action(async (_opts, command: Command) => {
     const { serveConfig, UsageError } = await import('./serve-options');
-    let config;
+    let config: ReturnType<typeof serveConfig>;
     try {
       config = serveConfig(command);
     } catch (err) {

@@ -418,7 +418,7 @@ export class Reconciler {
     if (observed.state === 'absent') return;
     const name = currentWorkload(run);
     const limit = this.options.logLimitBytes;
-    let stream;
+    let stream: Awaited<ReturnType<Executor['logs']>>;
     try {
       stream = await this.runtime(executor, () => executor.logs(name, { follow: false, limitBytes: limit }));
     } catch (error) {

@@ -5,17 +5,14 @@
  * for `kind: Run` documents alike; the values reach the container as
  * environment variables of the same names.
  */
+import RE2 from 're2';
 import type { FieldProblem } from '../errors';
 import { ValidationError } from '../errors';
 import type { AppParameter } from './types';
 
 /** The longest `pattern`: long enough for any real rule, short enough to keep its compilation cheap. */
 export const MAX_PARAMETER_PATTERN_LENGTH = 256;
-/**
- * The longest parameter value. Patterns are JavaScript regular expressions,
- * whose worst case grows with the input: a short input keeps even a careless
- * pattern's match quick.
- */
+/** The longest parameter value. */
 export const MAX_PARAMETER_VALUE_LENGTH = 4096;
 /** Parameters one App may declare. */
 export const MAX_PARAMETERS = 64;
@@ -23,10 +20,16 @@ export const MAX_PARAMETERS = 64;
 /**
  * A declared pattern as it is matched: against the whole value (`[0-9]+`
  * means digits only, as a user reading it expects), with Unicode semantics.
- * Throws a SyntaxError when the pattern does not compile.
+ *
+ * Patterns are users' regexes that the server runs on request bodies, so they
+ * run on RE2, whose matching time grows linearly with the value: with a
+ * backtracking engine, `(a+)+` against a few thousand characters blocks the
+ * event loop for good. RE2 has no backreferences or lookaround; a pattern
+ * using them is refused when it is declared.
+ * Throws a SyntaxError when the pattern does not compile on RE2.
  */
-export function compileParameterPattern(pattern: string): RegExp {
-  return new RegExp(`^(?:${pattern})$`, 'u');
+export function compileParameterPattern(pattern: string): RE2 {
+  return new RE2(`^(?:${pattern})$`, 'u');
 }
 
 /**
@@ -43,10 +46,9 @@ export function parameterDeclarationProblems(parameters: AppParameter[], path: s
     if (seen.has(parameter.name)) problems.push({ field: `${at}.name`, reason: `declares "${parameter.name}" a second time` });
     seen.add(parameter.name);
     if (parameter.pattern !== undefined) {
-      try {
-        compileParameterPattern(parameter.pattern);
-      } catch (err) {
-        problems.push({ field: `${at}.pattern`, reason: `is not a valid regular expression: ${(err as Error).message}` });
+      const refused = patternProblem(parameter.pattern);
+      if (refused) {
+        problems.push({ field: `${at}.pattern`, reason: refused });
         return;
       }
     }
@@ -87,6 +89,21 @@ export function resolveParameters(appName: string, declared: AppParameter[] = []
   }
   if (problems.length) throw ValidationError.fromProblems(problems, 'parameters');
   return values;
+}
+
+/** Why a declared pattern cannot be used, or undefined when it can. */
+function patternProblem(pattern: string): string | undefined {
+  try {
+    new RegExp(pattern, 'u');
+  } catch (err) {
+    return `is not a valid regular expression: ${(err as Error).message}`;
+  }
+  try {
+    compileParameterPattern(pattern);
+  } catch (err) {
+    return `is not supported by RE2, the linear-time engine berth matches with (no backreferences or lookaround): ${(err as Error).message}`;
+  }
+  return undefined;
 }
 
 /** Why `value` breaks the parameter's pattern or enum, or undefined when it obeys them. */

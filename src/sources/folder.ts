@@ -361,7 +361,7 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
   }
 
   private refreshGit(): void {
-    if (this.gitRefresh) return;
+    if (this.gitRefresh !== undefined) return;
     this.gitRefresh = gitCommit(this.dir)
       .then((commit) => {
         this.commit = commit;

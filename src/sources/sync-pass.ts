@@ -131,7 +131,7 @@ export async function syncFiles(store: Store, records: ReadonlyMap<string, FileR
         problems.push(problem);
         if (problem.field === 'spec.app') waiting.get(file.path)?.add(run.app);
       }
-      if (!problem || problem.field !== 'spec.app') refs.push({ kind: 'Run', name: run.name });
+      if (problem?.field !== 'spec.app') refs.push({ kind: 'Run', name: run.name });
     }
     runErrors.set(file.path, problems);
     runsSeen.set(file.path, refs);

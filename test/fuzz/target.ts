@@ -93,7 +93,15 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
     token: FUZZ_TOKEN,
     listenHost: '127.0.0.1',
     allowedHosts: [ALLOWED_HOST],
-    readiness: [{ name: 'store', check: async () => (await store.ping(), { ready: true }) }],
+    readiness: [
+      {
+        name: 'store',
+        check: async () => {
+          await store.ping();
+          return { ready: true };
+        },
+      },
+    ],
     runtimes: new Runtimes([new MemoryExecutor({ runtime: RuntimeName.docker })], RuntimeName.docker),
     metrics: new Registry(),
     appsDir,

@@ -42,7 +42,15 @@ export async function startTestApi(overrides: Partial<ApiDeps> = {}): Promise<Te
   const deps: ApiDeps = {
     store,
     logger: createLogger('silent'),
-    readiness: [{ name: 'store', check: async () => (await store.ping(), { ready: true }) }],
+    readiness: [
+      {
+        name: 'store',
+        check: async () => {
+          await store.ping();
+          return { ready: true };
+        },
+      },
+    ],
     runtimes: new Runtimes([], 'docker'),
     metrics: new Registry(),
     appsDir: 'apps',

@@ -104,7 +104,7 @@ describe('berth apply and berth diff', function () {
     fs.writeFileSync(path.join(dir, 'bad.yaml'), appDoc(bad, '  retries: -1'));
     const res = await cli(['apply', '-f', dir], { env: env() });
     assert.equal(res.code, 1, shown(res));
-    assert.match(res.stderr, new RegExp(`^berth: ${escape(path.join(dir, 'bad.yaml'))}: app/${bad}: spec.retries: must be an integer from 0 to 100$`, 'm'));
+    assert.match(res.stderr, new RegExp(`^berth: ${escapeRegExp(path.join(dir, 'bad.yaml'))}: app/${bad}: spec.retries: must be an integer from 0 to 100$`, 'm'));
     assert.match(res.stderr, /^berth: 1 of 2 documents refused; nothing was applied$/m);
     assert.equal(res.stdout, '');
     assert.equal((await api(`/apps/${good}/`)).status, 404);
@@ -116,7 +116,7 @@ describe('berth apply and berth diff', function () {
     fs.writeFileSync(file, 'apiVersion: berth.dev/v1\nkind: App\nmetadata: {name: x\nspec: {}\n');
     const res = await cli(['apply', '-f', file], { env: env() });
     assert.equal(res.code, 2, shown(res));
-    assert.match(res.stderr, new RegExp(`^berth: ${escape(file)}:\\d+:\\d+: `, 'm'));
+    assert.match(res.stderr, new RegExp(`^berth: ${escapeRegExp(file)}:\\d+:\\d+: `, 'm'));
 
     const missing = await cli(['apply', '-f', path.join(dir, 'nope.yaml')], { env: env() });
     assert.equal(missing.code, 2, shown(missing));
@@ -203,6 +203,6 @@ describe('berth apply and berth diff', function () {
   }
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -55,7 +55,7 @@ describe('FolderSource: symbolic links', function () {
     for (const leak of [foreign.app, foreign.marker, 'other.yaml', 'nested']) assert.ok(!report.includes(leak), `/sources/ shows "${leak}" from outside: ${report}`);
   }
 
-  const outsideReason = (link: string, target: string, dir: string) =>
+  const outsideReason = (_link: string, target: string, dir: string) =>
     `is a symbolic link to ${target}, which leads outside the apps folder (${fs.realpathSync(dir)}); links may only point inside it, so it is not followed`;
 
   it('reports links leading outside at start-up, one error each naming the link and its target, and follows none', async () => {

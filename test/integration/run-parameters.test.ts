@@ -87,6 +87,31 @@ describe('run parameters (berth serve, Docker)', function () {
     assert.deepEqual(await runsOfApp(), []);
   });
 
+  it('answers a catastrophic pattern with a hostile value at once, and refuses a pattern RE2 cannot take with 422', async () => {
+    await createApp({ parameters: [{ name: 'WORD', pattern: '(a+)+' }], command: ['true'] });
+    // 4 KB (the longest value) that (a+)+ fails on only after trying every split of the a's, and 50 KB past the limit.
+    for (const value of [`${'a'.repeat(4095)}!`, `${'a'.repeat(50_000)}!`]) {
+      const started = performance.now();
+      const refused = await json(`${berth.url}/apps/${app}/run/`, {
+        method: 'POST',
+        body: JSON.stringify({ parameters: { WORD: value } }),
+        signal: AbortSignal.timeout(5_000),
+      });
+      assert.equal(refused.status, 422);
+      assert.deepEqual(refused.body.details.map((d: { field: string }) => d.field), ['parameters.WORD']);
+      assert.ok(performance.now() - started < 2_000, `answered in ${Math.round(performance.now() - started)} ms`);
+    }
+    assert.equal((await json(`${berth.url}/healthz`)).status, 200);
+
+    const refused = await json(`${berth.url}/apps/`, {
+      method: 'POST',
+      body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: uniqueName('params') }, spec: { image: TEST_IMAGE, parameters: [{ name: 'TWICE', pattern: '(a)\\1' }] } }),
+    });
+    assert.equal(refused.status, 422);
+    assert.deepEqual(refused.body.details.map((d: { field: string }) => d.field), ['spec.parameters.0.pattern']);
+    assert.deepEqual(await runsOfApp(), []);
+  });
+
   it('takes a request with no body when nothing is required, and names the missing parameter when something is', async () => {
     await createApp({ parameters: [{ name: 'DAYS', default: '7' }], command: ['sh', '-c', 'echo "days=$DAYS"'] });
     const seedStyle = await askForRun();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { resolveParameters } from '../../src/model/parameters';
+import { MAX_PARAMETER_VALUE_LENGTH, resolveParameters } from '../../src/model/parameters';
 import { validateAppManifest, validateRunManifest, validateRunRequest } from '../../src/model/validate';
 import type { AppParameter } from '../../src/model/types';
 import { problemsOf } from '../helpers/validation';
@@ -39,6 +39,15 @@ describe('App spec.parameters', () => {
     assert.deepEqual(problemsOf(() => validateAppManifest(app([{ name: 'A', pattern: 'a'.repeat(257) }]))), [
       { field: 'spec.parameters.0.pattern', reason: 'must be a regular expression of 1 to 256 characters' },
     ]);
+  });
+
+  it('refuses a pattern RE2 cannot match in linear time (backreferences, lookaround), naming the parameter', () => {
+    for (const pattern of ['(a)\\1', 'a(?=b)', '(?<!x)y']) {
+      const problems = problemsOf(() => validateAppManifest(app([{ name: 'A', pattern }])));
+      assert.equal(problems.length, 1, pattern);
+      assert.equal(problems[0].field, 'spec.parameters.0.pattern');
+      assert.match(problems[0].reason, /^is not supported by RE2, the linear-time engine berth matches with \(no backreferences or lookaround\): /);
+    }
   });
 
   it('refuses pattern with enum, a default that breaks its rule, and required with a default', () => {
@@ -85,6 +94,17 @@ describe('resolveParameters', () => {
     assert.deepEqual(problemsOf(() => resolveParameters('report', declared, { TARGET: 'staging', DAYS: '7; rm -rf /' })).map((p) => p.field), [
       'parameters.DAYS',
     ]);
+  });
+
+  it('matches a catastrophic pattern against a hostile value of the longest length in linear time', () => {
+    // On a backtracking engine, (a+)+ against "aaa…a!" tries every split of the a's: 2^4095 paths.
+    const hostile: AppParameter[] = [{ name: 'WORD', pattern: '(a+)+' }];
+    const value = `${'a'.repeat(MAX_PARAMETER_VALUE_LENGTH - 1)}!`;
+    const started = performance.now();
+    const [problem] = problemsOf(() => resolveParameters('report', hostile, { WORD: value }));
+    assert.ok(performance.now() - started < 100, `took ${performance.now() - started} ms`);
+    assert.equal(problem.field, 'parameters.WORD');
+    assert.deepEqual(resolveParameters('report', hostile, { WORD: 'a'.repeat(MAX_PARAMETER_VALUE_LENGTH) }), { WORD: 'a'.repeat(MAX_PARAMETER_VALUE_LENGTH) });
   });
 
   it('refuses any value for an App that declares none', () => {

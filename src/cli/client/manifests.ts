@@ -97,7 +97,7 @@ export function parseManifests(text: string, file: string): Manifest[] {
     const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
     if (isObject(value) && value.kind === 'List') {
       if (!Array.isArray(value.items)) throw new UsageError(`${origin}: a List needs items`);
-      value.items.forEach((item, j) => manifests.push(toManifest(item, `${origin} items[${j}]`)));
+      for (const [j, item] of value.items.entries()) manifests.push(toManifest(item, `${origin} items[${j}]`));
     } else {
       manifests.push(toManifest(value, origin));
     }

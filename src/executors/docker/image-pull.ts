@@ -14,6 +14,12 @@ interface PullProgress {
 }
 
 /**
+ * Not dockerode's `modem.followProgress`: it parses each line with a bare
+ * `JSON.parse` inside its `data` handler (a line the engine or a proxy
+ * garbles throws out of the stream, an uncaught exception that ends berth),
+ * counts a `close` that comes without `end` as a finished pull,
+ * and keeps every progress line of the pull in memory.
+ *
  * Reads a pull progress stream to its end. Resolves when the pull completed,
  * rejects with an Error carrying the registry's message when a line reports
  * one, and with the stream's own error if the connection breaks.

@@ -177,7 +177,7 @@ export class KubernetesExecutor implements Executor {
    */
   async launch(request: LaunchRequest): Promise<void> {
     assertLaunchAllowed(request.name, request.template, this.containment, RuntimeName.kubernetes);
-    let body;
+    let body: ReturnType<typeof jobFor>;
     try {
       body = jobFor(request, { deadlineBackstopSeconds: this.deadlineBackstopSeconds, containment: this.containment });
     } catch (error) {

@@ -241,6 +241,7 @@ function Logs({ app, run }: { app: string; run: RunAnswer }) {
         {state.following ? 'following live output…' : isFinished(run) ? 'stored output' : 'waiting for output…'}
         {state.note && <> — {state.note}</>}
       </p>
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling log must take focus for keyboard users to scroll it */}
       <pre class="logs" ref={pre} data-testid="logs" tabIndex={0} />
     </>
   );

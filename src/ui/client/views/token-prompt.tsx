@@ -24,6 +24,7 @@ export function TokenPrompt({ reason }: { reason: string }) {
           name="token"
           aria-label="API token"
           autocomplete="off"
+          // biome-ignore lint/a11y/noAutofocus: the prompt replaces the whole page and the token is the only thing to type
           autoFocus
           value={token}
           onInput={(e) => setToken(e.currentTarget.value)}
