@@ -164,3 +164,14 @@ export class ConfigError extends BerthError {
   readonly status = 500;
   readonly code = 'ConfigError';
 }
+
+/**
+ * The store cannot take the request now: its disk is full, or PostgreSQL is
+ * restarting or out of reach. Nothing was written; the same request later may
+ * succeed, so it is a 503 that says why rather than a 500.
+ */
+export class StoreUnavailableError extends BerthError {
+  readonly status = 503;
+  readonly code = 'StoreUnavailable';
+  override readonly retryable = true;
+}
