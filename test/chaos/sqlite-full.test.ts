@@ -18,7 +18,10 @@ describe('chaos: the SQLite volume runs out of space', function () {
 
   before(function () {
     const missing = volumeMissing();
-    if (missing) this.skip();
+    if (missing) {
+      console.warn(`    skipped: ${missing}`);
+      this.skip();
+    }
   });
 
   afterEach(async () => {
