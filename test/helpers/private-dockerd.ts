@@ -44,7 +44,6 @@ export async function startDockerd(): Promise<PrivateDockerd> {
   const docker = new Docker({ socketPath: socket });
   let child: ChildProcess | undefined;
 
-
   const start = async () => {
     const out = fs.openSync(path.join(base, 'dockerd.log'), 'a');
     child = spawn(
@@ -54,7 +53,7 @@ export async function startDockerd(): Promise<PrivateDockerd> {
         '--data-root', path.join(base, 'data'),
         '--exec-root', path.join(base, 'exec'),
         '--pidfile', path.join(base, 'docker.pid'),
-        // Its own containerd: the shared engine's must not be touched by this one's restarts.
+        // It starts a containerd of its own under exec-root; distinct namespaces keep even a shared one apart.
         '--containerd-namespace', `berth-chaos-${path.basename(base)}`,
         '--containerd-plugins-namespace', `berth-chaos-plugins-${path.basename(base)}`,
         '--bridge', 'none', '--iptables=false', '--ip-masq=false', '--ip6tables=false',
