@@ -46,9 +46,14 @@ export async function startDockerd(): Promise<PrivateDockerd> {
 
   const start = async () => {
     const out = fs.openSync(path.join(base, 'dockerd.log'), 'a');
+    // In a network namespace of its own: a dockerd told `--bridge none` deletes the host's docker0 as it starts,
+    // which would take the shared engine's default network away from every other test.
     child = spawn(
-      'dockerd',
+      'unshare',
       [
+        '--net',
+        '--',
+        'dockerd',
         '--host', host,
         '--data-root', path.join(base, 'data'),
         '--exec-root', path.join(base, 'exec'),
@@ -88,7 +93,10 @@ export async function startDockerd(): Promise<PrivateDockerd> {
     }
   };
 
+  const hostBridge = '/sys/class/net/docker0';
+  const hadBridge = fs.existsSync(hostBridge);
   await start();
+  if (hadBridge && !fs.existsSync(hostBridge)) throw new Error('starting the private dockerd deleted the shared engine\'s docker0 bridge');
   execFileSync('sh', ['-c', `docker save ${TEST_IMAGE} | docker -H ${host} load`], { stdio: 'ignore' });
 
   return {
