@@ -173,3 +173,14 @@ export class BadQueryError extends BerthError {
     return new BadQueryError(`${field}: ${reason}`, [{ field, reason }]);
   }
 }
+
+/**
+ * The store cannot take the request now: its disk is full, or PostgreSQL is
+ * restarting or out of reach. Nothing was written; the same request later may
+ * succeed, so it is a 503 that says why rather than a 500.
+ */
+export class StoreUnavailableError extends BerthError {
+  readonly status = 503;
+  readonly code = 'StoreUnavailable';
+  override readonly retryable = true;
+}

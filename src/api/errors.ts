@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { BerthError, CapacityError, MethodNotAllowedError } from '../errors';
+import { storeUnavailable } from '../store/store-errors';
 
 /** The JSON shape of every error answer. */
 export interface ErrorBody {
@@ -68,7 +69,8 @@ function respond(ctx: Context, status: number, body: ErrorBody): void {
 
 /** Maps what may be thrown to a BerthError, or undefined for a server fault. */
 function toBerthError(thrown: unknown): BerthError | undefined {
-  if (!(thrown instanceof BerthError)) return undefined;
+  // A full disk or a restarting PostgreSQL is news for the client (retry later), not a fault of this server.
+  if (!(thrown instanceof BerthError)) return storeUnavailable(thrown);
   // A ConfigError (500) is a fault of this server; a 503 (runtime unreachable) is news for the client.
   return thrown.status === 500 ? undefined : thrown;
 }
