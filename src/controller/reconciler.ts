@@ -21,6 +21,8 @@ import {
   markRunning,
   markSucceeded,
   markWaiting,
+  nextAttemptResources,
+  attemptMemory,
   requestCancel,
   RetryPolicy,
   sameStatus,
@@ -157,6 +159,8 @@ export class Reconciler {
     try {
       // Deposed: the new leader's controller owns this run now (and re-issues this very launch if it was recorded).
       if (this.options.fence && !(await this.options.fence.recordLaunch({ runId: run.id, attempt, workload: name }))) return {};
+      // More memory after an OOM kill, as spec.retryPolicy.onOOM says; recorded with the attempt.
+      const resources = nextAttemptResources(run.status, template);
       // Taken before the launch: a short workload may have finished by the time launch returns.
       const launchedAt = new Date().toISOString();
       await this.runtime(executor, () =>
@@ -168,9 +172,10 @@ export class Reconciler {
           attempt,
           storeId: this.options.store.id,
           template,
+          resources,
         }),
       );
-      const running = markRunning(run.status, { attempt, startedAt: launchedAt, containerName: name, runtime: executor.runtime });
+      const running = markRunning(run.status, { attempt, startedAt: launchedAt, containerName: name, runtime: executor.runtime, memory: resources.memory });
       const written = await this.write(run, running, executor, name);
       if (!written) return {};
       const deadline = deadlineOf(written.status, template);
@@ -215,7 +220,7 @@ export class Reconciler {
     let end: AttemptEnd;
     if (observed.state === 'exited') {
       await this.collectLogs(run, executor, observed);
-      end = endOfExit(observed, template);
+      end = endOfExit(observed, template, attemptMemory(run.status, template));
     } else {
       const message = observed.state === 'lost' ? observed.message : `workload ${name} disappeared while the run was Running`;
       end = { reason: RunReason.ContainerLost, finishedAt: new Date().toISOString(), message };
@@ -241,7 +246,7 @@ export class Reconciler {
     if (observed.state === 'exited') {
       // It ended on its own before the stop: a success stays a success; anything else is not retried.
       await this.collectLogs(run, executor, observed);
-      const end = endOfExit(observed, run.spec.template);
+      const end = endOfExit(observed, run.spec.template, attemptMemory(run.status, run.spec.template));
       if (end.reason === RunReason.Completed) return this.finish(run, executor, markSucceeded(run.status, end));
       return this.finish(run, executor, markCancelled(run.status, { ...this.cancelEnd(run), exitCode: end.exitCode }));
     }

@@ -226,6 +226,8 @@ export type PendingReason = (typeof PendingReason)[keyof typeof PendingReason];
 export interface RunAttempt {
   attempt: number;
   startedAt?: string;
+  /** The attempt's memory limit when its App sets one: more than the App's after an OOM kill under `retryPolicy.onOOM`. */
+  memory?: string;
   finishedAt?: string;
   exitCode?: number;
   reason?: RunReason;
