@@ -216,7 +216,7 @@ export const PendingReason = {
   RuntimeUnavailable: 'RuntimeUnavailable',
   /** A failed attempt's retry waits out its backoff (`nextAttemptAt`). */
   RetryBackoff: 'RetryBackoff',
-  /** Its image is being pulled. Reserved: the Docker executor pulls inside the launch. */
+  /** Its image is being pulled before its workload is created (Docker; on Kubernetes the pod pulls after launch). */
   PullingImage: 'PullingImage',
   /** It is due at a later time (schedules). Reserved. */
   Scheduled: 'Scheduled',
