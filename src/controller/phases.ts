@@ -6,9 +6,10 @@
  *   Pending → Running → Succeeded | Failed | Cancelled
  *                  ↘ Pending (a failed attempt with retries left, after a backoff)
  */
-import { AppSpec, PendingReason, RunAttempt, RunPhase, RunReason, RunStatus, RuntimeName } from '../model/types';
+import { AppSpec, PendingReason, Resources, RunAttempt, RunPhase, RunReason, RunStatus, RuntimeName } from '../model/types';
 import type { Observation } from '../executors/executor';
-import { exitCodeRetries } from '../model/retry-policy';
+import { memoryQuantity, parseMemoryBytes } from '../model/quantity';
+import { exitCodeRetries, grownMemoryBytes } from '../model/retry-policy';
 
 /** How an attempt (or a run that never got one) ended. */
 export interface AttemptEnd {
@@ -42,9 +43,10 @@ const NOT_WAITING = { pendingReason: undefined, pendingMessage: undefined, queue
 /** A workload was launched for attempt `attempt`. The run's startedAt is its first attempt's. */
 export function markRunning(
   status: RunStatus,
-  launch: { attempt: number; startedAt: string; containerName: string; runtime: RuntimeName },
+  launch: { attempt: number; startedAt: string; containerName: string; runtime: RuntimeName; memory?: string },
 ): RunStatus {
-  const history: RunAttempt[] = [...(status.history ?? []), { attempt: launch.attempt, startedAt: launch.startedAt }];
+  const opened: RunAttempt = { attempt: launch.attempt, startedAt: launch.startedAt, ...(launch.memory !== undefined ? { memory: launch.memory } : {}) };
+  const history: RunAttempt[] = [...(status.history ?? []), opened];
   return {
     ...status,
     ...NOT_WAITING,
@@ -74,8 +76,9 @@ export function markCancelled(status: RunStatus, end: AttemptEnd): RunStatus {
 }
 
 /** The attempt failed and another is allowed: back to Pending until `nextAttemptAt`. */
-export function scheduleRetry(status: RunStatus, end: AttemptEnd, nextAttemptAt: string): RunStatus {
-  const message = `attempt ${status.attempts} failed (${end.message ?? end.reason}); next attempt at ${nextAttemptAt}`;
+export function scheduleRetry(status: RunStatus, end: AttemptEnd, nextAttemptAt: string, nextMemory?: string): RunStatus {
+  const more = nextMemory !== undefined ? ` with memory ${nextMemory}` : '';
+  const message = `attempt ${status.attempts} failed (${end.message ?? end.reason}); next attempt at ${nextAttemptAt}${more}`;
   return {
     ...status,
     phase: RunPhase.Pending,
@@ -101,21 +104,50 @@ export function requestCancel(status: RunStatus, reason: RunReason, message: str
  * a retryable failure with retries left (`template.retries`, like backoffLimit)
  * → Pending after the backoff (`template.retryPolicy.backoff`, else the server's
  * `policy`); otherwise Failed. `retryPolicy.exitCodes` narrows which exits with
- * an error are retryable; `retries` stays the limit either way.
+ * an error are retryable; `retries` stays the limit either way. With
+ * `retryPolicy.onOOM`, an OOM kill is retried with more memory (see
+ * `nextAttemptResources`), and not at all once the attempt had `maxMemory`.
  */
 export function finishAttempt(status: RunStatus, end: AttemptEnd, template: AppSpec, policy: RetryPolicy, now: Date): RunStatus {
   if (end.reason === RunReason.Completed) return markSucceeded(status, end);
   const launchesAllowed = 1 + Math.max(0, template.retries);
   const excluded = end.reason === RunReason.Error && !exitCodeRetries(template.retryPolicy?.exitCodes, end.exitCode);
-  if (RETRYABLE_REASONS.includes(end.reason) && !excluded && status.attempts < launchesAllowed) {
+  const onOOM = template.retryPolicy?.onOOM;
+  const oomMemory = end.reason === RunReason.OOMKilled && onOOM ? attemptMemory(status, template) : undefined;
+  const grown = oomMemory !== undefined && onOOM ? grownMemoryBytes(parseMemoryBytes(oomMemory), onOOM) : undefined;
+  const atMaxMemory = oomMemory !== undefined && grown === undefined;
+  if (RETRYABLE_REASONS.includes(end.reason) && !excluded && !atMaxMemory && status.attempts < launchesAllowed) {
     const next = new Date(now.getTime() + retryDelayMs(status.attempts, backoffOf(template, policy)));
-    return scheduleRetry(status, end, next.toISOString());
+    return scheduleRetry(status, end, next.toISOString(), grown !== undefined ? memoryQuantity(grown) : undefined);
   }
   const failure = end.message ?? `exited with code ${end.exitCode}`;
   const message = excluded && status.attempts < launchesAllowed
     ? `${failure}; not retried: exit code ${end.exitCode} is excluded by spec.retryPolicy.exitCodes`
-    : status.attempts > 1 && end.message ? `${end.message} (attempt ${status.attempts} of ${launchesAllowed})` : end.message;
+    : atMaxMemory && status.attempts < launchesAllowed
+      ? `${failure}; not retried: attempt ${status.attempts} already had spec.retryPolicy.onOOM.maxMemory (${onOOM?.maxMemory})`
+      : status.attempts > 1 && end.message ? `${end.message} (attempt ${status.attempts} of ${launchesAllowed})` : end.message;
   return markFailed(status, { ...end, message });
+}
+
+/**
+ * The limits of the next attempt: the App's, except that under
+ * `retryPolicy.onOOM` the memory follows the attempts before it: the last
+ * attempt's limit, grown by the factor (at most `maxMemory`) when that
+ * attempt was OOM-killed. Decided here, from the run's history, so a
+ * restarted controller launches the same limit.
+ */
+export function nextAttemptResources(status: RunStatus, template: AppSpec): Resources {
+  const onOOM = template.retryPolicy?.onOOM;
+  const last = status.history?.at(-1);
+  if (!onOOM || !last?.memory) return template.resources;
+  const bytes = parseMemoryBytes(last.memory);
+  const memory = last.reason === RunReason.OOMKilled ? (grownMemoryBytes(bytes, onOOM) ?? bytes) : bytes;
+  return { ...template.resources, memory: memoryQuantity(memory) };
+}
+
+/** The memory limit the current attempt was launched with (recorded in its history), else the App's. */
+export function attemptMemory(status: RunStatus, template: AppSpec): string | undefined {
+  return currentAttempt(status)?.memory ?? template.resources.memory;
 }
 
 /** The App's own backoff where it sets one, the server's otherwise. */
@@ -132,11 +164,14 @@ export function retryDelayMs(failedAttempts: number, policy: RetryPolicy): numbe
   return Math.min(policy.baseMs * 2 ** Math.max(0, failedAttempts - 1), policy.maxMs);
 }
 
-/** How an exited workload's attempt ended: Completed on exit 0, OOMKilled when the kernel killed it, Error otherwise. */
-export function endOfExit(observation: Extract<Observation, { state: 'exited' }>, template: AppSpec): AttemptEnd {
+/**
+ * How an exited workload's attempt ended: Completed on exit 0, OOMKilled when
+ * the kernel killed it (naming `memory`, the attempt's limit), Error otherwise.
+ */
+export function endOfExit(observation: Extract<Observation, { state: 'exited' }>, template: AppSpec, memory = template.resources.memory): AttemptEnd {
   const { exitCode, finishedAt } = observation;
   if (observation.oomKilled) {
-    const limit = template.resources.memory ? ` (${template.resources.memory})` : '';
+    const limit = memory ? ` (${memory})` : '';
     return { reason: RunReason.OOMKilled, exitCode, finishedAt, message: `killed for exceeding its memory limit${limit}` };
   }
   if (exitCode === 0) return { reason: RunReason.Completed, exitCode, finishedAt };

@@ -21,6 +21,8 @@ import {
   markRunning,
   markSucceeded,
   markWaiting,
+  nextAttemptResources,
+  attemptMemory,
   requestCancel,
   RetryPolicy,
   sameStatus,
@@ -154,9 +156,18 @@ export class Reconciler {
     // between this launch and recording it is found by the next pass's launch, never doubled.
     const attempt = run.status.attempts + 1;
     const name = workloadName(run.metadata.uid, attempt);
+    // The run as last written: saying it pulls its image writes it.
+    let current = run;
     try {
       // Deposed: the new leader's controller owns this run now (and re-issues this very launch if it was recorded).
       if (this.options.fence && !(await this.options.fence.recordLaunch({ runId: run.id, attempt, workload: name }))) return {};
+      // More memory after an OOM kill, as spec.retryPolicy.onOOM says; recorded with the attempt.
+      const resources = nextAttemptResources(run.status, template);
+      // A pull may take minutes: the run says so while it lasts (its slot is taken meanwhile, see `starting`).
+      const onPullingImage = async (image: string): Promise<void> => {
+        const message = `pulling image "${image}"`;
+        current = (await this.write(current, markWaiting(current.status, RunReason.Waiting, message, PendingReason.PullingImage))) ?? current;
+      };
       // Taken before the launch: a short workload may have finished by the time launch returns.
       const launchedAt = new Date().toISOString();
       await this.runtime(executor, () =>
@@ -168,21 +179,23 @@ export class Reconciler {
           attempt,
           storeId: this.options.store.id,
           template,
+          resources,
+          onPullingImage,
         }),
       );
-      const running = markRunning(run.status, { attempt, startedAt: launchedAt, containerName: name, runtime: executor.runtime });
-      const written = await this.write(run, running, executor, name);
+      const running = markRunning(current.status, { attempt, startedAt: launchedAt, containerName: name, runtime: executor.runtime, memory: resources.memory });
+      const written = await this.write(current, running, executor, name);
       if (!written) return {};
       const deadline = deadlineOf(written.status, template);
       return deadline === undefined ? {} : { requeueAfterMs: Math.max(0, deadline - Date.now()) };
     } catch (error) {
       // The image cannot be had, or the runtime understood the request and refused it: retrying cannot help.
       if (error instanceof ImagePullError) {
-        return this.finish(run, executor, markFailed(run.status, { reason: RunReason.ImagePullFailed, message: error.message, finishedAt: new Date().toISOString() }));
+        return this.finish(current, executor, markFailed(current.status, { reason: RunReason.ImagePullFailed, message: error.message, finishedAt: new Date().toISOString() }));
       }
       if (error instanceof RuntimeRefusedError) {
         const message = `the ${executor.runtime} runtime refused to launch the run: ${error.message}`;
-        return this.finish(run, executor, markFailed(run.status, { reason: RunReason.LaunchFailed, message, finishedAt: new Date().toISOString() }));
+        return this.finish(current, executor, markFailed(current.status, { reason: RunReason.LaunchFailed, message, finishedAt: new Date().toISOString() }));
       }
       throw error;
     } finally {
@@ -215,7 +228,7 @@ export class Reconciler {
     let end: AttemptEnd;
     if (observed.state === 'exited') {
       await this.collectLogs(run, executor, observed);
-      end = endOfExit(observed, template);
+      end = endOfExit(observed, template, attemptMemory(run.status, template));
     } else {
       const message = observed.state === 'lost' ? observed.message : `workload ${name} disappeared while the run was Running`;
       end = { reason: RunReason.ContainerLost, finishedAt: new Date().toISOString(), message };
@@ -241,7 +254,7 @@ export class Reconciler {
     if (observed.state === 'exited') {
       // It ended on its own before the stop: a success stays a success; anything else is not retried.
       await this.collectLogs(run, executor, observed);
-      const end = endOfExit(observed, run.spec.template);
+      const end = endOfExit(observed, run.spec.template, attemptMemory(run.status, run.spec.template));
       if (end.reason === RunReason.Completed) return this.finish(run, executor, markSucceeded(run.status, end));
       return this.finish(run, executor, markCancelled(run.status, { ...this.cancelEnd(run), exitCode: end.exitCode }));
     }

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { AppSpec, RuntimeName } from '../model/types';
+import type { AppSpec, Resources, RuntimeName } from '../model/types';
 
 /** Labels every berth workload carries, so the controller can find what it owns. */
 export const LABEL_RUN = 'berth.dev/run';
@@ -30,7 +30,21 @@ export interface LaunchRequest {
   storeId?: string;
   /** The App spec snapshot with overrides applied. */
   template: AppSpec;
+  /**
+   * This attempt's limits, when they are not the template's: more memory
+   * after an OOM kill (`spec.retryPolicy.onOOM`). Read through `launchResources`.
+   */
+  resources?: Resources;
+  /**
+   * Called once before the runtime fetches the request's image, when it
+   * must; the launch goes on when the returned promise settles (so the run
+   * can say it is pulling before the pull takes its time).
+   */
+  onPullingImage?: (image: string) => Promise<void>;
 }
+
+/** The limits a launch asks for: the attempt's own, else its template's. */
+export const launchResources = (request: Pick<LaunchRequest, 'resources' | 'template'>): Resources => request.resources ?? request.template.resources;
 
 /** Why a workload has not started yet. */
 export const WaitingReason = {

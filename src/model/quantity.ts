@@ -63,3 +63,15 @@ export function parseCpuNanos(quantity: string): number {
   if (!(nanos > 0) || !Number.isSafeInteger(nanos)) throw new Error(`cpu quantity "${quantity}" ${CPU_RULE}`);
   return nanos;
 }
+
+/** Memory as a canonical quantity: the largest binary suffix that divides it, else bytes. */
+export function memoryQuantity(bytes: number): string {
+  for (const [suffix, size] of [
+    ['Gi', 2 ** 30],
+    ['Mi', 2 ** 20],
+    ['Ki', 2 ** 10],
+  ] as const) {
+    if (bytes % size === 0) return `${bytes / size}${suffix}`;
+  }
+  return String(bytes);
+}

@@ -250,7 +250,7 @@ export const PendingReason = {
   RuntimeUnavailable: 'RuntimeUnavailable',
   /** A failed attempt's retry waits out its backoff (`nextAttemptAt`). */
   RetryBackoff: 'RetryBackoff',
-  /** Its image is being pulled. Reserved: the Docker executor pulls inside the launch. */
+  /** Its image is being pulled before its workload is created (Docker; on Kubernetes the pod pulls after launch). */
   PullingImage: 'PullingImage',
   /** It is due at a later time (schedules). Reserved. */
   Scheduled: 'Scheduled',
@@ -260,6 +260,8 @@ export type PendingReason = (typeof PendingReason)[keyof typeof PendingReason];
 export interface RunAttempt {
   attempt: number;
   startedAt?: string;
+  /** The attempt's memory limit when its App sets one: more than the App's after an OOM kill under `retryPolicy.onOOM`. */
+  memory?: string;
   finishedAt?: string;
   exitCode?: number;
   reason?: RunReason;

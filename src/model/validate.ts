@@ -6,6 +6,7 @@ import { checkSpecSize, MAX_ARGUMENT_BYTES, MAX_COMMAND_ITEMS } from './limits';
 import { notifyProblems } from './notify';
 import { parameterDeclarationProblems } from './parameters';
 import { parseCpuNanos, parseMemoryBytes } from './quantity';
+import { onOOMProblems } from './retry-policy';
 import { Schedule, SCHEDULE_DEFAULTS } from './schedule';
 import {
   appManifestSchema,
@@ -200,6 +201,11 @@ function normalizeSpec(raw: Record<string, unknown>, at?: Locator, path: string[
   if (resources.memory !== undefined) spec.resources.memory = String(resources.memory);
   // YAML reads `user: 1000` as a number; the spec keeps the one spelling.
   if (raw.user !== undefined) spec.user = String(raw.user);
+  const onOOM = spec.retryPolicy?.onOOM;
+  // YAML reads `maxMemory: 1073741824` as a number; the spec keeps the one spelling.
+  if (onOOM) spec.retryPolicy = { ...spec.retryPolicy, onOOM: { ...onOOM, maxMemory: String(onOOM.maxMemory) } };
+  const oomProblems = onOOMProblems(spec, path.join('.'));
+  if (oomProblems.length) throw locate(ValidationError.fromProblems(oomProblems, 'App'), at);
   if (spec.parameters) {
     const problems = parameterDeclarationProblems(spec.parameters, [...path, 'parameters'].join('.'));
     if (problems.length) throw locate(ValidationError.fromProblems(problems, 'App'), at);

@@ -117,7 +117,7 @@ describe('berth run, logs, cancel, get, describe, delete', function () {
     assert.equal(one.status.exitCode, 3);
 
     const apps = await cli(['get', 'apps', app, '-o', 'wide'], { env: env() });
-    assert.match(apps.stdout, /^NAME\s+IMAGE\s+SOURCE\s+AGE\s+RUNTIME\s+COMMAND\s+LABELS$/m);
+    assert.match(apps.stdout, /^NAME\s+IMAGE\s+SOURCE\s+AGE\s+RUNTIME\s+SCHEDULE\s+NEXT RUN\s+LAST RUN\s+COMMAND\s+LABELS$/m);
     assert.match(apps.stdout, new RegExp(`^${app}\\s+${TEST_IMAGE.replace(/[./]/g, '\\$&')}\\s+api\\s+`, 'm'));
   });
 

@@ -61,6 +61,6 @@ describe('spec.retryPolicy', () => {
     assert.equal(fields({ exitCodes: { in: [1], notIn: [2] } })['spec.retryPolicy.exitCodes'], 'must give in or notIn, not both');
     assert.equal(fields({ exitCodes: {} })['spec.retryPolicy.exitCodes'], 'must give in or notIn');
     assert.equal(fields({ backoff: { baseSeconds: 0 } })['spec.retryPolicy.backoff.baseSeconds'], 'must be an integer from 1 to 86400');
-    assert.equal(fields({ onFailure: true })['spec.retryPolicy.onFailure'], 'only exitCodes and backoff are supported');
+    assert.equal(fields({ onFailure: true })['spec.retryPolicy.onFailure'], 'only exitCodes, backoff and onOOM are supported');
   });
 });

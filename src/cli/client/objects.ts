@@ -1,7 +1,7 @@
 import type { AppAnswer, RunAnswer } from '../../api/present';
 import type { ApiClient } from './api-client';
 import { UsageError } from './exit';
-import { age, span } from './output';
+import { age, humanDuration, span } from './output';
 
 export type { AppAnswer, RunAnswer };
 
@@ -31,13 +31,28 @@ export function sourceOf(app: AppAnswer): string {
 }
 
 export const APP_COLUMNS = ['NAME', 'IMAGE', 'SOURCE', 'AGE'];
-export const APP_WIDE_COLUMNS = [...APP_COLUMNS, 'RUNTIME', 'COMMAND', 'LABELS'];
+export const APP_WIDE_COLUMNS = [...APP_COLUMNS, 'RUNTIME', 'SCHEDULE', 'NEXT RUN', 'LAST RUN', 'COMMAND', 'LABELS'];
 
 export function appRow(app: AppAnswer, wide = false, now = Date.now()): string[] {
   const row = [app.metadata.name, app.spec.image, sourceOf(app), age(app.metadata.creationTimestamp, now)];
   if (!wide) return row;
   const command = app.spec.command.length ? app.spec.command.map(quoteWord).join(' ') : '<image default>';
-  return [...row, app.spec.runtime ?? '<default>', truncate(command, 60), labelText(app.metadata.labels)];
+  return [...row, app.spec.runtime ?? '<default>', ...scheduleColumns(app, now), truncate(command, 60), labelText(app.metadata.labels)];
+}
+
+/**
+ * SCHEDULE, NEXT RUN and LAST RUN: the cron expression (with its zone when
+ * not UTC), when the next due time is (`in 42s`) and how long ago the last
+ * one was (`3m ago`), from the scheduler's `status.schedule`.
+ */
+function scheduleColumns(app: AppAnswer, now: number): [string, string, string] {
+  const schedule = app.spec.schedule;
+  if (!schedule) return ['<none>', '<none>', '<none>'];
+  const zone = schedule.timeZone && schedule.timeZone !== 'UTC' ? ` (${schedule.timeZone})` : '';
+  const { nextScheduleTime, lastScheduleTime } = app.status.schedule ?? {};
+  const next = schedule.suspend ? '<suspended>' : nextScheduleTime ? `in ${humanDuration(Date.parse(nextScheduleTime) - now)}` : '<none>';
+  const last = lastScheduleTime ? `${age(lastScheduleTime, now)} ago` : '<none>';
+  return [`${schedule.cron}${zone}`, next, last];
 }
 
 export const RUN_COLUMNS = ['NAME', 'APP', 'PHASE', 'REASON', 'EXIT', 'ATTEMPTS', 'DURATION', 'AGE'];

@@ -10,7 +10,7 @@
 import type { ContainerCreateOptions } from 'dockerode';
 import { DEFAULT_CONTAINMENT, dockerNetwork, effectiveResources, type ContainmentPolicy } from '../../model/containment';
 import { parseCpuNanos, parseMemoryBytes } from '../../model/quantity';
-import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, MANAGED_BY, type LaunchRequest } from '../executor';
+import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, launchResources, MANAGED_BY, type LaunchRequest } from '../executor';
 
 /** Labels that tie a container to its run, App and attempt. */
 export function workloadLabels(request: Pick<LaunchRequest, 'runUid' | 'appName' | 'attempt' | 'storeId'>): Record<string, string> {
@@ -30,7 +30,7 @@ export function workloadLabels(request: Pick<LaunchRequest, 'runUid' | 'appName'
  */
 export function containerCreateOptions(request: LaunchRequest, policy: ContainmentPolicy = DEFAULT_CONTAINMENT): ContainerCreateOptions {
   const { template } = request;
-  const { resources } = effectiveResources(template.resources, policy);
+  const { resources } = effectiveResources(launchResources(request), policy);
   const memory = resources.memory ? parseMemoryBytes(resources.memory) : undefined;
   const nanoCpus = resources.cpu ? parseCpuNanos(resources.cpu) : undefined;
   return {

@@ -127,12 +127,12 @@ export class DockerExecutor implements Executor {
     // Before any pull: an image from a registry the server does not allow is never fetched.
     assertLaunchAllowed(request.name, request.template, this.containment, RuntimeName.docker);
     await this.ensureNetwork(request);
-    if (imagePullPolicy === ImagePullPolicy.Always && !(await this.inspect(request.name))) await this.pull(image);
+    if (imagePullPolicy === ImagePullPolicy.Always && !(await this.inspect(request.name))) await this.pull(image, request.onPullingImage);
     // Create first and ask questions after: the common case (a new run, an image already here)
     // then costs the engine one call instead of three inspects before it.
     let outcome = await this.create(request);
     if (outcome === 'no-image') {
-      await this.ensureImage(image, imagePullPolicy);
+      await this.ensureImage(image, imagePullPolicy, request.onPullingImage);
       outcome = await this.create(request);
       if (outcome === 'no-image') throw new ImagePullError(image, `image "${image}" is still not present on the docker engine at ${this.dockerHost} after pulling it`);
     }
@@ -318,13 +318,13 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  private async ensureImage(image: string, policy: ImagePullPolicy): Promise<void> {
-    if (policy === ImagePullPolicy.Always) return this.pull(image);
+  private async ensureImage(image: string, policy: ImagePullPolicy, onPulling?: LaunchRequest['onPullingImage']): Promise<void> {
+    if (policy === ImagePullPolicy.Always) return this.pull(image, onPulling);
     if (await this.imagePresent(image)) return;
     if (policy === ImagePullPolicy.Never) {
       throw new ImagePullError(image, `image "${image}" is not present on the docker engine at ${this.dockerHost}, and imagePullPolicy is Never`);
     }
-    return this.pull(image);
+    return this.pull(image, onPulling);
   }
 
   private async imagePresent(image: string): Promise<boolean> {
@@ -338,7 +338,9 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  private async pull(image: string): Promise<void> {
+  /** Pulls `image`, telling `onPulling` first: a pull can take minutes, and the run says why it waits. */
+  private async pull(image: string, onPulling?: LaunchRequest['onPullingImage']): Promise<void> {
+    await onPulling?.(image);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.pullTimeoutMs);
     try {

@@ -10,9 +10,9 @@
 import type { V1Container, V1Job, V1ResourceRequirements, V1SecurityContext } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { DEFAULT_CONTAINMENT, effectiveResources, type ContainmentPolicy } from '../../model/containment';
-import { parseCpuNanos, parseMemoryBytes } from '../../model/quantity';
+import { memoryQuantity, parseCpuNanos, parseMemoryBytes } from '../../model/quantity';
 import type { AppSpec, Resources } from '../../model/types';
-import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, MANAGED_BY, type LaunchRequest } from '../executor';
+import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, launchResources, MANAGED_BY, type LaunchRequest } from '../executor';
 import { podAnnotations, podLabels, podPlacement } from './pod-options';
 
 /** The name of the run's container in its pod. */
@@ -60,17 +60,8 @@ export function workloadLabels(request: Pick<LaunchRequest, 'runUid' | 'appName'
  */
 export const literal = (value: string): string => value.replace(/\$(?=[$(])/g, '$$$$');
 
-/** Memory as a canonical quantity: the largest binary suffix that divides it, else bytes. */
-export function memoryQuantity(bytes: number): string {
-  for (const [suffix, size] of [
-    ['Gi', 2 ** 30],
-    ['Mi', 2 ** 20],
-    ['Ki', 2 ** 10],
-  ] as const) {
-    if (bytes % size === 0) return `${bytes / size}${suffix}`;
-  }
-  return String(bytes);
-}
+// Shared with the reconciler, which records each attempt's memory in the same spelling.
+export { memoryQuantity };
 
 /** CPU as a canonical quantity: whole CPUs, else millicores (Kubernetes' finest unit, rounded up so a tiny limit stays one). */
 export function cpuQuantity(nanos: number): string {
@@ -144,9 +135,10 @@ export function jobFor(request: LaunchRequest, options: JobSpecOptions): V1Job {
     env: Object.entries(template.env).map(([name, value]) => ({ name, value: literal(value) })),
     securityContext: containerSecurityContext(template, policy),
   };
-  const { resources: effective, defaulted } = effectiveResources(template.resources, policy);
+  const own = launchResources(request);
+  const { resources: effective, defaulted } = effectiveResources(own, policy);
   const resources = resourceRequirements(
-    template.resources,
+    own,
     Object.fromEntries(defaulted.map((key) => [key, effective[key]])),
   );
   if (resources) container.resources = resources;
