@@ -157,12 +157,21 @@ export class Notifier {
   }
 
   /** Runs until `signal` aborts; resolves once the requests in flight are done (aborted ones stay Pending, for the next start). */
+  /** How many deliveries have ended so far (see `send`). */
+  private settled = 0;
+  /** The runs that ended, made into notifications one after another. */
+  private arriving: Promise<void> = Promise.resolve();
+
   async start(signal: AbortSignal): Promise<void> {
     const onChange = (event: StoreEvent) => {
       if (event.kind !== 'Run' || event.type === 'DELETED') return;
       const { phase } = event.object.status;
       if (phase !== RunPhase.Succeeded && phase !== RunPhase.Failed) return;
-      void this.runFinished(event.object).catch((err) => this.log.warn({ err, run: event.object.metadata.name }, 'could not make the notifications of a run that ended'));
+      // One run at a time, in the order they ended: the outbox's bound is a count read before each insert, which
+      // two runs handled at once (a pool of PostgreSQL connections) would both pass.
+      this.arriving = this.arriving
+        .then(() => this.runFinished(event.object))
+        .catch((err) => this.log.warn({ err, run: event.object.metadata.name }, 'could not make the notifications of a run that ended'));
     };
     this.store.on('change', onChange);
     try {
@@ -173,6 +182,7 @@ export class Notifier {
       }
     } finally {
       this.store.off('change', onChange);
+      await this.arriving;
       await Promise.all(this.inFlight.values());
     }
   }
@@ -241,11 +251,19 @@ export class Notifier {
   private async send(signal: AbortSignal): Promise<void> {
     const free = this.concurrency - this.inFlight.size;
     if (free <= 0) return;
-    const due = await this.store.notifications.due(this.clock(), free + this.inFlight.size);
+    // A delivery that ends while the query runs leaves the query's copy of its row stale (still Pending, and no
+    // longer in flight): sending that copy would deliver it twice. So the query is read again until none ended.
+    let due: NotificationRecord[];
+    let settled: number;
+    do {
+      settled = this.settled;
+      due = await this.store.notifications.due(this.clock(), free + this.inFlight.size);
+    } while (settled !== this.settled);
     for (const record of due.filter((r) => !this.inFlight.has(r.id)).slice(0, free)) {
       const delivery = this.deliver(record, signal)
         .catch((err) => this.log.error({ err, notification: record.id }, 'could not record a notification attempt'))
         .finally(() => {
+          this.settled++;
           this.inFlight.delete(record.id);
           this.wake?.();
         });

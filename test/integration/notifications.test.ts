@@ -185,7 +185,9 @@ for (const [dialect, openStore] of stores) {
       await finishedRun(app, 'Failed');
       await finishedRun(app, 'Succeeded');
       await finishedRun(app, 'Succeeded');
-      await waitFor('every notification', () => every.received.length === 7 && third.received.length === 3);
+      await waitFor('every notification', () => every.received.length === 7 && third.received.length === 3).catch(async (err) => {
+        throw new Error(`${err.message}: every ${events(every)}, third ${events(third)}, outbox ${JSON.stringify((await listed(app)).map((n) => [n.event, n.state, n.attempts.length]))}`);
+      });
       const ordered = (r: Receiver) => [...events(r)].sort();
       assert.deepEqual(ordered(every), ['Failed:1', 'Failed:2', 'Failed:3', 'Failed:4', 'Recovered:4', 'Succeeded:0', 'Succeeded:0'].sort());
       assert.deepEqual(ordered(third), ['Failed:3', 'Failed:4', 'Recovered:4'].sort());
