@@ -65,7 +65,11 @@ async function seedApps(base: string, prefix: string, count: number): Promise<nu
   for (let i = 0; i < count; i += 50) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(50, count - i) }, async (_, j) => {
-        const res = await fetch(`${base}/apps/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: seedBody(`${prefix}-${i + j}`, i + j) });
+        const res = await fetch(`${base}/apps/`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: seedBody(`${prefix}-${i + j}`, i + j),
+        });
         if (res.status !== 201) throw new Error(`create on ${base} answered ${res.status}: ${await res.text()}`);
         return ((await res.json()) as { id: number }).id;
       }),
@@ -92,10 +96,26 @@ async function main(): Promise<void> {
   // The apps folder apart from the database: the folder watcher must not see every WAL write.
   fs.mkdirSync(path.join(dir, 'apps'));
   const flags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : [];
-  const server = spawn(process.execPath, [...flags, MAIN, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn'], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: serverEnv(),
-  });
+  const server = spawn(
+    process.execPath,
+    [
+      ...flags,
+      MAIN,
+      'serve',
+      '--port',
+      String(port),
+      '--db',
+      path.join(dir, 'berth.sqlite'),
+      '--apps-dir',
+      path.join(dir, 'apps'),
+      '--log-level',
+      process.env.BENCH_LOG_LEVEL ?? 'warn',
+    ],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: serverEnv(),
+    },
+  );
   const base = `http://127.0.0.1:${port}`;
   let peakRss = 0;
   const sampler = setInterval(() => {
@@ -117,7 +137,10 @@ async function main(): Promise<void> {
     console.log('');
     console.log('server  endpoint                                req/s   p50 ms   p99 ms   errors   KB/answer   CPU ms/answer');
     const berth: Record<string, Figure> = {};
-    const calls = { ...scenarios(ids, prefix), 'GET /apps/?limit=200&view=summary': () => ({ path: `/apps/?limit=200&view=summary&offset=${200 * Math.floor(Math.random() * (APPS / 200))}` }) };
+    const calls = {
+      ...scenarios(ids, prefix),
+      'GET /apps/?limit=200&view=summary': () => ({ path: `/apps/?limit=200&view=summary&offset=${200 * Math.floor(Math.random() * (APPS / 200))}` }),
+    };
     for (const [name, request] of Object.entries(calls)) {
       berth[name] = await drive(server.pid, base, request);
       print('berth', name, berth[name]);

@@ -109,16 +109,37 @@ async function startReplica(id: string, db: string, dir: string): Promise<Replic
   const port = await freePort();
   const cli = path.join(__dirname, '..', 'src', 'cli', 'main.js');
   const args = [
-    cli, 'serve', '--port', String(port), '--db', db, '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn',
-    '--max-parallel', String(MAX_PARALLEL), '--leader-elect', '--replica-id', id,
-    '--lease-duration', `${LEASE_DURATION_MS}ms`, '--renew-deadline', `${RENEW_DEADLINE_MS}ms`, '--retry-period', `${RETRY_PERIOD_MS}ms`,
+    cli,
+    'serve',
+    '--port',
+    String(port),
+    '--db',
+    db,
+    '--apps-dir',
+    path.join(dir, 'apps'),
+    '--log-level',
+    'warn',
+    '--max-parallel',
+    String(MAX_PARALLEL),
+    '--leader-elect',
+    '--replica-id',
+    id,
+    '--lease-duration',
+    `${LEASE_DURATION_MS}ms`,
+    '--renew-deadline',
+    `${RENEW_DEADLINE_MS}ms`,
+    '--retry-period',
+    `${RETRY_PERIOD_MS}ms`,
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: serverEnv() });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`replica ${id} exited with code ${child.exitCode} before it was ready`);
-    const ready = await fetch(`${url}/readyz`).then((res) => res.ok, () => false);
+    const ready = await fetch(`${url}/readyz`).then(
+      (res) => res.ok,
+      () => false,
+    );
     if (ready) return { id, url, child };
     if (Date.now() > deadline) throw new Error(`replica ${id} was not ready within 30 s`);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -159,9 +180,12 @@ function stopped(child: ChildProcess): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  await docker.getImage(IMAGE).inspect().catch(() => {
-    throw new Error(`image ${IMAGE} is missing; run bash .ci/provision first`);
-  });
+  await docker
+    .getImage(IMAGE)
+    .inspect()
+    .catch(() => {
+      throw new Error(`image ${IMAGE} is missing; run bash .ci/provision first`);
+    });
   const database = `berth_bench_failover_${randomBytes(3).toString('hex')}`;
   await sql(`CREATE DATABASE ${database}`);
   const db = POSTGRES_URL.replace(/\/[^/]+$/, `/${database}`);
@@ -216,10 +240,14 @@ async function main(): Promise<void> {
     const runs = await Promise.all(asked.map((run) => api<RunAnswer>(`${replicas[0].url}/apps/${app}/run/${run.id}/`)));
     const unfinished = new Set(runs.filter((r) => !['Succeeded', 'Failed', 'Cancelled'].includes(r.status.phase)).map((r) => r.id));
     await last
-      .until('every run to finish', () => {
-        for (const [id, phase] of last.phases) if (['Succeeded', 'Failed', 'Cancelled'].includes(phase)) unfinished.delete(id);
-        return unfinished.size === 0 || undefined;
-      }, 120_000)
+      .until(
+        'every run to finish',
+        () => {
+          for (const [id, phase] of last.phases) if (['Succeeded', 'Failed', 'Cancelled'].includes(phase)) unfinished.delete(id);
+          return unfinished.size === 0 || undefined;
+        },
+        120_000,
+      )
       .catch(() => undefined);
     const final = await Promise.all(asked.map((run) => api<RunAnswer>(`${replicas[0].url}/apps/${app}/run/${run.id}/`)));
     const lost = final.filter((r) => r.status.phase !== 'Succeeded' || r.status.exitCode !== 0);
@@ -238,7 +266,14 @@ async function main(): Promise<void> {
     // SIGTERM: each stops after its launches in flight, so none lands after the cleanup.
     await Promise.all(replicas.map((r) => stopped(r.child)));
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await Promise.all(
+      left.map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
     await sql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     fs.rmSync(dir, { recursive: true, force: true });
   }

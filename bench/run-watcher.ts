@@ -24,7 +24,11 @@ export async function followEvents<T>(url: string, query: string, onEvent: (type
         while ((end = buffer.indexOf('\n\n')) >= 0) {
           const lines = buffer.slice(0, end).split('\n');
           buffer = buffer.slice(end + 2);
-          const type = lines.find((line) => line.startsWith('event:'))?.slice(6).trim() ?? 'message';
+          const type =
+            lines
+              .find((line) => line.startsWith('event:'))
+              ?.slice(6)
+              .trim() ?? 'message';
           const data = lines.find((line) => line.startsWith('data:'));
           if (data) onEvent(type, JSON.parse(data.slice(5)) as T);
         }
@@ -76,4 +80,3 @@ export class RunWatcher {
     this.abort.abort();
   }
 }
-

@@ -28,7 +28,10 @@ const MAX_PARALLEL = 8;
 const HISTORY = Number(process.env.BERTH_BENCH_HISTORY ?? 10_000);
 const BENCH_LABEL = 'berth.bench';
 
-const NETWORKS = (process.env.BERTH_BENCH_NETWORKS ?? 'bridge,none').split(',').map((mode) => mode.trim()).filter(Boolean);
+const NETWORKS = (process.env.BERTH_BENCH_NETWORKS ?? 'bridge,none')
+  .split(',')
+  .map((mode) => mode.trim())
+  .filter(Boolean);
 
 const docker = new Docker();
 
@@ -50,7 +53,16 @@ async function seedHistory(dbFile: string, runs: number): Promise<void> {
   const store = await Store.open(dbFile);
   const app = await store.createApp({
     name: `history-${randomBytes(3).toString('hex')}`,
-    spec: { image: IMAGE, command: COMMAND, env: {}, retries: 0, concurrencyPolicy: 'Allow', imagePullPolicy: 'IfNotPresent', resources: {}, historyLimit: runs },
+    spec: {
+      image: IMAGE,
+      command: COMMAND,
+      env: {},
+      retries: 0,
+      concurrencyPolicy: 'Allow',
+      imagePullPolicy: 'IfNotPresent',
+      resources: {},
+      historyLimit: runs,
+    },
     source: 'api',
   });
   const now = new Date().toISOString();
@@ -121,9 +133,7 @@ async function compare(berth: BerthProcess, network: string): Promise<void> {
     const rawTotal = await timed(() => pool(PARALLEL_RUNS, MAX_PARALLEL, () => rawRun(network)));
     const cpuBefore = cpuMs(berth.pid);
     const berthTotal = await timed(async () => {
-      const runs = await Promise.all(
-        Array.from({ length: PARALLEL_RUNS }, () => api<RunAnswer>(`${berth.url}/apps/${appName}/run/`, 'POST')),
-      );
+      const runs = await Promise.all(Array.from({ length: PARALLEL_RUNS }, () => api<RunAnswer>(`${berth.url}/apps/${appName}/run/`, 'POST')));
       await Promise.all(runs.map((run) => watcher.waitFinished(run.id, 600_000)));
     });
     report(`[${network}] throughput: raw ${PARALLEL_RUNS} runs, ${MAX_PARALLEL} at a time`, rawTotal, 'ms');
@@ -139,11 +149,16 @@ async function main(): Promise<void> {
   await docker.ping().catch((err: Error) => {
     throw new Error(`the Docker engine does not answer (${err.message}); run bash .ci/provision first`);
   });
-  await docker.getImage(IMAGE).inspect().catch(() => {
-    throw new Error(`image ${IMAGE} is missing; run bash .ci/provision first`);
-  });
+  await docker
+    .getImage(IMAGE)
+    .inspect()
+    .catch(() => {
+      throw new Error(`image ${IMAGE} is missing; run bash .ci/provision first`);
+    });
 
-  console.log(`berth bench:runs — image ${IMAGE}, ${SEQUENTIAL} sequential runs, ${PARALLEL_RUNS} runs at max-parallel ${MAX_PARALLEL}, networks ${NETWORKS.join(', ')}`);
+  console.log(
+    `berth bench:runs — image ${IMAGE}, ${SEQUENTIAL} sequential runs, ${PARALLEL_RUNS} runs at max-parallel ${MAX_PARALLEL}, networks ${NETWORKS.join(', ')}`,
+  );
   const berth = await startBerth(['--max-parallel', String(MAX_PARALLEL)]);
   try {
     for (const network of NETWORKS) await compare(berth, network);

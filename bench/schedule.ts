@@ -113,7 +113,10 @@ async function main(): Promise<void> {
   const examples: string[] = [];
   for (const [i, app] of apps.entries()) {
     const policy = policyOf(i);
-    const got = afterGap.filter((m) => m.app === app && gap.includes(m.due)).map((m) => m.due).sort();
+    const got = afterGap
+      .filter((m) => m.app === app && gap.includes(m.due))
+      .map((m) => m.due)
+      .sort();
     const want = policy === 'RunAll' ? gap : policy === 'RunOnce' ? gap.slice(-1) : [];
     if (JSON.stringify(got) !== JSON.stringify(want)) {
       wrong++;

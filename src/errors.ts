@@ -38,8 +38,7 @@ export class ValidationError extends BerthError {
   }
   static fromProblems(problems: FieldProblem[], what = 'request'): ValidationError {
     const first = problems[0];
-    const message =
-      problems.length === 1 ? `${first.field}: ${first.reason}` : `invalid ${what}: ${problems.map((p) => `${p.field}: ${p.reason}`).join('; ')}`;
+    const message = problems.length === 1 ? `${first.field}: ${first.reason}` : `invalid ${what}: ${problems.map((p) => `${p.field}: ${p.reason}`).join('; ')}`;
     return new ValidationError(message, problems);
   }
 }

@@ -268,13 +268,7 @@ function buildSoleParts(context: { config: ServerConfig; store: Store; executors
  * folder source (fenced by the term's epoch) for each term this replica
  * leads. `/readyz` asks the current term's parts; a follower is ready.
  */
-function buildElectedParts(context: {
-  config: ServerConfig;
-  election: LeaderElectionConfig;
-  store: Store;
-  executors: Runtimes;
-  logger: Logger;
-}): ServerParts {
+function buildElectedParts(context: { config: ServerConfig; election: LeaderElectionConfig; store: Store; executors: Runtimes; logger: Logger }): ServerParts {
   const { config, election, store, logger } = context;
   const log = logger.child({ part: 'leadership', identity: election.identity });
   const leadership = buildLeadership(config, election, store, log);
@@ -282,7 +276,8 @@ function buildElectedParts(context: {
   const relay = new EventEmitter<{ sync: [SyncReport] }>();
   let currentFolder: FolderSource | undefined;
   const folder: SourceReporter = {
-    report: () => currentFolder?.report() ?? { kind: 'folder', dir: config.appsDir, ready: false, message: 'this replica follows; the leader syncs the apps folder' },
+    report: () =>
+      currentFolder?.report() ?? { kind: 'folder', dir: config.appsDir, ready: false, message: 'this replica follows; the leader syncs the apps folder' },
     on: (event, listener) => relay.on(event, listener),
     off: (event, listener) => relay.off(event, listener),
   };
@@ -320,13 +315,11 @@ function buildLeadership(config: ServerConfig, election: LeaderElectionConfig, s
  * their desired state, the folder source, which makes the store match the
  * apps folder, the scheduler, which asks for the runs schedules make, and the notifier, which calls webhooks. One-shot: a new term makes new ones.
  */
-function buildLeaderParts(context: {
-  config: ServerConfig;
-  store: Store;
-  executors: Runtimes;
-  logger: Logger;
-  fence?: LaunchFence;
-}): { parts: ServerPart[]; controller: Controller; folder: FolderSource } {
+function buildLeaderParts(context: { config: ServerConfig; store: Store; executors: Runtimes; logger: Logger; fence?: LaunchFence }): {
+  parts: ServerPart[];
+  controller: Controller;
+  folder: FolderSource;
+} {
   const { config, store, executors, logger, fence } = context;
   const controller = new Controller({
     ...config.controller,

@@ -12,7 +12,23 @@ const PUBLIC_PATHS = new Set(['/healthz', '/healthz/', '/readyz', '/readyz/']);
 /** Fewer characters than this can be guessed, or were typed rather than generated. */
 export const MIN_TOKEN_LENGTH = 32;
 /** Placeholders people leave in: a token made of only these (and separators) is refused, however long. */
-const PLACEHOLDER_WORDS = ['changeme', 'replaceme', 'secret', 'token', 'password', 'passwd', 'admin', 'default', 'example', 'test', 'berth', 'bearer', 'api', 'key', 'xxx'];
+const PLACEHOLDER_WORDS = [
+  'changeme',
+  'replaceme',
+  'secret',
+  'token',
+  'password',
+  'passwd',
+  'admin',
+  'default',
+  'example',
+  'test',
+  'berth',
+  'bearer',
+  'api',
+  'key',
+  'xxx',
+];
 
 /**
  * Why `token` may not guard berth, or undefined when it may: shorter than

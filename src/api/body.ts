@@ -54,9 +54,7 @@ function parserError(err: unknown, encoding: string): unknown {
   switch (http?.status) {
     case 400:
       return new MalformedBodyError(
-        err instanceof SyntaxError || http.type === 'entity.parse.failed'
-          ? `malformed JSON: ${http.message}`
-          : `malformed body: ${http.message}`,
+        err instanceof SyntaxError || http.type === 'entity.parse.failed' ? `malformed JSON: ${http.message}` : `malformed body: ${http.message}`,
       );
     case 413:
       return new PayloadTooLargeError('request body is larger than the limit of 1 MiB');

@@ -25,8 +25,7 @@ export function contentTypeCheck() {
     }
     if (!ctx.is([...JSON_TYPES, ...YAML_TYPES])) {
       throw new UnsupportedMediaTypeError(
-        `unsupported Content-Type "${ctx.request.type}": send application/json or application/yaml` +
-          (hasBody(ctx) ? '' : ', or no Content-Type with no body'),
+        `unsupported Content-Type "${ctx.request.type}": send application/json or application/yaml` + (hasBody(ctx) ? '' : ', or no Content-Type with no body'),
       );
     }
     return next();

@@ -15,7 +15,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       version,
       description:
         'A declarative controller for containerised batch work. Every path is served with and without a trailing slash; ' +
-        '`{app}` is an App\'s numeric id or its name, `{run}` a Run\'s id or name.',
+        "`{app}` is an App's numeric id or its name, `{run}` a Run's id or name.",
     },
     servers: [{ url: '/' }],
     security: [{ bearer: [] }],
@@ -34,7 +34,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
         }),
         get: op('apps', 'List Apps, oldest first', {
           parameters: [...pageParameters, query('labelSelector', 'Equality selector: `team=data,tier=batch`'), ...partialParameters],
-          responses: { 200: json('The Apps (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('App') }, totalHeader), 400: error('Unknown field or view'), 422: error('Bad query') },
+          responses: {
+            200: json('The Apps (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('App') }, totalHeader),
+            400: error('Unknown field or view'),
+            422: error('Bad query'),
+          },
         }),
       },
       '/apps/{app}/': {
@@ -61,9 +65,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/apps/{app}/run/': {
         parameters: [path('app')],
         post: op('runs', 'Ask for a run of the App; it is recorded as Pending and carried out by the controller', {
-          parameters: [
-            { name: 'Idempotency-Key', in: 'header', schema: { type: 'string', maxLength: 255 }, description: 'The same key returns the same run' },
-          ],
+          parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string', maxLength: 255 }, description: 'The same key returns the same run' }],
           body: ref('RunRequest'),
           optionalBody: true,
           responses: {
@@ -77,14 +79,22 @@ export function openApiDocument(version: string): Record<string, unknown> {
         }),
         get: op('runs', "The App's runs, newest first", {
           parameters: [...pageParameters, phaseParameter, ...partialParameters],
-          responses: { 200: json('The Runs (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('Run') }, totalHeader), 400: error('Unknown field or view'), 404: error('No such App') },
+          responses: {
+            200: json('The Runs (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('Run') }, totalHeader),
+            400: error('Unknown field or view'),
+            404: error('No such App'),
+          },
         }),
       },
       '/apps/{app}/notifications/': {
         parameters: [path('app')],
         get: op('notifications', "The App's webhook notifications (spec.notify), newest first, each with every delivery attempt", {
           parameters: [...pageParameters],
-          responses: { 200: json('The notifications', { type: 'array', items: ref('Notification') }, totalHeader), 404: error('No such App'), 422: error('Bad query') },
+          responses: {
+            200: json('The notifications', { type: 'array', items: ref('Notification') }, totalHeader),
+            404: error('No such App'),
+            422: error('Bad query'),
+          },
         }),
       },
       '/apps/{app}/run/{run}/': {
@@ -100,10 +110,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/apps/{app}/run/{run}/logs/': {
         parameters: [path('app'), path('run')],
         get: op('runs', "The run's output (stdout and stderr), kept after its container is gone", {
-          parameters: [
-            query('tail', 'Only the last N lines', { type: 'integer', minimum: 0 }),
-            query('follow', 'Stream live output until the run ends (`1`)'),
-          ],
+          parameters: [query('tail', 'Only the last N lines', { type: 'integer', minimum: 0 }), query('follow', 'Stream live output until the run ends (`1`)')],
           responses: {
             200: { description: 'The output', content: { 'text/plain': { schema: { type: 'string' } } } },
             404: error('No such App or Run'),
@@ -114,7 +121,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/runs/': {
         get: op('runs', 'All runs, newest first', {
           parameters: [...pageParameters, phaseParameter, query('app', 'Only the runs of this App (id or name)'), ...partialParameters],
-          responses: { 200: json('The Runs (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('Run') }, totalHeader), 400: error('Unknown field or view'), 422: error('Bad query') },
+          responses: {
+            200: json('The Runs (only the asked-for fields with `fields` or `view=summary`)', { type: 'array', items: ref('Run') }, totalHeader),
+            400: error('Unknown field or view'),
+            422: error('Bad query'),
+          },
         }),
       },
       '/runs/{run}/': {
@@ -123,7 +134,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/events/': {
         get: op('watch', 'Server-Sent Events of App and Run changes: `event: ADDED|MODIFIED|DELETED`, `data:` the object', {
-          parameters: [query('kind', 'App, Run, or Source (the folder\'s sync of each file, as event: SYNC)', { type: 'string', enum: ['App', 'Run', 'Source'] }), query('app', 'Only this App and its runs')],
+          parameters: [
+            query('kind', "App, Run, or Source (the folder's sync of each file, as event: SYNC)", { type: 'string', enum: ['App', 'Run', 'Source'] }),
+            query('app', 'Only this App and its runs'),
+          ],
           responses: {
             200: { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
             503: error('As many event streams are open as the server allows; `Retry-After`'),
@@ -293,15 +307,24 @@ const json = (description: string, schema: Schema, headers?: Schema): Schema => 
 });
 const error = (description: string): Schema => json(description, ref('Error'));
 
-const dryRun = query('dryRun', 'With 1: make every check of the write and answer the App as it would be, writing nothing', { type: 'string', enum: ['1', '0'] });
+const dryRun = query('dryRun', 'With 1: make every check of the write and answer the App as it would be, writing nothing', {
+  type: 'string',
+  enum: ['1', '0'],
+});
 const pageParameters = [
   query('limit', 'At most this many items (`X-Total-Count` says how many there are)', { type: 'integer', minimum: 0, maximum: 1000, default: 100 }),
   query('offset', 'Skip this many items', { type: 'integer', minimum: 0 }),
 ];
 /** `?fields=` and `?view=` on the lists (src/api/fields.ts). */
 const partialParameters = [
-  query('fields', 'Comma-separated dotted paths to answer, e.g. `metadata.name,status.phase`; the rest is left out. An unknown path is 400', { type: 'string' }),
-  query('view', '`summary`: id, name, labels, resourceVersion and image (Apps) or phase, exit code, reason and times (Runs); `full` (the default): the whole object', { type: 'string', enum: ['full', 'summary'] }),
+  query('fields', 'Comma-separated dotted paths to answer, e.g. `metadata.name,status.phase`; the rest is left out. An unknown path is 400', {
+    type: 'string',
+  }),
+  query(
+    'view',
+    '`summary`: id, name, labels, resourceVersion and image (Apps) or phase, exit code, reason and times (Runs); `full` (the default): the whole object',
+    { type: 'string', enum: ['full', 'summary'] },
+  ),
 ];
 const phaseParameter = query('phase', 'Comma-separated run phases: ' + Object.values(RunPhase).join(', '));
 const totalHeader = { 'X-Total-Count': header('How many items match, before paging') };
@@ -322,7 +345,13 @@ const writeErrors = {
 function op(
   tag: string,
   summary: string,
-  { parameters, body, bodyTypes, optionalBody, responses }: {
+  {
+    parameters,
+    body,
+    bodyTypes,
+    optionalBody,
+    responses,
+  }: {
     parameters?: Schema[];
     body?: Schema;
     bodyTypes?: string[];
@@ -335,9 +364,7 @@ function op(
     tags: [tag],
     summary,
     ...(parameters ? { parameters } : {}),
-    ...(body
-      ? { requestBody: { required: !optionalBody, content: Object.fromEntries(types.map((t) => [t, { schema: body }])) } }
-      : {}),
+    ...(body ? { requestBody: { required: !optionalBody, content: Object.fromEntries(types.map((t) => [t, { schema: body }])) } } : {}),
     responses: { ...responses, 401: error('Missing or wrong bearer token (when berth runs with --token)') },
   };
 }

@@ -27,10 +27,7 @@ export function precondition(ctx: Context, fromBody?: string): Precondition {
   const match = /^(?:W\/)?"?([0-9]+)"?$/.exec(header);
   if (!match) throw ValidationError.forField('If-Match', 'must be a resourceVersion as the ETag header gives it, e.g. "7"');
   if (fromBody !== undefined && fromBody !== match[1]) {
-    throw ValidationError.forField(
-      'metadata.resourceVersion',
-      `is ${fromBody} but If-Match says ${match[1]}; send one of them`,
-    );
+    throw ValidationError.forField('metadata.resourceVersion', `is ${fromBody} but If-Match says ${match[1]}; send one of them`);
   }
   return { resourceVersion: match[1] };
 }

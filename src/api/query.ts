@@ -40,10 +40,7 @@ export function labelSelector(ctx: Context): Record<string, string> | undefined 
   for (const term of raw.split(',')) {
     const match = /^\s*([^=!\s]+)\s*==?\s*([^=!\s]*)\s*$/.exec(term);
     if (!match) {
-      throw ValidationError.forField(
-        'labelSelector',
-        `"${term}" is not supported: only equality selectors "key=value[,key=value…]" are`,
-      );
+      throw ValidationError.forField('labelSelector', `"${term}" is not supported: only equality selectors "key=value[,key=value…]" are`);
     }
     const [, key, value] = match;
     if (!LABEL_KEY.test(key)) throw ValidationError.forField('labelSelector', `"${key}" is not a valid label key`);
@@ -78,13 +75,7 @@ export function flag(ctx: Context, name: string): boolean {
   return value !== undefined && !['0', 'false', 'no'].includes(value.toLowerCase());
 }
 
-export function integerParam(
-  ctx: Context,
-  name: string,
-  min: number,
-  max: number,
-  problems?: FieldProblem[],
-): number | undefined {
+export function integerParam(ctx: Context, name: string, min: number, max: number, problems?: FieldProblem[]): number | undefined {
   const raw = single(ctx, name);
   if (raw === undefined) return undefined;
   const value = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;

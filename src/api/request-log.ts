@@ -13,10 +13,7 @@ export function requestLog(logger: Logger) {
     } finally {
       const level = PROBES.has(ctx.path) ? 'debug' : 'info';
       if (logger.isLevelEnabled(level)) {
-        logger[level](
-          { method: ctx.method, url: ctx.url, status: ctx.status, ms: Math.round((performance.now() - started) * 10) / 10 },
-          'request',
-        );
+        logger[level]({ method: ctx.method, url: ctx.url, status: ctx.status, ms: Math.round((performance.now() - started) * 10) / 10 }, 'request');
       }
     }
   };

@@ -26,7 +26,10 @@ export class StreamSlots {
    */
   take(): () => void {
     if (this.open >= this.max) {
-      throw new ServerBusyError(`this server has ${this.open} ${this.what} open, the most it allows (${this.flag} ${this.max}); try again later`, RETRY_AFTER_SECONDS);
+      throw new ServerBusyError(
+        `this server has ${this.open} ${this.what} open, the most it allows (${this.flag} ${this.max}); try again later`,
+        RETRY_AFTER_SECONDS,
+      );
     }
     this.open++;
     let released = false;

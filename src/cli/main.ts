@@ -75,9 +75,7 @@ function stopOnSignals(server: RunningServer): void {
 
 /** Exits once the last log lines are written, or when a reader that is not reading has had long enough. */
 function exitAfterLogs(code: number): void {
-  void import('../log')
-    .then(({ stdoutLog, LOG_FLUSH_DEADLINE_MS }) => stdoutLog().flush(LOG_FLUSH_DEADLINE_MS))
-    .finally(() => process.exit(code));
+  void import('../log').then(({ stdoutLog, LOG_FLUSH_DEADLINE_MS }) => stdoutLog().flush(LOG_FLUSH_DEADLINE_MS)).finally(() => process.exit(code));
 }
 
 function fail(message: string, code: number): never {

@@ -65,15 +65,9 @@ export function addServeOptions(command: Command): Command {
   command
     .addOption(option('--port <port>', 'port to listen on', 'BERTH_PORT').default(8000).argParser(integer(1, 65535)))
     .addOption(option('--host <host>', 'address to listen on', 'BERTH_HOST').default('127.0.0.1').argParser(nonEmpty))
-    .addOption(
-      option('--db <location>', 'SQLite file path, or a postgres:// URL', 'BERTH_DB').default('./data/berth.sqlite').argParser(nonEmpty),
-    )
+    .addOption(option('--db <location>', 'SQLite file path, or a postgres:// URL', 'BERTH_DB').default('./data/berth.sqlite').argParser(nonEmpty))
     .addOption(option('--apps-dir <dir>', 'folder of App and Run files to sync', 'BERTH_APPS_DIR').default('./apps').argParser(nonEmpty))
-    .addOption(
-      option('--max-parallel <n>', 'runs running at once; the rest wait Pending', 'BERTH_MAX_PARALLEL')
-        .default(4)
-        .argParser(integer(1, 1000)),
-    )
+    .addOption(option('--max-parallel <n>', 'runs running at once; the rest wait Pending', 'BERTH_MAX_PARALLEL').default(4).argParser(integer(1, 1000)))
     .addOption(
       option('--max-pending <n>', 'runs that may wait Pending in all; beyond, POST …/run/ answers 429', 'BERTH_MAX_PENDING')
         .default(API_LIMITS.pending.total)
@@ -104,26 +98,28 @@ export function addServeOptions(command: Command): Command {
         .default(1024 * 1024, '1Mi')
         .argParser(byteSize(1024, 64 * 1024 * 1024)),
     )
-    .addOption(
-      option('--runtime <name>', 'runtime of Apps that name none', 'BERTH_RUNTIME')
-        .default(RuntimeName.docker)
-        .choices(Object.values(RuntimeName)),
-    )
+    .addOption(option('--runtime <name>', 'runtime of Apps that name none', 'BERTH_RUNTIME').default(RuntimeName.docker).choices(Object.values(RuntimeName)))
     .addOption(
       option('--runtimes <list>', 'comma-separated runtimes this server drives, for Apps that name one (default: --runtime alone)', 'BERTH_RUNTIMES').argParser(
         runtimeList,
       ),
     )
-    .addOption(option('--docker-host <address>', 'Docker engine: unix:///path or tcp://host:port (default: DOCKER_HOST, else the local socket)', 'BERTH_DOCKER_HOST'))
     .addOption(
-      option('--kubeconfig <file>', 'kubeconfig for the kubernetes runtime (default: KUBECONFIG, else in-cluster, else ~/.kube/config)', 'BERTH_KUBECONFIG').argParser(
-        nonEmpty,
-      ),
+      option('--docker-host <address>', 'Docker engine: unix:///path or tcp://host:port (default: DOCKER_HOST, else the local socket)', 'BERTH_DOCKER_HOST'),
     )
     .addOption(
-      option('--namespace <name>', 'namespace of the Jobs (default: in cluster the pod\'s own, else the kubeconfig context\'s, else default)', 'BERTH_NAMESPACE').argParser(
-        dnsLabel,
-      ),
+      option(
+        '--kubeconfig <file>',
+        'kubeconfig for the kubernetes runtime (default: KUBECONFIG, else in-cluster, else ~/.kube/config)',
+        'BERTH_KUBECONFIG',
+      ).argParser(nonEmpty),
+    )
+    .addOption(
+      option(
+        '--namespace <name>',
+        "namespace of the Jobs (default: in cluster the pod's own, else the kubeconfig context's, else default)",
+        'BERTH_NAMESPACE',
+      ).argParser(dnsLabel),
     )
     .addOption(
       option('--image-pull-grace <seconds>', 'how long a kubernetes pod may fail to pull its image before its run fails', 'BERTH_IMAGE_PULL_GRACE')
@@ -131,15 +127,19 @@ export function addServeOptions(command: Command): Command {
         .argParser(integer(0, 86_400)),
     )
     .addOption(
-      option('--token <token>', 'require "Authorization: Bearer <token>" on every endpoint but the probes (prefer BERTH_TOKEN or --token-file: a flag shows in ps)', 'BERTH_TOKEN').argParser(
-        nonEmpty,
-      ),
+      option(
+        '--token <token>',
+        'require "Authorization: Bearer <token>" on every endpoint but the probes (prefer BERTH_TOKEN or --token-file: a flag shows in ps)',
+        'BERTH_TOKEN',
+      ).argParser(nonEmpty),
     )
     .addOption(option('--token-file <file>', 'read the bearer token from this file (its first line)', 'BERTH_TOKEN_FILE').argParser(nonEmpty))
     .addOption(
-      option('--allowed-hosts <list>', 'more Host names to answer for, comma-separated (.example.com for a domain and below; * for any)', 'BERTH_ALLOWED_HOSTS').argParser(
-        hostList,
-      ),
+      option(
+        '--allowed-hosts <list>',
+        'more Host names to answer for, comma-separated (.example.com for a domain and below; * for any)',
+        'BERTH_ALLOWED_HOSTS',
+      ).argParser(hostList),
     )
     .addOption(option('--insecure-no-auth', 'allow a non-loopback --host without --token', 'BERTH_INSECURE_NO_AUTH').default(false))
     .addOption(
@@ -148,25 +148,47 @@ export function addServeOptions(command: Command): Command {
     .addOption(option('--keep-containers', 'leave finished containers in place for inspection', 'BERTH_KEEP_CONTAINERS').default(false))
     .addOption(option('--log-level <level>', 'log level', 'BERTH_LOG_LEVEL').default('info').choices(LOG_LEVELS))
     .addOption(
-      option('--leader-elect', 'elect a leader among replicas sharing a PostgreSQL store: only it reconciles runs and syncs the folder', 'BERTH_LEADER_ELECT').default(false),
+      option(
+        '--leader-elect',
+        'elect a leader among replicas sharing a PostgreSQL store: only it reconciles runs and syncs the folder',
+        'BERTH_LEADER_ELECT',
+      ).default(false),
     )
     .addOption(
-      option('--leader-elect-lease', 'elect on a coordination.k8s.io Lease even outside a cluster (in a cluster it is the default)', 'BERTH_LEADER_ELECT_LEASE').default(false),
+      option(
+        '--leader-elect-lease',
+        'elect on a coordination.k8s.io Lease even outside a cluster (in a cluster it is the default)',
+        'BERTH_LEADER_ELECT_LEASE',
+      ).default(false),
     )
     .addOption(
-      option('--lease-duration <duration>', 'how long followers wait after the Lease last changed before taking it (15s, 1500ms, or seconds)', 'BERTH_LEASE_DURATION')
+      option(
+        '--lease-duration <duration>',
+        'how long followers wait after the Lease last changed before taking it (15s, 1500ms, or seconds)',
+        'BERTH_LEASE_DURATION',
+      )
         .default(15_000, '15s')
         .argParser(duration),
     )
     .addOption(
-      option('--renew-deadline <duration>', 'how long the leader may fail to renew its Lease, or to reach its lock, before it stops leading', 'BERTH_RENEW_DEADLINE')
+      option(
+        '--renew-deadline <duration>',
+        'how long the leader may fail to renew its Lease, or to reach its lock, before it stops leading',
+        'BERTH_RENEW_DEADLINE',
+      )
         .default(10_000, '10s')
         .argParser(duration),
     )
     .addOption(
       option('--retry-period <duration>', 'between tries to take the lock, and between renewals', 'BERTH_RETRY_PERIOD').default(2000, '2s').argParser(duration),
     )
-    .addOption(option('--replica-id <id>', 'this replica\'s name in leader election (default: the hostname); each process adds a random suffix', 'BERTH_REPLICA_ID').argParser(nonEmpty));
+    .addOption(
+      option(
+        '--replica-id <id>',
+        "this replica's name in leader election (default: the hostname); each process adds a random suffix",
+        'BERTH_REPLICA_ID',
+      ).argParser(nonEmpty),
+    );
   return addContainmentOptions(command);
 }
 
@@ -200,7 +222,11 @@ function addContainmentOptions(command: Command): Command {
         .argParser(orNone(defaultCpu)),
     )
     .addOption(
-      option('--default-network <network>', 'Docker network of Apps whose spec.network is default or absent: bridge, none, or a network\'s name', 'BERTH_DEFAULT_NETWORK')
+      option(
+        '--default-network <network>',
+        "Docker network of Apps whose spec.network is default or absent: bridge, none, or a network's name",
+        'BERTH_DEFAULT_NETWORK',
+      )
         .default(defaults.defaultNetwork)
         .argParser(parsed(parseDefaultNetwork)),
     )
@@ -210,14 +236,14 @@ function addContainmentOptions(command: Command): Command {
         .argParser(byteSize(64 * 1024, 1024 * 1024 * 1024)),
     )
     .addOption(
-      option('--log-max-file <n>', 'Docker log files kept per container', 'BERTH_LOG_MAX_FILE')
-        .default(defaults.logMaxFiles)
-        .argParser(integer(1, 100)),
+      option('--log-max-file <n>', 'Docker log files kept per container', 'BERTH_LOG_MAX_FILE').default(defaults.logMaxFiles).argParser(integer(1, 100)),
     )
     .addOption(
-      option('--allow-privilege-escalation', 'let container processes gain privileges (setuid binaries): no no-new-privileges', 'BERTH_ALLOW_PRIVILEGE_ESCALATION').default(
-        defaults.allowPrivilegeEscalation,
-      ),
+      option(
+        '--allow-privilege-escalation',
+        'let container processes gain privileges (setuid binaries): no no-new-privileges',
+        'BERTH_ALLOW_PRIVILEGE_ESCALATION',
+      ).default(defaults.allowPrivilegeEscalation),
     );
 }
 
@@ -455,7 +481,10 @@ function defaultCpu(value: string): string {
 }
 
 function runtimeList(value: string): RuntimeName[] {
-  const names = value.split(',').map((name) => name.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   const known = Object.values(RuntimeName) as string[];
   const unknown = names.filter((name) => !known.includes(name));
   if (names.length === 0 || unknown.length) throw new InvalidArgumentError(`must be a comma-separated list of ${known.join(', ')}.`);
@@ -464,11 +493,16 @@ function runtimeList(value: string): RuntimeName[] {
 
 /** `--allowed-hosts`: `*`, or host names, each optionally with a leading `.` for its domain and below. */
 function hostList(value: string): string[] {
-  const names = value.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
   const name = /^\.?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.?$/;
   const bad = names.filter((n) => n !== '*' && !name.test(n) && net.isIP(n) === 0);
   if (names.length === 0 || bad.length) {
-    throw new InvalidArgumentError(`must be "*" or comma-separated host names (".example.com" for a domain); not ${bad.map((b) => `"${b}"`).join(', ') || 'empty'}.`);
+    throw new InvalidArgumentError(
+      `must be "*" or comma-separated host names (".example.com" for a domain); not ${bad.map((b) => `"${b}"`).join(', ') || 'empty'}.`,
+    );
   }
   return [...new Set(names)];
 }

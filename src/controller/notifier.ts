@@ -85,7 +85,9 @@ export function eventFor(webhook: NotifyWebhook, phase: RunPhase, earlier: reado
   const streak = earlier.findIndex((p) => p !== RunPhase.Failed);
   const failedBefore = streak === -1 ? earlier.length : streak;
   if (phase === RunPhase.Failed) {
-    return webhook.on.includes(NotifyEvent.Failed) && failedBefore + 1 >= after ? { event: NotifyEvent.Failed, consecutiveFailures: failedBefore + 1 } : undefined;
+    return webhook.on.includes(NotifyEvent.Failed) && failedBefore + 1 >= after
+      ? { event: NotifyEvent.Failed, consecutiveFailures: failedBefore + 1 }
+      : undefined;
   }
   if (phase !== RunPhase.Succeeded) return undefined;
   if (webhook.on.includes(NotifyEvent.Recovered) && failedBefore >= after) return { event: NotifyEvent.Recovered, consecutiveFailures: failedBefore };
@@ -280,7 +282,7 @@ export class Notifier {
     const webhook = await this.webhookOf(record);
     if (!webhook) {
       // Nobody asks for it any more (the webhook or its App was removed): not sent, and not retried.
-      const tried = { attempt, at: started.toISOString(), durationMs: 0, error: 'not sent: the webhook is no longer in the App\'s spec.notify' };
+      const tried = { attempt, at: started.toISOString(), durationMs: 0, error: "not sent: the webhook is no longer in the App's spec.notify" };
       await this.store.notifications.recordAttempt(record, tried, NotificationState.Failed);
       this.metrics.notifications.inc({ event: record.event, state: NotificationState.Failed });
       return;

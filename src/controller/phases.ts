@@ -121,11 +121,14 @@ export function finishAttempt(status: RunStatus, end: AttemptEnd, template: AppS
     return scheduleRetry(status, end, next.toISOString(), grown !== undefined ? memoryQuantity(grown) : undefined);
   }
   const failure = end.message ?? `exited with code ${end.exitCode}`;
-  const message = excluded && status.attempts < launchesAllowed
-    ? `${failure}; not retried: exit code ${end.exitCode} is excluded by spec.retryPolicy.exitCodes`
-    : atMaxMemory && status.attempts < launchesAllowed
-      ? `${failure}; not retried: attempt ${status.attempts} already had spec.retryPolicy.onOOM.maxMemory (${onOOM?.maxMemory})`
-      : status.attempts > 1 && end.message ? `${end.message} (attempt ${status.attempts} of ${launchesAllowed})` : end.message;
+  const message =
+    excluded && status.attempts < launchesAllowed
+      ? `${failure}; not retried: exit code ${end.exitCode} is excluded by spec.retryPolicy.exitCodes`
+      : atMaxMemory && status.attempts < launchesAllowed
+        ? `${failure}; not retried: attempt ${status.attempts} already had spec.retryPolicy.onOOM.maxMemory (${onOOM?.maxMemory})`
+        : status.attempts > 1 && end.message
+          ? `${end.message} (attempt ${status.attempts} of ${launchesAllowed})`
+          : end.message;
   return markFailed(status, { ...end, message });
 }
 
@@ -221,8 +224,6 @@ function closeAttempt(status: RunStatus, end: AttemptEnd): RunAttempt[] | undefi
 /** JSON with sorted keys and no undefined fields: a status read back from the store compares equal to the one written. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : 1)))
-      : v,
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : 1))) : v,
   );
 }

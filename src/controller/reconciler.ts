@@ -108,7 +108,15 @@ export class Reconciler {
     if (!executor) {
       const runtime = this.options.runtimes.runtimeOf(run);
       if (run.status.cancelRequested) return this.finish(run, undefined, markCancelled(run.status, this.cancelEnd(run)));
-      await this.write(run, markWaiting(run.status, RunReason.RuntimeUnavailable, `no executor for runtime "${runtime}" is configured on this server`, PendingReason.RuntimeUnavailable));
+      await this.write(
+        run,
+        markWaiting(
+          run.status,
+          RunReason.RuntimeUnavailable,
+          `no executor for runtime "${runtime}" is configured on this server`,
+          PendingReason.RuntimeUnavailable,
+        ),
+      );
       return {};
     }
     try {
@@ -145,7 +153,10 @@ export class Reconciler {
       for (const { id } of decision.replacing) {
         const older = await this.options.store.getRun(id);
         if (!older || isTerminal(older.status.phase) || older.status.cancelRequested) continue;
-        const asked = await this.options.store.updateRunStatus(older, requestCancel(older.status, RunReason.Replaced, `replaced by run "${run.metadata.name}"`));
+        const asked = await this.options.store.updateRunStatus(
+          older,
+          requestCancel(older.status, RunReason.Replaced, `replaced by run "${run.metadata.name}"`),
+        );
         this.countTransition(older, asked.status);
       }
       await this.write(run, markWaiting(run.status, RunReason.Waiting, decision.message, decision.pendingReason, decision.queuePosition));
@@ -191,7 +202,11 @@ export class Reconciler {
     } catch (error) {
       // The image cannot be had, or the runtime understood the request and refused it: retrying cannot help.
       if (error instanceof ImagePullError) {
-        return this.finish(current, executor, markFailed(current.status, { reason: RunReason.ImagePullFailed, message: error.message, finishedAt: new Date().toISOString() }));
+        return this.finish(
+          current,
+          executor,
+          markFailed(current.status, { reason: RunReason.ImagePullFailed, message: error.message, finishedAt: new Date().toISOString() }),
+        );
       }
       if (error instanceof RuntimeRefusedError) {
         const message = `the ${executor.runtime} runtime refused to launch the run: ${error.message}`;
@@ -367,9 +382,10 @@ export class Reconciler {
       const place = line.ready.findIndex((other) => other.id === run.id);
       if (place < 0 || place >= line.free) {
         const queuePosition = queuePositionOf(line, place);
-        const message = queuePosition === undefined
-          ? `waiting for a free slot: at most ${this.options.maxParallel} runs run at once (--max-parallel)`
-          : slotMessage(queuePosition, this.options.maxParallel);
+        const message =
+          queuePosition === undefined
+            ? `waiting for a free slot: at most ${this.options.maxParallel} runs run at once (--max-parallel)`
+            : slotMessage(queuePosition, this.options.maxParallel);
         return { kind: 'wait', message, pendingReason: PendingReason.MaxParallel, queuePosition, replacing: [] };
       }
       this.starting.add(run.id);

@@ -19,7 +19,13 @@ interface LockConnection {
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { Client } = require('pg') as {
-  Client: new (config: { connectionString: string; application_name: string; query_timeout: number; connectionTimeoutMillis: number; keepAlive: boolean }) => LockConnection;
+  Client: new (config: {
+    connectionString: string;
+    application_name: string;
+    query_timeout: number;
+    connectionTimeoutMillis: number;
+    keepAlive: boolean;
+  }) => LockConnection;
 };
 
 export interface AdvisoryLockOptions extends ElectionOptions {

@@ -17,9 +17,7 @@ export const CONTROLLER_LOCK = 'berth-controller';
 export const SHUTTING_DOWN = 'shutting down';
 
 /** Where this replica stands. */
-export type LeaderState =
-  | { leading: true; term: LeaderRecord }
-  | { leading: false; reason: string };
+export type LeaderState = { leading: true; term: LeaderRecord } | { leading: false; reason: string };
 
 /**
  * One replica's part in an election. `start(signal)` campaigns, holds and

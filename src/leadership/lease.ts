@@ -73,8 +73,10 @@ export class LeaseElection extends Election {
     this.leaseName = options.leaseName ?? this.lockName;
     this.timing = { ...DEFAULT_LEASE_TIMING, ...options.timing };
     const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = this.timing;
-    if (!(leaseDurationMs > renewDeadlineMs)) throw new RangeError(`lease duration (${leaseDurationMs} ms) must be longer than the renew deadline (${renewDeadlineMs} ms)`);
-    if (!(renewDeadlineMs > retryPeriodMs)) throw new RangeError(`renew deadline (${renewDeadlineMs} ms) must be longer than the retry period (${retryPeriodMs} ms)`);
+    if (!(leaseDurationMs > renewDeadlineMs))
+      throw new RangeError(`lease duration (${leaseDurationMs} ms) must be longer than the renew deadline (${renewDeadlineMs} ms)`);
+    if (!(renewDeadlineMs > retryPeriodMs))
+      throw new RangeError(`renew deadline (${renewDeadlineMs} ms) must be longer than the retry period (${retryPeriodMs} ms)`);
     this.now = options.now ?? Date.now;
   }
 

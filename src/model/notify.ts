@@ -29,7 +29,12 @@ export const notifySchema = {
     required: ['url', 'on'],
     additionalProperties: false,
     properties: {
-      url: { type: 'string', minLength: 1, maxLength: MAX_WEBHOOK_URL, errorMessage: `must be an http:// or https:// URL of at most ${MAX_WEBHOOK_URL} characters` },
+      url: {
+        type: 'string',
+        minLength: 1,
+        maxLength: MAX_WEBHOOK_URL,
+        errorMessage: `must be an http:// or https:// URL of at most ${MAX_WEBHOOK_URL} characters`,
+      },
       on: {
         type: 'array',
         minItems: 1,
@@ -42,14 +47,23 @@ export const notifySchema = {
         type: 'object',
         additionalProperties: false,
         properties: {
-          env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256, errorMessage: 'must be the name of an environment variable of the server' },
+          env: {
+            type: 'string',
+            pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+            maxLength: 256,
+            errorMessage: 'must be the name of an environment variable of the server',
+          },
           file: { type: 'string', minLength: 1, maxLength: 4096, errorMessage: 'must be the path of a file on the server' },
         },
-        errorMessage: { type: 'must be an object such as {env: BERTH_WEBHOOK_SECRET} or {file: /run/secrets/hook}', additionalProperties: 'only env or file is supported' },
+        errorMessage: {
+          type: 'must be an object such as {env: BERTH_WEBHOOK_SECRET} or {file: /run/secrets/hook}',
+          additionalProperties: 'only env or file is supported',
+        },
       },
       secret: {
         not: {},
-        errorMessage: 'is not accepted: a secret in the spec would be shown by every GET and kept in git; put it in an environment variable or file of the server and name it with secretRef: {env: NAME} or {file: PATH}',
+        errorMessage:
+          'is not accepted: a secret in the spec would be shown by every GET and kept in git; put it in an environment variable or file of the server and name it with secretRef: {env: NAME} or {file: PATH}',
       },
     },
     errorMessage: {

@@ -31,7 +31,10 @@ export const PATTERN_MATCH_TIMEOUT_MS = 50;
  * `{,16}`: too little for real rules such as a DNS label.)
  */
 const sandbox = vm.createContext(Object.create(null) as Record<string, unknown>);
-const matcher = vm.runInContext('(function (pattern, value) { return new RegExp(pattern, "u").test(value); })', sandbox) as (pattern: string, value: string) => boolean;
+const matcher = vm.runInContext('(function (pattern, value) { return new RegExp(pattern, "u").test(value); })', sandbox) as (
+  pattern: string,
+  value: string,
+) => boolean;
 sandbox.match = matcher;
 const matchScript = new vm.Script('match(pattern, value)');
 
@@ -89,7 +92,12 @@ export function parameterDeclarationProblems(parameters: AppParameter[], path: s
  * naming every bad value (unknown, missing while required, not matching the
  * pattern, not in the enum) under `field` (e.g. `parameters`).
  */
-export function resolveParameters(appName: string, declared: AppParameter[] = [], given: Record<string, string> = {}, field = 'parameters'): Record<string, string> {
+export function resolveParameters(
+  appName: string,
+  declared: AppParameter[] = [],
+  given: Record<string, string> = {},
+  field = 'parameters',
+): Record<string, string> {
   const problems: FieldProblem[] = [];
   const byName = new Map(declared.map((parameter) => [parameter.name, parameter]));
   for (const name of Object.keys(given)) {

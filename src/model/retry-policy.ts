@@ -84,7 +84,11 @@ const exitCodeList = {
   maxItems: MAX_EXIT_CODES,
   uniqueItems: true,
   items: { type: 'integer', minimum: 0, maximum: 255, errorMessage: 'must be an exit code from 0 to 255' },
-  errorMessage: { type: 'must be a list of exit codes such as [1, 2]', minItems: 'must list at least one exit code', uniqueItems: 'must not repeat an exit code' },
+  errorMessage: {
+    type: 'must be a list of exit codes such as [1, 2]',
+    minItems: 'must list at least one exit code',
+    uniqueItems: 'must not repeat an exit code',
+  },
 };
 
 const seconds = (max: number) => ({ type: 'integer', minimum: 1, maximum: max, errorMessage: `must be an integer from 1 to ${max}` });
@@ -111,7 +115,10 @@ export const retryPolicySchema = {
       type: 'object',
       additionalProperties: false,
       properties: { baseSeconds: seconds(86_400), maxSeconds: seconds(86_400) },
-      errorMessage: { type: 'must be an object such as {baseSeconds: 5, maxSeconds: 300}', additionalProperties: 'only baseSeconds and maxSeconds are supported' },
+      errorMessage: {
+        type: 'must be an object such as {baseSeconds: 5, maxSeconds: 300}',
+        additionalProperties: 'only baseSeconds and maxSeconds are supported',
+      },
     },
     onOOM: {
       type: 'object',

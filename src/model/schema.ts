@@ -170,7 +170,7 @@ const network = {
     type: 'must be a string',
     maxLength: 'must be at most 128 characters',
     pattern: 'must be none, default, or the name of a Docker network (letters, digits, "_", "." and "-")',
-    not: 'must not be host: a container on the host\'s network reaches everything the host does',
+    not: "must not be host: a container on the host's network reaches everything the host does",
   },
 };
 
@@ -219,7 +219,12 @@ const parameters = {
         maxItems: 256,
         uniqueItems: true,
         items: parameterValue,
-        errorMessage: { type: 'must be a list of the allowed values', minItems: 'must list at least one value', maxItems: 'must list at most 256 values', uniqueItems: 'must not list a value twice' },
+        errorMessage: {
+          type: 'must be a list of the allowed values',
+          minItems: 'must list at least one value',
+          maxItems: 'must list at most 256 values',
+          uniqueItems: 'must not list a value twice',
+        },
       },
     },
     not: { required: ['pattern', 'enum'] },

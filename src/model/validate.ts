@@ -8,12 +8,7 @@ import { parameterDeclarationProblems } from './parameters';
 import { parseCpuNanos, parseMemoryBytes } from './quantity';
 import { onOOMProblems } from './retry-policy';
 import { Schedule, SCHEDULE_DEFAULTS } from './schedule';
-import {
-  appManifestSchema,
-  runManifestSchema,
-  runRequestSchema,
-  seedAppSchema,
-} from './schema';
+import { appManifestSchema, runManifestSchema, runRequestSchema, seedAppSchema } from './schema';
 import { App, AppSpec, RunOverrides, ScheduleSpec } from './types';
 
 /** Finds where a field is in the source text (YAML), for messages with line and column. */
@@ -275,7 +270,10 @@ function check(validate: ValidateFunction, value: unknown, what: string, at?: Lo
 }
 
 function toProblem(error: ErrorObject): FieldProblem {
-  const path = error.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const path = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   // ajv-errors keeps the original errors; their params say which property was missing or unknown.
   const original = (error.params as { errors?: ErrorObject[] }).errors?.[0] ?? error;
   const params = original.params as { missingProperty?: string; additionalProperty?: string; propertyName?: string };

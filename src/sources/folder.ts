@@ -222,7 +222,10 @@ export class FolderSource extends EventEmitter<{ sync: [SyncEvent] }> {
    */
   private rewatch(): void {
     if (this.rewatching || this.stopping) return;
-    this.logger.info({ dir: this.dir, now: this.bounds.real, was: this.watchedRealDir }, 'the apps folder moved (its link was swapped); watching where it is now');
+    this.logger.info(
+      { dir: this.dir, now: this.bounds.real, was: this.watchedRealDir },
+      'the apps folder moved (its link was swapped); watching where it is now',
+    );
     this.rewatching = this.startWatcher()
       .then(async () => this.changes.enqueue(await this.everyKnownFile()))
       .catch((err) => this.logger.warn({ err }, 'watching the moved apps folder failed; the next rescan retries'))

@@ -32,7 +32,11 @@ const EMPTY: ManifestFile = { apps: [], runs: [], errors: [] };
  */
 export async function readSnapshot(bounds: FolderBounds, relative: string, maxBytes: number, admission?: Admission): Promise<FileSnapshot | typeof UNSETTLED> {
   const absent: FileSnapshot = { path: relative, present: false, manifest: EMPTY };
-  const unreadable = (code: string): FileSnapshot => ({ path: relative, present: true, manifest: { ...EMPTY, errors: [{ field: '(file)', reason: `cannot be read: ${code}` }] } });
+  const unreadable = (code: string): FileSnapshot => ({
+    path: relative,
+    present: true,
+    manifest: { ...EMPTY, errors: [{ field: '(file)', reason: `cannot be read: ${code}` }] },
+  });
   const where = await bounds.resolve(relative);
   if (where.kind === 'absent') return absent;
   if (where.kind === 'moving') return UNSETTLED;
@@ -66,7 +70,8 @@ export async function readSnapshot(bounds: FolderBounds, relative: string, maxBy
 
 /** A path that leads outside the folder: one error naming the link and where it points, and nothing of what is there. */
 function outsideSnapshot(relative: string, through: OutsideLink, realDir: string): FileSnapshot {
-  const where = through.link === relative ? `is a symbolic link to ${through.target}` : `is reached through the symbolic link ${through.link} → ${through.target}`;
+  const where =
+    through.link === relative ? `is a symbolic link to ${through.target}` : `is reached through the symbolic link ${through.link} → ${through.target}`;
   const reason = `${where}, which leads outside the apps folder (${realDir}); links may only point inside it, so it is not followed`;
   return {
     path: relative,

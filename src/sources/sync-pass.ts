@@ -58,7 +58,11 @@ export async function syncFiles(store: Store, records: ReadonlyMap<string, FileR
   // What the store holds: the Apps these files own, and the Apps with the names they declare.
   const owned = new Map<string, StoredApp[]>(files.map((f) => [f.path, []]));
   const byName = new Map<string, StoredApp>();
-  for (const app of await listInChunks(store, 'sources', files.map((f) => fileSource(f.path)))) {
+  for (const app of await listInChunks(
+    store,
+    'sources',
+    files.map((f) => fileSource(f.path)),
+  )) {
     owned.get(sourcePath(app.status.source) as string)?.push(app);
     byName.set(app.metadata.name, app);
   }
@@ -293,7 +297,11 @@ async function eachLimited<T>(items: T[], work: (item: T) => Promise<unknown>): 
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)))
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>)
+            .filter(([, x]) => x !== undefined)
+            .sort(([a], [b]) => (a < b ? -1 : 1)),
+        )
       : v,
   );
 }

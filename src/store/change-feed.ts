@@ -37,7 +37,11 @@ export function noticeOf(origin: string, event: StoreEvent): string {
   const object = event.object;
   const trimmed =
     event.kind === 'Run'
-      ? { ...event.object, metadata: { ...object.metadata, labels: {} }, spec: { app: event.object.spec.app, template: { runtime: event.object.spec.template.runtime } } }
+      ? {
+          ...event.object,
+          metadata: { ...object.metadata, labels: {} },
+          spec: { app: event.object.spec.app, template: { runtime: event.object.spec.template.runtime } },
+        }
       : { ...object, metadata: { ...object.metadata, labels: {} }, spec: {} };
   return JSON.stringify({ ...notice, object: trimmed });
 }

@@ -208,7 +208,8 @@ async function rebuildSqliteTables(sequelize: Sequelize, change: 'add' | 'drop')
         await sequelize.query(`ALTER TABLE \`${table}_rebuilt\` RENAME TO \`${table}\``);
         for (const index of indexes) await sequelize.query(index.sql);
         // AUTOINCREMENT never hands out an id twice: keep the counter past ids of rows deleted before.
-        if (sequence) await sequelize.query(`UPDATE sqlite_sequence SET seq = MAX(seq, :seq) WHERE name = :table`, { replacements: { seq: sequence.seq, table } });
+        if (sequence)
+          await sequelize.query(`UPDATE sqlite_sequence SET seq = MAX(seq, :seq) WHERE name = :table`, { replacements: { seq: sequence.seq, table } });
       }
       const broken = await rows<unknown>('PRAGMA foreign_key_check');
       if (broken.length) throw new Error(`0004-cascading-keys: ${broken.length} rows reference rows that do not exist: ${JSON.stringify(broken.slice(0, 5))}`);

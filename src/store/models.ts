@@ -51,7 +51,8 @@ export interface Models {
 /** Models bound to one connection (a process may hold several stores, e.g. in tests). */
 export function defineModels(sequelize: Sequelize): Models {
   const common = { underscored: true, timestamps: true };
-  const App = sequelize.define<AppRow>('App',
+  const App = sequelize.define<AppRow>(
+    'App',
     {
       id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
       name: { type: DataTypes.STRING(63), allowNull: false },
@@ -66,7 +67,8 @@ export function defineModels(sequelize: Sequelize): Models {
     },
     { ...common, tableName: 'apps' },
   );
-  const Run = sequelize.define<RunRow>('Run',
+  const Run = sequelize.define<RunRow>(
+    'Run',
     {
       id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
       name: { type: DataTypes.STRING(253), allowNull: false },
@@ -83,7 +85,8 @@ export function defineModels(sequelize: Sequelize): Models {
     },
     { ...common, tableName: 'runs' },
   );
-  const RunLog = sequelize.define<RunLogRow>('RunLog',
+  const RunLog = sequelize.define<RunLogRow>(
+    'RunLog',
     {
       runId: { type: DataTypes.INTEGER, primaryKey: true },
       content: { type: DataTypes.TEXT, allowNull: false },

@@ -104,7 +104,20 @@ export class NotificationRecords {
       const added = await this.sql.execute(
         'INSERT INTO notifications (app_id, key, webhook, url, event, run_name, state, payload, attempts, next_attempt_at, created_at, updated_at) ' +
           'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING',
-        [input.appId, input.key, input.webhook, input.url, input.event, input.runName ?? null, state, input.payload, '[]', state === NotificationState.Pending ? at : null, at, at],
+        [
+          input.appId,
+          input.key,
+          input.webhook,
+          input.url,
+          input.event,
+          input.runName ?? null,
+          state,
+          input.payload,
+          '[]',
+          state === NotificationState.Pending ? at : null,
+          at,
+          at,
+        ],
       );
       if (added === 0) return 'duplicate';
     } catch (err) {
@@ -126,7 +139,9 @@ export class NotificationRecords {
 
   /** When the next Pending notification is due, if any is. */
   async nextDueAt(): Promise<Date | undefined> {
-    const [row] = await this.sql.select<{ at: string | Date | null }>('SELECT MIN(next_attempt_at) AS at FROM notifications WHERE state = ?', [NotificationState.Pending]);
+    const [row] = await this.sql.select<{ at: string | Date | null }>('SELECT MIN(next_attempt_at) AS at FROM notifications WHERE state = ?', [
+      NotificationState.Pending,
+    ]);
     return row?.at ? new Date(isoOf(row.at)) : undefined;
   }
 

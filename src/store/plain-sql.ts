@@ -32,9 +32,7 @@ export class PlainSql {
       return (await this.sequelize.query(sql, { replacements: values, type: QueryTypes.SELECT, raw: true })) as T[];
     }
     const connection = await this.connection();
-    return new Promise((resolve, reject) =>
-      connection.all(sql, values, (err, rows) => (err ? reject(err) : resolve(rows as T[]))),
-    );
+    return new Promise((resolve, reject) => connection.all(sql, values, (err, rows) => (err ? reject(err) : resolve(rows as T[]))));
   }
 
   /** An INSERT, UPDATE or DELETE; returns how many rows it changed. */

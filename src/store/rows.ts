@@ -38,9 +38,7 @@ export function refWhere(ref: string | number): { id: number } | { name: string 
 
 export function checkPrecondition(kind: string, name: string, current: string, pre: Precondition): void {
   if (pre.resourceVersion !== undefined && pre.resourceVersion !== current) {
-    throw new ConflictError(
-      `${kind} "${name}" was modified: resourceVersion ${pre.resourceVersion} is stale (current is ${current}); read it again and retry`,
-    );
+    throw new ConflictError(`${kind} "${name}" was modified: resourceVersion ${pre.resourceVersion} is stale (current is ${current}); read it again and retry`);
   }
 }
 

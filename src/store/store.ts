@@ -10,18 +10,7 @@ import { LeadershipRecords } from './leadership';
 import { NotificationRecords } from './notifications';
 import { AppRow, defineModels, Models, RunRow } from './models';
 import { isForeignKeyViolation, PlainSql } from './plain-sql';
-import {
-  APP_SELECT,
-  checkPrecondition,
-  newAppRow,
-  parseJson,
-  refWhere,
-  RUN_SELECT,
-  sameJson,
-  staleWrite,
-  toApp,
-  toRun,
-} from './rows';
+import { APP_SELECT, checkPrecondition, newAppRow, parseJson, refWhere, RUN_SELECT, sameJson, staleWrite, toApp, toRun } from './rows';
 import type {
   ActiveRunState,
   AppChange,
@@ -173,9 +162,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const where: Record<string | symbol, unknown> = {};
     if (options.sources) where.source = { [Op.in]: options.sources };
     if (options.names) where.name = { [Op.in]: options.names };
-    const labelClauses = Object.entries(options.labels ?? {}).map(([key, value]) =>
-      Sequelize.where(this.jsonField('labels', key), value),
-    );
+    const labelClauses = Object.entries(options.labels ?? {}).map(([key, value]) => Sequelize.where(this.jsonField('labels', key), value));
     const fullWhere: WhereOptions = labelClauses.length ? { [Op.and]: [where, ...labelClauses] } : where;
     const { rows, count } = await this.models.App.findAndCountAll({
       where: fullWhere,
@@ -269,7 +256,11 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
       })) as { resourceVersion: number | string }[];
       if (!row) throw new NotFoundError('app', ref);
       if (Number(row.resourceVersion) !== Number(current.metadata.resourceVersion)) throw staleWrite('app', current.metadata.name);
-      const deleted = (await this.sequelize.query(`${RUN_SELECT} WHERE app_id = :id`, { replacements: { id: current.id }, type: QueryTypes.SELECT, transaction })) as RunRow[];
+      const deleted = (await this.sequelize.query(`${RUN_SELECT} WHERE app_id = :id`, {
+        replacements: { id: current.id },
+        type: QueryTypes.SELECT,
+        transaction,
+      })) as RunRow[];
       await this.sequelize.query('DELETE FROM apps WHERE id = :id', { replacements: { id: current.id }, transaction });
       return deleted.map(toRun);
     });
@@ -298,13 +289,18 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
         inserted =
           input.exclusive && this.dialect === 'postgres'
             ? await this.sequelize.transaction(async (transaction) => {
-                await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', { replacements: { id: app.id }, type: QueryTypes.SELECT, transaction });
+                await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', {
+                  replacements: { id: app.id },
+                  type: QueryTypes.SELECT,
+                  transaction,
+                });
                 return this.insertRunChecked(app, input, transaction);
               })
             : await this.insertRunChecked(app, input);
       } catch (err) {
         // The App was deleted since it was read (or is being deleted, and that committed first): no run for it.
-        if (err instanceof ForeignKeyConstraintError) throw new NotFoundError('app', app.metadata.name, 'it was deleted as the run was asked for; no run was created');
+        if (err instanceof ForeignKeyConstraintError)
+          throw new NotFoundError('app', app.metadata.name, 'it was deleted as the run was asked for; no run was created');
         if (!(err instanceof UniqueConstraintError)) throw err;
         // Another replica inserted a run with this idempotency key between our check and our insert
         // (the unique index on (app_id, idempotency_key) refused ours): answer its run.
@@ -430,7 +426,11 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
       throw staleWrite('run', run.metadata.name);
     }
     // The row is what was read plus this write: no need to read it back.
-    const written: StoredRun = { ...run, metadata: { ...run.metadata, resourceVersion: String(version + 1) }, status: JSON.parse(JSON.stringify(status)) as RunStatus };
+    const written: StoredRun = {
+      ...run,
+      metadata: { ...run.metadata, resourceVersion: String(version + 1) },
+      status: JSON.parse(JSON.stringify(status)) as RunStatus,
+    };
     this.publish({ type: 'MODIFIED', kind: 'Run', object: written });
     return written;
   }
@@ -490,9 +490,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   private jsonField(column: string, key: string) {
     // Label keys are validated (DNS-ish) at the edge, but quote them anyway.
     const escaped = key.replace(/"/g, '""').replace(/'/g, "''");
-    return this.dialect === 'postgres'
-      ? Sequelize.literal(`("${column}"->>'${escaped}')`)
-      : Sequelize.literal(`json_extract("${column}", '$."${escaped}"')`);
+    return this.dialect === 'postgres' ? Sequelize.literal(`("${column}"->>'${escaped}')`) : Sequelize.literal(`json_extract("${column}", '$."${escaped}"')`);
   }
 
   private async serialisePerApp<T>(appId: number, work: () => Promise<T>): Promise<T> {
@@ -515,7 +513,10 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     if (!this.listener) return;
     // After the write, outside its transaction; a notice lost (the store closing) only delays the others until their resync.
     void this.sequelize
-      .query('SELECT pg_notify(:channel, :payload)', { replacements: { channel: CHANGE_CHANNEL, payload: noticeOf(this.instance, event) }, type: QueryTypes.SELECT })
+      .query('SELECT pg_notify(:channel, :payload)', {
+        replacements: { channel: CHANGE_CHANNEL, payload: noticeOf(this.instance, event) },
+        type: QueryTypes.SELECT,
+      })
       .catch(() => undefined);
   }
 

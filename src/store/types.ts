@@ -5,9 +5,7 @@ export type StoredApp = App & { id: number };
 export type StoredRun = Run & { id: number; appId: number };
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
-export type StoreEvent =
-  | { type: ChangeType; kind: 'App'; object: StoredApp }
-  | { type: ChangeType; kind: 'Run'; object: StoredRun };
+export type StoreEvent = { type: ChangeType; kind: 'App'; object: StoredApp } | { type: ChangeType; kind: 'Run'; object: StoredRun };
 
 export interface Page<T> {
   items: T[];

@@ -71,7 +71,12 @@ function send(ctx: Context, asset: Asset, cacheControl: string): void {
     ctx.set('X-Frame-Options', 'DENY');
   }
   ctx.type = asset.type;
-  if (ctx.get('if-none-match').split(/\s*,\s*/).includes(etag)) {
+  if (
+    ctx
+      .get('if-none-match')
+      .split(/\s*,\s*/)
+      .includes(etag)
+  ) {
     ctx.status = 304;
     return;
   }

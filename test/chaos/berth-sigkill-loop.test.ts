@@ -45,9 +45,7 @@ describe('chaos: berth SIGKILLed in a loop while runs start', function () {
 
     const acknowledged: { id: number; uid: string }[] = [];
     for (let round = 0; round < KILLS; round++) {
-      const asked = await Promise.all(
-        Array.from({ length: RUNS_PER_ROUND }, () => json(`${berth!.url}/apps/${app}/run/`, { method: 'POST' })),
-      );
+      const asked = await Promise.all(Array.from({ length: RUNS_PER_ROUND }, () => json(`${berth!.url}/apps/${app}/run/`, { method: 'POST' })));
       for (const answer of asked) {
         assert.equal(answer.status, 202, JSON.stringify(answer.body));
         acknowledged.push({ id: answer.body.id, uid: answer.body.metadata.uid });

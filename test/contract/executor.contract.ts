@@ -140,10 +140,14 @@ export function executorContract(name: string, makeExecutor: () => Executor | Pr
 
     /** Waits until the workload has written `text` (the script's sign that it is ready for what the test does next). */
     const waitForOutput = (workload: string, text: string): Promise<string> =>
-      waitFor(`${workload} to write ${JSON.stringify(text)}`, async () => {
-        const output = await readText(await executor.logs(workload));
-        return output.includes(text) ? output : undefined;
-      }, { timeoutMs });
+      waitFor(
+        `${workload} to write ${JSON.stringify(text)}`,
+        async () => {
+          const output = await readText(await executor.logs(workload));
+          return output.includes(text) ? output : undefined;
+        },
+        { timeoutMs },
+      );
 
     const ownedBy = async (runUid: string) => (await executor.listOwned()).filter((w) => w.runUid === runUid);
 

@@ -54,7 +54,11 @@ describe('fuzz: the API', function () {
 
 /** The server's last few logged errors, each cut short: their messages say enough to find the fault. */
 function lastErrors(target: FuzzTarget): string {
-  return target.errors().slice(-3).map((line) => line.slice(0, 600)).join('\n');
+  return target
+    .errors()
+    .slice(-3)
+    .map((line) => line.slice(0, 600))
+    .join('\n');
 }
 
 function show(request: RawRequest): string {

@@ -16,8 +16,34 @@ const reference = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.constantFrom(
-      '0', '-1', '1.5', '1e3', '0x10', '99999999999999999999', '9007199254740993', '%00', '%2F', '%2e%2e', '..', '.', '%', '%zz',
-      '%C0%AF', '%E2%80%AE', '%F0%9F%92%A9', 'é', '💩', 'a'.repeat(300), '%20', '+', '*', '~', ':', '@', ';x', 'a%0d%0ab',
+      '0',
+      '-1',
+      '1.5',
+      '1e3',
+      '0x10',
+      '99999999999999999999',
+      '9007199254740993',
+      '%00',
+      '%2F',
+      '%2e%2e',
+      '..',
+      '.',
+      '%',
+      '%zz',
+      '%C0%AF',
+      '%E2%80%AE',
+      '%F0%9F%92%A9',
+      'é',
+      '💩',
+      'a'.repeat(300),
+      '%20',
+      '+',
+      '*',
+      '~',
+      ':',
+      '@',
+      ';x',
+      'a%0d%0ab',
     ),
   },
   { weight: 1, arbitrary: fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$/) },
@@ -27,7 +53,23 @@ const reference = fc.oneof(
 );
 
 const route = fc.oneof(
-  fc.constantFrom('/healthz', '/readyz', '/metrics', '/openapi.json', '/apps', '/runs', '/events', '/sources', '/', '', '//apps//', '/apps/./x', '/APPS', '/apps/..', '/index.html'),
+  fc.constantFrom(
+    '/healthz',
+    '/readyz',
+    '/metrics',
+    '/openapi.json',
+    '/apps',
+    '/runs',
+    '/events',
+    '/sources',
+    '/',
+    '',
+    '//apps//',
+    '/apps/./x',
+    '/APPS',
+    '/apps/..',
+    '/index.html',
+  ),
   reference.map((a) => `/apps/${a}`),
   fc.tuple(reference).map(([a]) => `/apps/${a}/run`),
   fc.tuple(reference, reference).map(([a, r]) => `/apps/${a}/run/${r}`),
@@ -40,9 +82,38 @@ const route = fc.oneof(
 const QUERY_KEYS = ['limit', 'offset', 'labelSelector', 'phase', 'app', 'kind', 'follow', 'tail', 'watch', '__proto__', 'constructor', ''];
 const queryValue = fc.oneof(
   fc.constantFrom(
-    '', '0', '1', '-1', '1000', '1001', '1e3', 'NaN', 'Infinity', '99999999999999999999999', '9007199254740993', 'true', 'false',
-    'Pending', 'Pending,Running', 'Pending,Bogus', ',', 'team=fuzz', 'team==fuzz', 'a!=b', 'x in (a)', 'team=fuzz,', '=', 'App', 'Run', 'Source',
-    KNOWN.apiApp, '%zz', '%00', '%', '%E2%80%AE', 'a'.repeat(2000),
+    '',
+    '0',
+    '1',
+    '-1',
+    '1000',
+    '1001',
+    '1e3',
+    'NaN',
+    'Infinity',
+    '99999999999999999999999',
+    '9007199254740993',
+    'true',
+    'false',
+    'Pending',
+    'Pending,Running',
+    'Pending,Bogus',
+    ',',
+    'team=fuzz',
+    'team==fuzz',
+    'a!=b',
+    'x in (a)',
+    'team=fuzz,',
+    '=',
+    'App',
+    'Run',
+    'Source',
+    KNOWN.apiApp,
+    '%zz',
+    '%00',
+    '%',
+    '%E2%80%AE',
+    'a'.repeat(2000),
   ),
   fc.string({ maxLength: 20 }).map(encodeURIComponent),
   fc.string({ unit: 'binary-ascii', maxLength: 10 }).map((s) => s.replace(/[\r\n #]/g, '')),
@@ -53,7 +124,10 @@ const query = fc.oneof(
   {
     weight: 3,
     arbitrary: fc
-      .array(fc.tuple(fc.oneof(fc.constantFrom(...QUERY_KEYS), fc.string({ maxLength: 6 }).map(encodeURIComponent)), queryValue), { minLength: 1, maxLength: 4 })
+      .array(fc.tuple(fc.oneof(fc.constantFrom(...QUERY_KEYS), fc.string({ maxLength: 6 }).map(encodeURIComponent)), queryValue), {
+        minLength: 1,
+        maxLength: 4,
+      })
       .map((pairs) => `?${pairs.map(([k, v]) => `${k}=${v}`).join('&')}`),
   },
 );
@@ -71,9 +145,20 @@ const contentType = fc.oneof(
   JSON_TYPE,
   YAML_TYPE,
   fc.constantFrom(
-    'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16le',
-    'application/json; charset=bogus', 'application/yaml; charset=latin1', 'application/json, text/plain', 'application/', 'json', ';', '*/*',
-    'application/json; charset="utf-8"; x=', 'application/octet-stream', 'text/yaml; charset=utf-32',
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    'application/json; charset=utf-16le',
+    'application/json; charset=bogus',
+    'application/yaml; charset=latin1',
+    'application/json, text/plain',
+    'application/',
+    'json',
+    ';',
+    '*/*',
+    'application/json; charset="utf-8"; x=',
+    'application/octet-stream',
+    'text/yaml; charset=utf-32',
   ),
   fc.string({ unit: 'binary-ascii', maxLength: 30 }).map(headerSafe),
 );
@@ -92,9 +177,22 @@ const bodyText = fc.oneof(
   {
     weight: 1,
     arbitrary: fc.constantFrom(
-      '', ' ', 'null', '"x"', '[]', '{}', '1', '{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"x":1}}}', '\ufeff{}',
-      '{"name":"a","name":"b"}', '{"image":"' + TEST_IMAGE + '","name":"' + KNOWN.fileApp + '"}', '{"a":1e999}', '[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]',
-      '['.repeat(5000) + ']'.repeat(5000), '{"a":'.repeat(3000) + '1' + '}'.repeat(3000),
+      '',
+      ' ',
+      'null',
+      '"x"',
+      '[]',
+      '{}',
+      '1',
+      '{"__proto__":{"polluted":1}}',
+      '{"constructor":{"prototype":{"x":1}}}',
+      '\ufeff{}',
+      '{"name":"a","name":"b"}',
+      '{"image":"' + TEST_IMAGE + '","name":"' + KNOWN.fileApp + '"}',
+      '{"a":1e999}',
+      '[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]',
+      '['.repeat(5000) + ']'.repeat(5000),
+      '{"a":'.repeat(3000) + '1' + '}'.repeat(3000),
     ),
   },
 );
@@ -113,16 +211,43 @@ function hostileHeaders(port: number) {
     host: fc.option(
       fc.oneof(
         { weight: 6, arbitrary: fc.constantFrom(`127.0.0.1:${port}`, `localhost:${port}`, ALLOWED_HOST, `[::1]:${port}`) },
-        { weight: 1, arbitrary: fc.constantFrom('evil.example', '', '127.0.0.1.', 'LOCALHOST.', 'a:b:c', '[::1', ']', ':', 'x.localhost', `127.0.0.1:${port}, evil.example`) },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom(
+            'evil.example',
+            '',
+            '127.0.0.1.',
+            'LOCALHOST.',
+            'a:b:c',
+            '[::1',
+            ']',
+            ':',
+            'x.localhost',
+            `127.0.0.1:${port}, evil.example`,
+          ),
+        },
         { weight: 1, arbitrary: headerValue },
       ),
       { nil: undefined, freq: 10 },
     ),
-    origin: optional(fc.oneof(fc.constantFrom(`http://127.0.0.1:${port}`, 'http://evil.example', 'null', 'file://', 'http://[::1', `https://127.0.0.1:${port}`), headerValue)),
+    origin: optional(
+      fc.oneof(fc.constantFrom(`http://127.0.0.1:${port}`, 'http://evil.example', 'null', 'file://', 'http://[::1', `https://127.0.0.1:${port}`), headerValue),
+    ),
     authorization: fc.option(
       fc.oneof(
         { weight: 6, arbitrary: fc.constant(`Bearer ${FUZZ_TOKEN}`) },
-        { weight: 1, arbitrary: fc.constantFrom('Bearer', 'Bearer ', 'Bearer wrong', `bearer ${FUZZ_TOKEN}`, `Bearer  ${FUZZ_TOKEN} `, 'Basic Zm9vOmJhcg==', `Bearer ${FUZZ_TOKEN}x`) },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom(
+            'Bearer',
+            'Bearer ',
+            'Bearer wrong',
+            `bearer ${FUZZ_TOKEN}`,
+            `Bearer  ${FUZZ_TOKEN} `,
+            'Basic Zm9vOmJhcg==',
+            `Bearer ${FUZZ_TOKEN}x`,
+          ),
+        },
         { weight: 1, arbitrary: headerValue },
       ),
       { nil: undefined, freq: 8 },
@@ -132,7 +257,19 @@ function hostileHeaders(port: number) {
     gzipBody: fc.boolean(),
     extra: fc.array(
       fc.tuple(
-        fc.constantFrom('Idempotency-Key', 'If-Match', 'Accept', 'Accept-Encoding', 'X-Forwarded-For', 'X-Forwarded-Host', 'X-Forwarded-Proto', 'Expect', 'Range', 'Cookie', 'Last-Event-ID'),
+        fc.constantFrom(
+          'Idempotency-Key',
+          'If-Match',
+          'Accept',
+          'Accept-Encoding',
+          'X-Forwarded-For',
+          'X-Forwarded-Host',
+          'X-Forwarded-Proto',
+          'Expect',
+          'Range',
+          'Cookie',
+          'Last-Event-ID',
+        ),
         fc.oneof(fc.constantFrom('"1"', '*', 'W/"1"', '1', '', 'gzip', '100-continue', 'bytes=0-1', 'x'.repeat(300)), headerValue),
       ),
       { maxLength: 3 },
@@ -142,8 +279,9 @@ function hostileHeaders(port: number) {
 
 /** Any request: method, target, headers and body each drawn on its own. */
 export function hostileRequest(port: number): fc.Arbitrary<RawRequest> {
-  return fc.record({ method, target, headers: hostileHeaders(port), body: fc.option(body, { nil: undefined, freq: 3 }), chunked: fc.boolean() }).map(
-    ({ method, target, headers, body, chunked }) => {
+  return fc
+    .record({ method, target, headers: hostileHeaders(port), body: fc.option(body, { nil: undefined, freq: 3 }), chunked: fc.boolean() })
+    .map(({ method, target, headers, body, chunked }) => {
       const list: [string, string][] = [];
       if (headers.host !== undefined) list.push(['Host', headers.host]);
       if (headers.origin !== undefined) list.push(['Origin', headers.origin]);
@@ -156,8 +294,7 @@ export function hostileRequest(port: number): fc.Arbitrary<RawRequest> {
       }
       list.push(...headers.extra);
       return { method, target, headers: list, body: payload, chunked: chunked && payload.length > 0 };
-    },
-  );
+    });
 }
 
 /**
@@ -167,17 +304,39 @@ export function hostileRequest(port: number): fc.Arbitrary<RawRequest> {
  */
 export function handlerRequest(port: number): fc.Arbitrary<RawRequest> {
   const writes = fc.oneof(
-    fc.constantFrom('POST /apps/', 'POST /apps', `POST /apps/${KNOWN.apiApp}/run/`, `POST /apps/${KNOWN.apiApp}/run/${KNOWN.run}/cancel/`, 'POST /apps/fuzz-new/run/'),
+    fc.constantFrom(
+      'POST /apps/',
+      'POST /apps',
+      `POST /apps/${KNOWN.apiApp}/run/`,
+      `POST /apps/${KNOWN.apiApp}/run/${KNOWN.run}/cancel/`,
+      'POST /apps/fuzz-new/run/',
+    ),
     fc.constantFrom('PUT', 'PATCH').chain((m) => fc.constantFrom(KNOWN.apiApp, KNOWN.fileApp, '1', 'fuzz-new').map((a) => `${m} /apps/${a}/`)),
   );
   const payload: fc.Arbitrary<[string, string]> = fc.oneof(
-    { weight: 3, arbitrary: fc.tuple(JSON_TYPE, manifestValue.map((v) => JSON.stringify(v))) },
-    { weight: 2, arbitrary: fc.tuple(YAML_TYPE, manifestValue.map((v) => stringify(v))) },
+    {
+      weight: 3,
+      arbitrary: fc.tuple(
+        JSON_TYPE,
+        manifestValue.map((v) => JSON.stringify(v)),
+      ),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(
+        YAML_TYPE,
+        manifestValue.map((v) => stringify(v)),
+      ),
+    },
     { weight: 2, arbitrary: fc.tuple(YAML_TYPE, hostileYaml) },
     { weight: 1, arbitrary: fc.tuple(fc.oneof(JSON_TYPE, YAML_TYPE), bodyText) },
   );
   return fc
-    .record({ write: writes, payload, idempotencyKey: fc.option(fc.oneof(fc.constantFrom('k1', 'k2', 'x'.repeat(256)), headerValue), { nil: undefined, freq: 4 }) })
+    .record({
+      write: writes,
+      payload,
+      idempotencyKey: fc.option(fc.oneof(fc.constantFrom('k1', 'k2', 'x'.repeat(256)), headerValue), { nil: undefined, freq: 4 }),
+    })
     .map(({ write, payload: [type, text], idempotencyKey }) => {
       const [verb, path] = write.split(' ');
       const headers: [string, string][] = [

@@ -119,7 +119,7 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
     if (!res.ok) throw new Error(`GET ${p} answered ${res.status}: ${await res.text()}`);
     return res.json();
   };
-  await waitFor('the apps folder to be synced', async () => (await get('/sources/') as { ready: boolean }).ready);
+  await waitFor('the apps folder to be synced', async () => ((await get('/sources/')) as { ready: boolean }).ready);
   const app = await fetch(`http://127.0.0.1:${port}/apps/`, {
     method: 'POST',
     headers: { authorization: good, 'content-type': 'application/json' },
@@ -160,7 +160,11 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
 function withoutTimes(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutTimes);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).filter(([key]) => !key.endsWith('At')).map(([key, v]) => [key, withoutTimes(v)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key]) => !key.endsWith('At'))
+      .map(([key, v]) => [key, withoutTimes(v)]),
+  );
 }
 
 /** An answer not begun within this long is a hang, which the fuzzer reports like a 5xx. */

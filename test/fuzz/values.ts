@@ -9,7 +9,25 @@ import { TEST_IMAGE } from '../helpers/fixtures';
 import { KNOWN } from './target';
 
 const odd = fc.oneof(
-  fc.constantFrom(null, '', ' ', '\u0000', '__proto__', 'constructor', -1, 0, -0, 1.5, 1e308, Number.MAX_SAFE_INTEGER + 2, true, [], {}, '9'.repeat(400), 'é💩\u202e'),
+  fc.constantFrom(
+    null,
+    '',
+    ' ',
+    '\u0000',
+    '__proto__',
+    'constructor',
+    -1,
+    0,
+    -0,
+    1.5,
+    1e308,
+    Number.MAX_SAFE_INTEGER + 2,
+    true,
+    [],
+    {},
+    '9'.repeat(400),
+    'é💩\u202e',
+  ),
   fc.string({ maxLength: 20 }),
   fc.integer(),
   fc.jsonValue({ maxDepth: 2 }),
@@ -22,15 +40,49 @@ const name = fc.oneof(
   fc.constantFrom(KNOWN.apiApp, KNOWN.fileApp, 'fuzz-new', 'fuzz-new-2', 'a', '1', 'a'.repeat(63), 'a'.repeat(64), 'UPPER', '-a', 'a-', 'a_b', 'a.b'),
   fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$/),
 );
-const image = fc.constantFrom(TEST_IMAGE, 'busybox:1.36', '127.0.0.1:5000/x/y:z', 'a@sha256:' + 'a'.repeat(64), 'UPPER', '', 'a:', ':', 'a b', 'x'.repeat(600), 'docker.io/library/busybox');
+const image = fc.constantFrom(
+  TEST_IMAGE,
+  'busybox:1.36',
+  '127.0.0.1:5000/x/y:z',
+  'a@sha256:' + 'a'.repeat(64),
+  'UPPER',
+  '',
+  'a:',
+  ':',
+  'a b',
+  'x'.repeat(600),
+  'docker.io/library/busybox',
+);
 const envKey = fc.oneof(fc.constantFrom('A', 'PATH', 'a_b', '1A', '', 'A=B', '__proto__', 'constructor', 'x'.repeat(300)), fc.string({ maxLength: 8 }));
 const env = fc.dictionary(envKey, or(fc.string({ maxLength: 20 })), { maxKeys: 4 });
 const command = fc.oneof(
   fc.constantFrom('echo hi', 'sh -c "echo $A"', "unterminated 'quote", 'a\\', '$(x)', '', ' ', 'a && b | c > d', 'a\u0000b'),
   fc.array(fc.string({ maxLength: 10 }), { maxLength: 4 }),
 );
-const quantity = fc.constantFrom('0.5', '500m', '2', '256Mi', '1Gi', '1e9', '1E3', '-1', '0', '1Ei', '99999999999999999999Gi', 'NaN', '.5', '5.', '1.5Mi', 0.25, 1e21, 'm', 'Mi');
-const labels = fc.dictionary(fc.constantFrom('team', 'a/b', 'tier', '-x', 'x'.repeat(70), ''), or(fc.constantFrom('fuzz', 'data', '', '-', 'x'.repeat(70))), { maxKeys: 3 });
+const quantity = fc.constantFrom(
+  '0.5',
+  '500m',
+  '2',
+  '256Mi',
+  '1Gi',
+  '1e9',
+  '1E3',
+  '-1',
+  '0',
+  '1Ei',
+  '99999999999999999999Gi',
+  'NaN',
+  '.5',
+  '5.',
+  '1.5Mi',
+  0.25,
+  1e21,
+  'm',
+  'Mi',
+);
+const labels = fc.dictionary(fc.constantFrom('team', 'a/b', 'tier', '-x', 'x'.repeat(70), ''), or(fc.constantFrom('fuzz', 'data', '', '-', 'x'.repeat(70))), {
+  maxKeys: 3,
+});
 
 const spec = optionalFields({
   image: or(image),
@@ -46,7 +98,14 @@ const spec = optionalFields({
   network: or(fc.constantFrom('none', 'default', 'bridge', 'host', 'my-net', '')),
   user: or(fc.constantFrom('1000', '1000:1000', 'root', 0, '99999999999')),
   capabilities: or(optionalFields({ add: or(fc.array(fc.constantFrom('NET_BIND_SERVICE', 'SYS_ADMIN', 'CAP_CHOWN', 'bogus', 'ALL'), { maxLength: 3 })) })),
-  kubernetes: or(optionalFields({ nodeSelector: or(labels), serviceAccountName: or(name), annotations: or(labels), tolerations: or(fc.array(optionalFields({ key: or(fc.constantFrom('a', '')), operator: or(fc.constantFrom('Exists', 'Equal', 'x')) }), { maxLength: 2 })) })),
+  kubernetes: or(
+    optionalFields({
+      nodeSelector: or(labels),
+      serviceAccountName: or(name),
+      annotations: or(labels),
+      tolerations: or(fc.array(optionalFields({ key: or(fc.constantFrom('a', '')), operator: or(fc.constantFrom('Exists', 'Equal', 'x')) }), { maxLength: 2 })),
+    }),
+  ),
 });
 
 const metadata = optionalFields({
@@ -76,7 +135,13 @@ const seedApp = optionalFields({ name: or(name), image: or(image), command: or(c
 const runRequest = optionalFields({ name: or(name), env: or(env), envs: or(env), command: or(command) });
 
 /** A body the API reads: a seed App, an App manifest, a run request, a merge patch, or a Run manifest. */
-export const manifestValue: fc.Arbitrary<unknown> = fc.oneof(appManifest, seedApp, runRequest, runManifest, fc.dictionary(fc.constantFrom('spec', 'metadata', 'image', 'env'), fc.constant(null)));
+export const manifestValue: fc.Arbitrary<unknown> = fc.oneof(
+  appManifest,
+  seedApp,
+  runRequest,
+  runManifest,
+  fc.dictionary(fc.constantFrom('spec', 'metadata', 'image', 'env'), fc.constant(null)),
+);
 
 /** What a file in the apps folder may hold: documents of those values, and nothing the parser should take. */
 export const manifestDocuments: fc.Arbitrary<unknown[]> = fc.array(fc.oneof(appManifest, runManifest, odd), { minLength: 1, maxLength: 4 });
@@ -122,5 +187,11 @@ export const hostileYaml: fc.Arbitrary<string> = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...HOSTILE_YAML) },
   { weight: 1, arbitrary: fc.constantFrom(...HOSTILE_YAML).chain((text) => fc.nat(text.length).map((cut) => text.slice(0, cut))) },
   { weight: 1, arbitrary: fc.array(fc.constantFrom(...HOSTILE_YAML), { minLength: 2, maxLength: 3 }).map((texts) => texts.join('---\n')) },
-  { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom('a', ':', ' ', '\n', '-', '&', '*', '!', '[', ']', '{', '}', '"', "'", '|', '>', '#', '%', '?', ',', '<', '\t', '1'), maxLength: 60 }) },
+  {
+    weight: 1,
+    arbitrary: fc.string({
+      unit: fc.constantFrom('a', ':', ' ', '\n', '-', '&', '*', '!', '[', ']', '{', '}', '"', "'", '|', '>', '#', '%', '?', ',', '<', '\t', '1'),
+      maxLength: 60,
+    }),
+  },
 );

@@ -71,7 +71,6 @@ export function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
 }
 
-
 /** A port nothing listens on right now, for a `berth serve` child. */
 export async function freePort(): Promise<number> {
   const net = await import('node:net');

@@ -12,6 +12,13 @@ export async function removeContainersOf(apps: Iterable<string>): Promise<void> 
   const names = new Set(apps);
   if (names.size === 0) return;
   const ours = async () => (await docker.listContainers({ all: true, filters: { label: [LABEL_APP] } })).filter((c) => names.has(c.Labels[LABEL_APP]));
-  await Promise.all((await ours()).map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+  await Promise.all(
+    (await ours()).map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
   await waitFor(`the containers of ${[...names].join(', ')} to be gone`, async () => (await ours()).length === 0, { timeoutMs: 60_000 });
 }

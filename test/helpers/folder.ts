@@ -109,7 +109,10 @@ export function replaceFile(dir: string, relative: string, text: string): void {
 }
 
 /** An App manifest document. */
-export function appYaml(name: string, { image = 'busybox:1.36', env = {}, labels = {} }: { image?: string; env?: Record<string, string>; labels?: Record<string, string> } = {}): string {
+export function appYaml(
+  name: string,
+  { image = 'busybox:1.36', env = {}, labels = {} }: { image?: string; env?: Record<string, string>; labels?: Record<string, string> } = {},
+): string {
   const lines = ['apiVersion: berth.dev/v1', 'kind: App', 'metadata:', `  name: ${name}`];
   if (Object.keys(labels).length) lines.push('  labels:', ...Object.entries(labels).map(([k, v]) => `    ${k}: "${v}"`));
   lines.push('spec:', `  image: ${image}`, '  command: ["sh", "-c", "echo hello"]');

@@ -27,7 +27,8 @@ const BIN = process.env.BERTH_TEST_K8S_BIN || '/var/cache/berth-k8s/bin';
 const ETCD = 'http://127.0.0.1:23790';
 /** The Role berth ships. */
 export const ROLE_MANIFEST = path.join(REPO, 'manifests', 'base', 'role.yaml');
-const HOW_TO_START = 'start the test cluster with `bash .ci/k8s/start.sh` (build it first with `bash .ci/k8s/setup.sh`) and set BERTH_TEST_KUBECONFIG to the KUBECONFIG it prints';
+const HOW_TO_START =
+  'start the test cluster with `bash .ci/k8s/start.sh` (build it first with `bash .ci/k8s/setup.sh`) and set BERTH_TEST_KUBECONFIG to the KUBECONFIG it prints';
 
 /** The cluster as its administrator sees it. */
 export interface Cluster {
@@ -51,7 +52,9 @@ export async function testCluster(): Promise<Cluster> {
   try {
     await kubeConfig.makeApiClient(VersionApi).getCode();
   } catch (error) {
-    throw new Error(`the Kubernetes test cluster at ${server} (${TEST_KUBECONFIG}) does not answer (${(error as Error).message.split('\n')[0]}); ${HOW_TO_START}`);
+    throw new Error(
+      `the Kubernetes test cluster at ${server} (${TEST_KUBECONFIG}) does not answer (${(error as Error).message.split('\n')[0]}); ${HOW_TO_START}`,
+    );
   }
   return {
     kubeConfig,
@@ -85,7 +88,10 @@ export interface TestNamespace {
  * that authenticates with the account's token (the cluster's 1.20 token
  * controller makes its Secret).
  */
-export async function testNamespace(cluster: Cluster, { prefix = 'berth-test', rules = shippedRoleRules() }: { prefix?: string; rules?: V1PolicyRule[] } = {}): Promise<TestNamespace> {
+export async function testNamespace(
+  cluster: Cluster,
+  { prefix = 'berth-test', rules = shippedRoleRules() }: { prefix?: string; rules?: V1PolicyRule[] } = {},
+): Promise<TestNamespace> {
   const name = `${prefix}-${randomBytes(4).toString('hex')}`;
   const { core, rbac } = cluster;
   await core.createNamespace({ body: { metadata: { name, labels: { 'berth.dev/test': 'true' } } } });
@@ -120,7 +126,10 @@ export async function testNamespace(cluster: Cluster, { prefix = 'berth-test', r
 }
 
 /** Writes a kubeconfig for `server` with a bearer token (and, unless absent, a CA file and a context namespace). */
-export function writeKubeconfig(file: string, { server, caFile, token = 'none', namespace }: { server: string; caFile?: string; token?: string; namespace?: string }): string {
+export function writeKubeconfig(
+  file: string,
+  { server, caFile, token = 'none', namespace }: { server: string; caFile?: string; token?: string; namespace?: string },
+): string {
   const config = {
     apiVersion: 'v1',
     kind: 'Config',
@@ -168,11 +177,19 @@ export async function waitForPodsToRun(cluster: Cluster, namespace: string, imag
     namespace,
     body: {
       metadata: { name },
-      spec: { restartPolicy: 'Never', automountServiceAccountToken: false, containers: [{ name: 'probe', image, imagePullPolicy: 'IfNotPresent', args: ['true'] }] },
+      spec: {
+        restartPolicy: 'Never',
+        automountServiceAccountToken: false,
+        containers: [{ name: 'probe', image, imagePullPolicy: 'IfNotPresent', args: ['true'] }],
+      },
     },
   });
   try {
-    await waitFor('a pod to run after the API server restart', async () => (await cluster.core.readNamespacedPod({ name, namespace })).status?.phase === 'Succeeded', { timeoutMs });
+    await waitFor(
+      'a pod to run after the API server restart',
+      async () => (await cluster.core.readNamespacedPod({ name, namespace })).status?.phase === 'Succeeded',
+      { timeoutMs },
+    );
   } finally {
     await cluster.core.deleteNamespacedPod({ name, namespace, body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
   }
@@ -180,7 +197,9 @@ export async function waitForPodsToRun(cluster: Cluster, namespace: string, imag
 
 /** etcd's current revision. */
 async function etcdRevision(): Promise<number> {
-  const { stdout } = await run(path.join(BIN, 'etcdctl'), ['--endpoints', ETCD, 'endpoint', 'status', '--write-out', 'json'], { env: { ...process.env, ETCDCTL_API: '3' } });
+  const { stdout } = await run(path.join(BIN, 'etcdctl'), ['--endpoints', ETCD, 'endpoint', 'status', '--write-out', 'json'], {
+    env: { ...process.env, ETCDCTL_API: '3' },
+  });
   const [status] = JSON.parse(stdout) as { Status: { header: { revision: number } } }[];
   return status.Status.header.revision;
 }

@@ -36,7 +36,9 @@ export function find(objects: K8sObject[], kind: string, name = 'berth'): K8sObj
 
 /** The Deployment's first container's environment, name → value (or valueFrom). */
 export const envOf = (deployment: K8sObject): Record<string, unknown> =>
-  Object.fromEntries(deployment.spec.template.spec.containers[0].env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+  Object.fromEntries(
+    deployment.spec.template.spec.containers[0].env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]),
+  );
 
 /**
  * A copy of the objects in NAMESPACE instead of the overlay's own (the real one

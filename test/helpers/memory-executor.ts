@@ -12,7 +12,15 @@
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { ImagePullError, NotFoundError, RuntimeRefusedError, RuntimeUnavailableError } from '../../src/errors';
-import { WorkloadAction, type Executor, type LaunchRequest, type LogOptions, type Observation, type OwnedWorkload, type WorkloadEvent } from '../../src/executors/executor';
+import {
+  WorkloadAction,
+  type Executor,
+  type LaunchRequest,
+  type LogOptions,
+  type Observation,
+  type OwnedWorkload,
+  type WorkloadEvent,
+} from '../../src/executors/executor';
 import { parseMemoryBytes } from '../../src/model/quantity';
 import { ImagePullPolicy, RuntimeName } from '../../src/model/types';
 import { TEST_IMAGE } from './fixtures';

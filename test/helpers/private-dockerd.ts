@@ -54,23 +54,37 @@ export async function startDockerd(): Promise<PrivateDockerd> {
         '--net',
         '--',
         'dockerd',
-        '--host', host,
-        '--data-root', path.join(base, 'data'),
-        '--exec-root', path.join(base, 'exec'),
-        '--pidfile', path.join(base, 'docker.pid'),
+        '--host',
+        host,
+        '--data-root',
+        path.join(base, 'data'),
+        '--exec-root',
+        path.join(base, 'exec'),
+        '--pidfile',
+        path.join(base, 'docker.pid'),
         // It starts a containerd of its own under exec-root; distinct namespaces keep even a shared one apart.
-        '--containerd-namespace', `berth-chaos-${path.basename(base)}`,
-        '--containerd-plugins-namespace', `berth-chaos-plugins-${path.basename(base)}`,
-        '--bridge', 'none', '--iptables=false', '--ip-masq=false', '--ip6tables=false',
+        '--containerd-namespace',
+        `berth-chaos-${path.basename(base)}`,
+        '--containerd-plugins-namespace',
+        `berth-chaos-plugins-${path.basename(base)}`,
+        '--bridge',
+        'none',
+        '--iptables=false',
+        '--ip-masq=false',
+        '--ip6tables=false',
       ],
       { stdio: ['ignore', out, out] },
     );
     fs.closeSync(out);
     const running = child;
-    await waitFor(`the private dockerd at ${host} to answer`, async () => {
-      if (running.exitCode !== null) throw new Error(`dockerd exited: ${fs.readFileSync(path.join(base, 'dockerd.log'), 'utf8').slice(-2000)}`);
-      return (await docker.ping()) && true;
-    }, { timeoutMs: 60_000 });
+    await waitFor(
+      `the private dockerd at ${host} to answer`,
+      async () => {
+        if (running.exitCode !== null) throw new Error(`dockerd exited: ${fs.readFileSync(path.join(base, 'dockerd.log'), 'utf8').slice(-2000)}`);
+        return (await docker.ping()) && true;
+      },
+      { timeoutMs: 60_000 },
+    );
   };
 
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
@@ -96,7 +110,7 @@ export async function startDockerd(): Promise<PrivateDockerd> {
   const hostBridge = '/sys/class/net/docker0';
   const hadBridge = fs.existsSync(hostBridge);
   await start();
-  if (hadBridge && !fs.existsSync(hostBridge)) throw new Error('starting the private dockerd deleted the shared engine\'s docker0 bridge');
+  if (hadBridge && !fs.existsSync(hostBridge)) throw new Error("starting the private dockerd deleted the shared engine's docker0 bridge");
   execFileSync('sh', ['-c', `docker save ${TEST_IMAGE} | docker -H ${host} load`], { stdio: 'ignore' });
 
   return {
@@ -107,7 +121,14 @@ export async function startDockerd(): Promise<PrivateDockerd> {
     async remove() {
       if (child && child.exitCode === null && child.signalCode === null) {
         const all = await docker.listContainers({ all: true }).catch(() => []);
-        await Promise.all(all.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+        await Promise.all(
+          all.map((c) =>
+            docker
+              .getContainer(c.Id)
+              .remove({ force: true })
+              .catch(() => undefined),
+          ),
+        );
       }
       await stop('SIGTERM');
       // Whatever this engine left running (a shim after a failed start) goes too: it holds mounts under base.

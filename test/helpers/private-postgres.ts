@@ -49,7 +49,16 @@ export async function startPostgres(): Promise<PrivatePostgres> {
   execFileSync('chown', ['postgres:postgres', data, base]);
   asPostgres('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   const start = () =>
-    void asPostgres('pg_ctl', ['start', '-w', '-D', data, '-l', path.join(base, 'server.log'), '-o', `-p ${port} -k ${base} -c listen_addresses=127.0.0.1 -c fsync=off`]);
+    void asPostgres('pg_ctl', [
+      'start',
+      '-w',
+      '-D',
+      data,
+      '-l',
+      path.join(base, 'server.log'),
+      '-o',
+      `-p ${port} -k ${base} -c listen_addresses=127.0.0.1 -c fsync=off`,
+    ]);
   const stop = (mode: 'fast' | 'immediate' = 'fast') => void asPostgres('pg_ctl', ['stop', '-w', '-D', data, '-m', mode]);
   start();
   asPostgres('psql', ['-h', base, '-p', String(port), '-U', 'postgres', '-c', "CREATE USER berth PASSWORD 'berth'", '-c', 'CREATE DATABASE berth OWNER berth']);

@@ -84,10 +84,7 @@ describe('API: Apps', () => {
       let res = await api.call('POST', '/apps/', { body: { name: 'Bad_Name', image: 'busybox' } });
       assert.equal(res.status, 422);
       assert.equal(res.body.error, 'Invalid');
-      assert.equal(
-        res.body.message,
-        'name: must be a DNS-1123 label: lower-case letters, digits and "-", starting and ending with a letter or digit',
-      );
+      assert.equal(res.body.message, 'name: must be a DNS-1123 label: lower-case letters, digits and "-", starting and ending with a letter or digit');
       assert.equal(res.body.details[0].field, 'name');
 
       res = await api.call('POST', '/apps/', { body: { name: uniqueName() } });
@@ -137,11 +134,17 @@ describe('API: Apps', () => {
       const all = await api.call('GET', `/apps/?labelSelector=team=${team}`);
       assert.equal(all.status, 200);
       assert.ok(Array.isArray(all.body));
-      assert.deepEqual(all.body.map((a: { name: string }) => a.name), names);
+      assert.deepEqual(
+        all.body.map((a: { name: string }) => a.name),
+        names,
+      );
       assert.equal(all.headers.get('x-total-count'), '5');
 
       const page = await api.call('GET', `/apps?labelSelector=team%3D${team}&limit=2&offset=2`);
-      assert.deepEqual(page.body.map((a: { name: string }) => a.name), names.slice(2, 4));
+      assert.deepEqual(
+        page.body.map((a: { name: string }) => a.name),
+        names.slice(2, 4),
+      );
       assert.equal(page.headers.get('x-total-count'), '5');
 
       const unfiltered = await api.call('GET', '/apps/?limit=1');
@@ -155,7 +158,10 @@ describe('API: Apps', () => {
       const both = uniqueName('both');
       await api.call('POST', '/apps/', { body: manifest(both, {}, { team, tier: 'web' }) });
       const res = await api.call('GET', `/apps/?labelSelector=team=${team},tier==web`);
-      assert.deepEqual(res.body.map((a: { name: string }) => a.name), [both]);
+      assert.deepEqual(
+        res.body.map((a: { name: string }) => a.name),
+        [both],
+      );
     });
 
     it('refuses bad paging and selectors with 422 naming the parameter', async () => {
@@ -247,10 +253,7 @@ describe('API: Apps', () => {
       assert.equal(ok.status, 200);
       const stale = await api.call('PUT', `/apps/${name}/`, { body: { image: 'busybox:1.38' }, headers: { 'if-match': '"1"' } });
       assert.equal(stale.status, 409);
-      assert.equal(
-        stale.body.message,
-        `app "${name}" was modified: resourceVersion 1 is stale (current is 2); read it again and retry`,
-      );
+      assert.equal(stale.body.message, `app "${name}" was modified: resourceVersion 1 is stale (current is 2); read it again and retry`);
       const body = manifest(name) as ReturnType<typeof manifest> & { metadata: { resourceVersion?: string } };
       body.metadata.resourceVersion = '1';
       assert.equal((await api.call('PUT', `/apps/${name}/`, { body })).status, 409);

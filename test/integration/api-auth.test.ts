@@ -20,11 +20,17 @@ describe('API: bearer token', () => {
       assert.deepEqual(await anonymous.json(), { status: 'ready' });
       const authed = await api.call('GET', '/readyz');
       assert.equal(authed.status, 200);
-      assert.deepEqual((authed.body as { checks: { name: string }[] }).checks.map((c) => c.name), ['store']);
+      assert.deepEqual(
+        (authed.body as { checks: { name: string }[] }).checks.map((c) => c.name),
+        ['store'],
+      );
     });
 
     it('tells an anonymous /readyz only that it is not ready, and a caller with the token why', async () => {
-      const failing = await startTestApi({ token: TOKEN, readiness: [{ name: 'runtime', check: async () => ({ ready: false, reason: 'docker engine at unix:///x.sock is unreachable' }) }] });
+      const failing = await startTestApi({
+        token: TOKEN,
+        readiness: [{ name: 'runtime', check: async () => ({ ready: false, reason: 'docker engine at unix:///x.sock is unreachable' }) }],
+      });
       try {
         const anonymous = await fetch(`${failing.url}/readyz`);
         assert.equal(anonymous.status, 503);

@@ -42,7 +42,11 @@ describe('API: what a browser may not do', () => {
   describe('Host', () => {
     it('refuses a name it does not serve (DNS rebinding) with 403 naming the Host and the flag, and changes nothing', async () => {
       const host = `rebound.attacker.example:${port}`;
-      for (const [method, path] of [['GET', '/apps/'], ['POST', `/apps/${app}/run/`], ['GET', '/events/']]) {
+      for (const [method, path] of [
+        ['GET', '/apps/'],
+        ['POST', `/apps/${app}/run/`],
+        ['GET', '/events/'],
+      ]) {
         const res = await raw(api, method, path, { host });
         assert.equal(res.status, 403, `${method} ${path}`);
         assert.deepEqual(res.body, {
@@ -110,7 +114,10 @@ describe('API: what a browser may not do', () => {
         const res = await raw(api, 'POST', `/apps/${app}/run/`, { 'content-type': type });
         assert.equal(res.status, 415, type);
         assert.equal(res.body.error, 'UnsupportedMediaType');
-        assert.equal(res.body.message, `unsupported Content-Type "${type.split(';')[0]}": send application/json or application/yaml, or no Content-Type with no body`);
+        assert.equal(
+          res.body.message,
+          `unsupported Content-Type "${type.split(';')[0]}": send application/json or application/yaml, or no Content-Type with no body`,
+        );
         const withBody = await raw(api, 'POST', `/apps/${app}/run/`, { 'content-type': type }, 'a=b');
         assert.equal(withBody.status, 415, type);
         assert.equal(withBody.body.message, `unsupported Content-Type "${type.split(';')[0]}": send application/json or application/yaml`);

@@ -119,10 +119,7 @@ describe('API: errors and operations endpoints', () => {
       const res = await failing.call('GET', '/readyz');
       assert.equal(res.status, 503);
       assert.equal(res.body.error, 'NotReady');
-      assert.equal(
-        res.body.message,
-        'not ready: docker (engine at unix:///nowhere.sock is unreachable); folder (first sync not finished)',
-      );
+      assert.equal(res.body.message, 'not ready: docker (engine at unix:///nowhere.sock is unreachable); folder (first sync not finished)');
       assert.deepEqual(res.body.details, [
         { field: 'docker', reason: 'engine at unix:///nowhere.sock is unreachable' },
         { field: 'folder', reason: 'first sync not finished' },
@@ -133,9 +130,7 @@ describe('API: errors and operations endpoints', () => {
   });
 
   it('/metrics answers Prometheus text', async () => {
-    api.deps.metrics.registerMetric(
-      new (await import('prom-client')).Counter({ name: 'berth_test_total', help: 'a test counter', registers: [] }),
-    );
+    api.deps.metrics.registerMetric(new (await import('prom-client')).Counter({ name: 'berth_test_total', help: 'a test counter', registers: [] }));
     const res = await api.call('GET', '/metrics');
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);

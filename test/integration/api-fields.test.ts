@@ -71,7 +71,10 @@ describe('API: partial lists (?fields=, ?view=summary)', () => {
     assert.equal(res.status, 400);
     assert.equal(res.body.error, 'BadRequest');
     assert.match(res.body.message, /"status\.phse", "nope" are not fields of an App/);
-    assert.deepEqual(res.body.details.map((d: { field: string }) => d.field), ['fields']);
+    assert.deepEqual(
+      res.body.details.map((d: { field: string }) => d.field),
+      ['fields'],
+    );
     const runs = await api.call('GET', '/runs/?fields=status.phase,spec.image');
     assert.equal(runs.status, 400);
     assert.match(runs.body.message, /"spec\.image" is not a field of a Run/);

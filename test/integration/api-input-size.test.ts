@@ -15,7 +15,14 @@ function aliasedEnvYaml(name: string, uses: number, valueBytes = 1_000_000 - 120
 /** The "billion laughs": each level lists the one before ten times. */
 function laughsYaml(name: string): string {
   const levels = ['    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-  for (const [prev, next] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g']]) {
+  for (const [prev, next] of [
+    ['a', 'b'],
+    ['b', 'c'],
+    ['c', 'd'],
+    ['d', 'e'],
+    ['e', 'f'],
+    ['f', 'g'],
+  ]) {
     levels.push(`    ${next}: &${next} [${Array(10).fill(`*${prev}`).join(',')}]`);
   }
   return `apiVersion: berth.dev/v1\nkind: App\nmetadata: {name: ${name}}\nspec:\n  image: busybox:1.36\n  kubernetes:\n    annotations:\n${levels.join('\n')}\n`;
@@ -63,7 +70,10 @@ describe('API: size limits on what a body may become', () => {
     const res = await api.call('POST', '/apps/', { body: { name, image: 'busybox:1.36', envs: env } });
     assert.equal(res.status, 422);
     assert.match(res.body.message, /^spec: is 300\d{3} bytes as JSON; at most 262144 \(256 KiB\) are allowed$/);
-    assert.deepEqual(res.body.details.map((d: { field: string }) => d.field), ['spec']);
+    assert.deepEqual(
+      res.body.details.map((d: { field: string }) => d.field),
+      ['spec'],
+    );
     const manifest = { apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name }, spec: { image: 'busybox:1.36', env } };
     assert.equal((await api.call('POST', '/apps/', { body: manifest })).status, 422);
     assert.equal(await api.store.getApp(name), null);

@@ -14,7 +14,9 @@ describe('API: bounds on lists, waiting runs and event streams', () => {
   it('answers 100 items of a list by default, the total in X-Total-Count, and up to 1000 on request', async () => {
     api = await startTestApi();
     const prefix = uniqueName('page');
-    const apps = await api.store.createApps(Array.from({ length: 105 }, (_, i) => ({ name: `${prefix}-${i}`, labels: {}, spec: appSpec(), source: 'api' as const })));
+    const apps = await api.store.createApps(
+      Array.from({ length: 105 }, (_, i) => ({ name: `${prefix}-${i}`, labels: {}, spec: appSpec(), source: 'api' as const })),
+    );
     for (let i = 0; i < 105; i++) await api.store.insertRun(apps[0], { name: `${prefix}-run-${i}`, spec: { app: apps[0].metadata.name, template: appSpec() } });
 
     for (const path of ['/apps/', '/runs/', `/apps/${apps[0].metadata.name}/run/`]) {
@@ -58,7 +60,10 @@ describe('API: bounds on lists, waiting runs and event streams', () => {
     api = await startTestApi({ limits: { eventStreams: 2 } });
     const clients = [new AbortController(), new AbortController()];
     const open = await Promise.all(clients.map((client) => fetch(`${api!.url}/events/`, { signal: client.signal })));
-    assert.deepEqual(open.map((res) => res.status), [200, 200]);
+    assert.deepEqual(
+      open.map((res) => res.status),
+      [200, 200],
+    );
     const refused = await api.call('GET', '/events/');
     assert.equal(refused.status, 503);
     assert.equal(refused.headers.get('retry-after'), '5');

@@ -75,9 +75,7 @@ describe('API: Runs', () => {
 
     it('holds one run per key under concurrent requests', async () => {
       const app = await newApp();
-      const answers = await Promise.all(
-        Array.from({ length: 8 }, () => api.call('POST', `/apps/${app}/run/`, { headers: { 'idempotency-key': 'burst' } })),
-      );
+      const answers = await Promise.all(Array.from({ length: 8 }, () => api.call('POST', `/apps/${app}/run/`, { headers: { 'idempotency-key': 'burst' } })));
       assert.equal(new Set(answers.map((a) => a.body.id)).size, 1);
       assert.deepEqual(answers.map((a) => a.status).sort(), [200, 200, 200, 200, 200, 200, 200, 202]);
     });
@@ -88,10 +86,7 @@ describe('API: Runs', () => {
       assert.equal(first.status, 202);
       const second = await api.call('POST', `/apps/${app}/run/`);
       assert.equal(second.status, 409);
-      assert.equal(
-        second.body.message,
-        `app "${app}" has concurrencyPolicy Forbid and run "${first.body.metadata.name}" is still Pending`,
-      );
+      assert.equal(second.body.message, `app "${app}" has concurrencyPolicy Forbid and run "${first.body.metadata.name}" is still Pending`);
     });
 
     it('refuses an invalid body with 422 and a missing App with 404', async () => {
@@ -114,10 +109,16 @@ describe('API: Runs', () => {
       const ids: number[] = [];
       for (let i = 0; i < 4; i++) ids.push((await api.call('POST', `/apps/${app}/run/`)).body.id);
       const all = await api.call('GET', `/apps/${app}/run/`);
-      assert.deepEqual(all.body.map((r: { id: number }) => r.id), [...ids].reverse());
+      assert.deepEqual(
+        all.body.map((r: { id: number }) => r.id),
+        [...ids].reverse(),
+      );
       assert.equal(all.headers.get('x-total-count'), '4');
       const page = await api.call('GET', `/apps/${app}/run?limit=2&offset=1`);
-      assert.deepEqual(page.body.map((r: { id: number }) => r.id), [ids[2], ids[1]]);
+      assert.deepEqual(
+        page.body.map((r: { id: number }) => r.id),
+        [ids[2], ids[1]],
+      );
       assert.equal(page.headers.get('x-total-count'), '4');
     });
 
@@ -141,10 +142,16 @@ describe('API: Runs', () => {
       const done = (await api.call('POST', `/apps/${app}/run/`)).body;
       await api.store.mutateRunStatus(done.id, (r) => ({ ...r.status, phase: 'Succeeded', exitCode: 0 }));
       const active = await api.call('GET', `/runs/?phase=Pending,Running&app=${app}`);
-      assert.deepEqual(active.body.map((r: { id: number }) => r.id), [pending.id]);
+      assert.deepEqual(
+        active.body.map((r: { id: number }) => r.id),
+        [pending.id],
+      );
       assert.equal(active.headers.get('x-total-count'), '1');
       const finished = await api.call('GET', `/runs?phase=Succeeded&app=${app}`);
-      assert.deepEqual(finished.body.map((r: { id: number }) => r.id), [done.id]);
+      assert.deepEqual(
+        finished.body.map((r: { id: number }) => r.id),
+        [done.id],
+      );
       const all = await api.call('GET', '/runs/?limit=1');
       assert.equal(all.body.length, 1);
       const bad = await api.call('GET', '/runs/?phase=Pending,Sleeping');

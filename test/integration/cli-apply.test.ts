@@ -44,7 +44,18 @@ describe('berth apply and berth diff', function () {
   }
 
   const appDoc = (name: string, extra = '') =>
-    ['apiVersion: berth.dev/v1', 'kind: App', `metadata: {name: ${name}, labels: {team: data}}`, 'spec:', `  image: ${TEST_IMAGE}`, `  command: sh -c 'echo hi $WHO'`, '  env: {WHO: world}', extra].filter(Boolean).join('\n');
+    [
+      'apiVersion: berth.dev/v1',
+      'kind: App',
+      `metadata: {name: ${name}, labels: {team: data}}`,
+      'spec:',
+      `  image: ${TEST_IMAGE}`,
+      `  command: sh -c 'echo hi $WHO'`,
+      '  env: {WHO: world}',
+      extra,
+    ]
+      .filter(Boolean)
+      .join('\n');
 
   /** A folder with one App at the top, and an App and a Run in a two-document file below. */
   function folder(a: string, b: string, run: string): string {
@@ -104,7 +115,10 @@ describe('berth apply and berth diff', function () {
     fs.writeFileSync(path.join(dir, 'bad.yaml'), appDoc(bad, '  retries: -1'));
     const res = await cli(['apply', '-f', dir], { env: env() });
     assert.equal(res.code, 1, shown(res));
-    assert.match(res.stderr, new RegExp(`^berth: ${escapeRegExp(path.join(dir, 'bad.yaml'))}: app/${bad}: spec.retries: must be an integer from 0 to 100$`, 'm'));
+    assert.match(
+      res.stderr,
+      new RegExp(`^berth: ${escapeRegExp(path.join(dir, 'bad.yaml'))}: app/${bad}: spec.retries: must be an integer from 0 to 100$`, 'm'),
+    );
     assert.match(res.stderr, /^berth: 1 of 2 documents refused; nothing was applied$/m);
     assert.equal(res.stdout, '');
     assert.equal((await api(`/apps/${good}/`)).status, 404);
@@ -157,8 +171,19 @@ describe('berth apply and berth diff', function () {
     const fileOwned = uniqueName('owned');
     const dir = tempDir('berth-manifests-');
     fs.writeFileSync(path.join(dir, 'kept.yaml'), appDoc(kept).replace('team: data', `set: ${label}`));
-    for (const [name, labels] of [[stray, { set: label }], [uniqueName('other'), { set: 'another' }]] as const) {
-      assert.equal((await api('/apps/', { method: 'POST', body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name, labels }, spec: { image: TEST_IMAGE } }) })).status, 201);
+    for (const [name, labels] of [
+      [stray, { set: label }],
+      [uniqueName('other'), { set: 'another' }],
+    ] as const) {
+      assert.equal(
+        (
+          await api('/apps/', {
+            method: 'POST',
+            body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name, labels }, spec: { image: TEST_IMAGE } }),
+          })
+        ).status,
+        201,
+      );
     }
     fs.writeFileSync(path.join(serverDir, 'apps', `${fileOwned}.yaml`), appDoc(fileOwned).replace('team: data', `set: ${label}`));
     await waitForApp(fileOwned);
@@ -175,7 +200,7 @@ describe('berth apply and berth diff', function () {
     assert.equal((await api(`/apps/${fileOwned}/`)).status, 200);
   });
 
-  it('sources lists the apps folder file by file with errors at file:line:column, and describe names an App\'s file and its errors', async () => {
+  it("sources lists the apps folder file by file with errors at file:line:column, and describe names an App's file and its errors", async () => {
     const owned = uniqueName('src');
     const file = `${owned}.yaml`;
     fs.writeFileSync(path.join(serverDir, 'apps', file), appDoc(owned));

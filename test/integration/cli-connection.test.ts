@@ -53,14 +53,14 @@ describe('berth client: server, token, contexts, errors', function () {
     assert.match(flag.stderr, /^berth: unknown option '--frobnicate'/);
   });
 
-  it('version prints the client\'s and the server\'s', async () => {
+  it("version prints the client's and the server's", async () => {
     const version = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
     const res = await cli(['version'], { env: { BERTH_SERVER: berth.url, BERTH_TOKEN: TOKEN } });
     assert.equal(res.code, 0, shown(res));
     assert.equal(res.stdout, `Client: ${version}\nServer: ${version} (${berth.url})\n`);
   });
 
-  it('contexts: set-context, use-context and get-contexts in BERTH_CONFIG; the context\'s token is used, and kept private', async () => {
+  it("contexts: set-context, use-context and get-contexts in BERTH_CONFIG; the context's token is used, and kept private", async () => {
     const config = path.join(tempDir('berth-config-'), 'nested', 'config.yaml');
     const env = { BERTH_CONFIG: config };
     const tokenFile = path.join(tempDir(), 'token');
@@ -101,7 +101,7 @@ describe('berth client: server, token, contexts, errors', function () {
     assert.equal(picked.stdout, `app/${name}\n`, shown(picked));
   });
 
-  it('lists page through the server\'s pages (100 by default) to the end', async () => {
+  it("lists page through the server's pages (100 by default) to the end", async () => {
     const label = uniqueName('page');
     for (let i = 0; i < 120; i += 20) {
       await Promise.all(
@@ -109,7 +109,12 @@ describe('berth client: server, token, contexts, errors', function () {
           json(`${berth.url}/apps/`, {
             method: 'POST',
             headers: { authorization: `Bearer ${TOKEN}` },
-            body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: `${label}-${i + j}`, labels: { set: label } }, spec: { image: 'busybox:1.36' } }),
+            body: JSON.stringify({
+              apiVersion: 'berth.dev/v1',
+              kind: 'App',
+              metadata: { name: `${label}-${i + j}`, labels: { set: label } },
+              spec: { image: 'busybox:1.36' },
+            }),
           }),
         ),
       );
@@ -124,7 +129,10 @@ describe('berth client: server, token, contexts, errors', function () {
     await json(`${berth.url}/apps/`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ name, image: 'busybox:1.36' }) });
     await json(`${berth.url}/apps/${name}/run/`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
     const onTerminal = (extra: Record<string, string | undefined>) =>
-      spawnSync('script', ['-qec', `${process.execPath} ${CLI} get runs --app ${name}`, '/dev/null'], { env: cliEnv({ BERTH_SERVER: berth.url, BERTH_TOKEN: TOKEN, ...extra }), encoding: 'utf8' }).stdout;
+      spawnSync('script', ['-qec', `${process.execPath} ${CLI} get runs --app ${name}`, '/dev/null'], {
+        env: cliEnv({ BERTH_SERVER: berth.url, BERTH_TOKEN: TOKEN, ...extra }),
+        encoding: 'utf8',
+      }).stdout;
     assert.match(onTerminal({ NO_COLOR: undefined }), /\x1b\[\d+m(Pending|Running|Failed)\x1b\[0m/);
     assert.doesNotMatch(onTerminal({ NO_COLOR: '1' }), /\x1b\[/);
     const piped = await cli(['get', 'runs', '--app', name], { env: { BERTH_SERVER: berth.url, BERTH_TOKEN: TOKEN, NO_COLOR: undefined } });
@@ -141,7 +149,9 @@ describe('berth client: server, token, contexts, errors', function () {
     const completed = spawnSync('bash', ['-c', `source ${file}; COMP_WORDS=(berth ge); COMP_CWORD=1; _berth; echo "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
     assert.equal(completed.status, 0, completed.stderr);
     assert.equal(completed.stdout.trim(), 'get');
-    const resources = spawnSync('bash', ['-c', `source ${file}; COMP_WORDS=(berth get r); COMP_CWORD=2; _berth; echo "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
+    const resources = spawnSync('bash', ['-c', `source ${file}; COMP_WORDS=(berth get r); COMP_CWORD=2; _berth; echo "\${COMPREPLY[@]}"`], {
+      encoding: 'utf8',
+    });
     assert.equal(resources.stdout.trim(), 'runs');
 
     const zsh = await cli(['completion', 'zsh']);

@@ -41,12 +41,17 @@ describe('berth run, logs, cancel, get, describe, delete', function () {
     apps.push(app);
     const created = await api('/apps/', {
       method: 'POST',
-      body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: app }, spec: { image: TEST_IMAGE, command: ['sh', '-c', 'echo hello $WHO; exit 3'], env: { WHO: 'world' } } }),
+      body: JSON.stringify({
+        apiVersion: 'berth.dev/v1',
+        kind: 'App',
+        metadata: { name: app },
+        spec: { image: TEST_IMAGE, command: ['sh', '-c', 'echo hello $WHO; exit 3'], env: { WHO: 'world' } },
+      }),
     });
     assert.equal(created.status, 201);
   });
 
-  it('run --wait exits with the container\'s exit code; 0 when it succeeds', async () => {
+  it("run --wait exits with the container's exit code; 0 when it succeeds", async () => {
     const failed = await cli(['run', app, '--wait', '--name', `${app}-a`], { env: env() });
     assert.equal(failed.code, 3, shown(failed));
     assert.equal(failed.stdout, `run/${app}-a created\n`);
@@ -66,7 +71,7 @@ describe('berth run, logs, cancel, get, describe, delete', function () {
     assert.match(res.stdout, /^run\/\S+ created\nfirst you\nsecond\n$/);
   });
 
-  it('logs prints a finished run\'s kept output, --tail its last lines, -f a running one until it ends', async () => {
+  it("logs prints a finished run's kept output, --tail its last lines, -f a running one until it ends", async () => {
     assert.equal((await cli(['run', app, '--wait', '--name', `${app}-l`, '--command', 'sh -c "echo one; echo two; echo three"'], { env: env() })).code, 0);
     const all = await cli(['logs', `${app}-l`], { env: env() });
     assert.equal(all.stdout, 'one\ntwo\nthree\n', shown(all));
@@ -96,7 +101,7 @@ describe('berth run, logs, cancel, get, describe, delete', function () {
     assert.equal(again.stderr, `berth: run "${name}" is already Cancelled; only Pending or Running runs can be cancelled\n`);
   });
 
-  it('get runs: a table with the columns a user scans, names, one object as the API\'s object form', async () => {
+  it("get runs: a table with the columns a user scans, names, one object as the API's object form", async () => {
     await cli(['run', app, '--wait', '--name', `${app}-g`], { env: env() });
     const table = await cli(['get', 'runs', '--app', app], { env: env() });
     assert.equal(table.code, 0, shown(table));
@@ -136,7 +141,7 @@ describe('berth run, logs, cancel, get, describe, delete', function () {
     }
   });
 
-  it('describe shows an App\'s spec and last runs, and a run\'s status and attempts', async () => {
+  it("describe shows an App's spec and last runs, and a run's status and attempts", async () => {
     await cli(['run', app, '--wait', '--name', `${app}-d`], { env: env() });
     const described = await cli(['describe', 'app', app], { env: env() });
     assert.equal(described.code, 0, shown(described));
@@ -164,7 +169,7 @@ describe('berth run, logs, cancel, get, describe, delete', function () {
   it('Ctrl-C without a terminal detaches, saying so, and the run goes on', async () => {
     const name = `${app}-i`;
     const follow = startCli(['run', app, '--follow', '--name', name, '--', 'sh', '-c', LONG], { env: env() });
-    await waitFor('the run\'s output', () => follow.stdout().includes('started'));
+    await waitFor("the run's output", () => follow.stdout().includes('started'));
     follow.child.kill('SIGINT');
     const res = await follow.result;
     assert.equal(res.code, 130, shown(res));
@@ -183,7 +188,7 @@ describe('berth run, logs, cancel, get, describe, delete', function () {
     child.stdout!.on('data', (chunk) => (screen += chunk));
     const code = new Promise<number | null>((resolve) => child.on('close', resolve));
     try {
-      await waitFor('the run\'s output on the terminal', () => screen.includes('started'));
+      await waitFor("the run's output on the terminal", () => screen.includes('started'));
       child.stdin!.write('\x03');
       await waitFor('the question', () => screen.includes(`cancel run ${name}? [y/N]`));
       child.stdin!.write('y\r');

@@ -16,9 +16,7 @@ const TOKEN = 'cli-wide-token-7d3e9a1c5b8f2046e1c7a3d9b5f0c248';
 function parseTable(text: string): Record<string, string>[] {
   const [header, ...lines] = text.trimEnd().split('\n');
   const starts = [...header.matchAll(/\S+(?: \S+)*/g)].map((m) => ({ name: m[0], at: m.index ?? 0 }));
-  return lines.map((line) =>
-    Object.fromEntries(starts.map(({ name, at }, i) => [name, line.slice(at, starts[i + 1]?.at ?? line.length).trim()])),
-  );
+  return lines.map((line) => Object.fromEntries(starts.map(({ name, at }, i) => [name, line.slice(at, starts[i + 1]?.at ?? line.length).trim()])));
 }
 
 describe('berth get apps -o wide', function () {
@@ -27,7 +25,15 @@ describe('berth get apps -o wide', function () {
   const env = () => ({ BERTH_SERVER: berth.url, BERTH_TOKEN: TOKEN });
   const api = (p: string, init: RequestInit = {}) => json(berth.url + p, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...(init.headers ?? {}) } });
   const create = async (name: string, spec: Record<string, unknown>): Promise<void> => {
-    const created = await api('/apps/', { method: 'POST', body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name, labels: { suite: 'cli-wide' } }, spec: { image: TEST_IMAGE, ...spec } }) });
+    const created = await api('/apps/', {
+      method: 'POST',
+      body: JSON.stringify({
+        apiVersion: 'berth.dev/v1',
+        kind: 'App',
+        metadata: { name, labels: { suite: 'cli-wide' } },
+        spec: { image: TEST_IMAGE, ...spec },
+      }),
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
   };
 

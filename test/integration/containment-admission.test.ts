@@ -127,7 +127,10 @@ describe('containment through berth serve', function () {
     await start();
     const refused = await post(app(appName(), { image: TEST_IMAGE, capabilities: { add: ['NET_ADMIN'] } }));
     assert.equal(refused.status, 422);
-    assert.deepEqual(refused.body.details.map((d: { field: string }) => d.field), ['spec.capabilities.add']);
+    assert.deepEqual(
+      refused.body.details.map((d: { field: string }) => d.field),
+      ['spec.capabilities.add'],
+    );
     assert.match(refused.body.message, /NET_ADMIN is not allowed on this server .*--allowed-capabilities default,NET_ADMIN$/);
     assert.equal((await post(app(appName(), { image: TEST_IMAGE, capabilities: { add: ['NET_BIND_SERVICE'] } }))).status, 201);
 
@@ -159,7 +162,10 @@ describe('containment through berth serve', function () {
       return current.status.phase === 'Failed' ? current : undefined;
     });
     assert.equal(run.status.reason, 'LaunchFailed');
-    assert.match(run.status.message, /the docker runtime refused to launch the run: .*spec\.image: "berth-test\/busybox:latest" .* is not from a registry this server allows: 127\.0\.0\.1:5000/);
+    assert.match(
+      run.status.message,
+      /the docker runtime refused to launch the run: .*spec\.image: "berth-test\/busybox:latest" .* is not from a registry this server allows: 127\.0\.0\.1:5000/,
+    );
     assert.deepEqual(await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${name}`] } }), []);
   });
 
@@ -191,7 +197,10 @@ describe('containment through berth serve', function () {
     const cases: [string[], RegExp][] = [
       [['--allowed-capabilities', 'NET_ADMIM'], /--allowed-capabilities.*NET_ADMIM: not Linux capabilities/],
       [['--default-memory', '1Mi'], /--default-memory.*must be at least 6Mi/],
-      [['--log-limit', '64Mi'], /--log-limit \(67108864 bytes\) is more than Docker keeps of a container's output \(--log-max-size × --log-max-file = 31457280 bytes\)/],
+      [
+        ['--log-limit', '64Mi'],
+        /--log-limit \(67108864 bytes\) is more than Docker keeps of a container's output \(--log-max-size × --log-max-file = 31457280 bytes\)/,
+      ],
     ];
     for (const [flags, message] of cases) {
       const { code, stderr } = await serveUntilExit(flags);

@@ -69,10 +69,14 @@ describe('Controller on a real Docker engine and SQLite store', function () {
   const current = (run: StoredRun): Promise<StoredRun> => store.mustGetRun(run.id);
 
   const until = (run: StoredRun, what: string, test: (status: RunStatus) => boolean, timeoutMs = 20_000): Promise<StoredRun> =>
-    waitFor(`run ${run.metadata.name} ${what}`, async () => {
-      const now = await current(run);
-      return test(now.status) ? now : undefined;
-    }, { timeoutMs });
+    waitFor(
+      `run ${run.metadata.name} ${what}`,
+      async () => {
+        const now = await current(run);
+        return test(now.status) ? now : undefined;
+      },
+      { timeoutMs },
+    );
   const finished = (run: StoredRun) => until(run, 'to finish', (s) => isTerminal(s.phase));
   const runningNow = (run: StoredRun) => until(run, 'to be Running', (s) => s.phase === RunPhase.Running);
 
@@ -80,13 +84,16 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     store.mutateRunStatus(run.id, (r) => ({ ...r.status, cancelRequested: { reason: 'Cancelled', message } }));
 
   const containerExists = async (name: string): Promise<boolean> =>
-    docker.getContainer(name).inspect().then(
-      () => true,
-      (error: { statusCode?: number }) => {
-        if (error.statusCode === 404) return false;
-        throw error;
-      },
-    );
+    docker
+      .getContainer(name)
+      .inspect()
+      .then(
+        () => true,
+        (error: { statusCode?: number }) => {
+          if (error.statusCode === 404) return false;
+          throw error;
+        },
+      );
 
   it('runs a command to success, stores its output and removes the container', async () => {
     const controller = startController();
@@ -98,7 +105,10 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     assert.equal(run.status.attempts, 1);
     assert.equal(run.status.containerName, workloadName(run.metadata.uid, 1));
     assert.ok(run.status.startedAt && run.status.finishedAt && run.status.startedAt <= run.status.finishedAt);
-    assert.deepEqual(run.status.history?.map((a) => [a.attempt, a.exitCode, a.reason]), [[1, 0, 'Completed']]);
+    assert.deepEqual(
+      run.status.history?.map((a) => [a.attempt, a.exitCode, a.reason]),
+      [[1, 0, 'Completed']],
+    );
     const logs = await store.getLogs(run.id);
     // stdout and stderr are separate pipes: both are kept, in whichever order the engine read them.
     assert.deepEqual(logs?.content.split('\n').sort(), ['', 'hello world', 'oops']);
@@ -155,7 +165,14 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     assert.equal(run.status.attempts, 3);
     assert.equal(run.status.message, 'exited with code 2 (attempt 3 of 3)');
     const history = run.status.history ?? [];
-    assert.deepEqual(history.map((a) => [a.attempt, a.exitCode, a.reason]), [[1, 2, 'Error'], [2, 2, 'Error'], [3, 2, 'Error']]);
+    assert.deepEqual(
+      history.map((a) => [a.attempt, a.exitCode, a.reason]),
+      [
+        [1, 2, 'Error'],
+        [2, 2, 'Error'],
+        [3, 2, 'Error'],
+      ],
+    );
     // The backoff: attempt 2 began at least 100 ms after attempt 1 ended, attempt 3 at least 200 ms after attempt 2.
     assert.ok(Date.parse(history[1].startedAt!) - Date.parse(history[0].finishedAt!) >= 100);
     assert.ok(Date.parse(history[2].startedAt!) - Date.parse(history[1].finishedAt!) >= 200);
@@ -262,7 +279,10 @@ describe('Controller on a real Docker engine and SQLite store', function () {
       const page = await store.listRuns({ appId: app.id });
       return page.total === 2 ? page.items : undefined;
     });
-    assert.deepEqual(kept.map((r) => r.id), [runs[3].id, runs[2].id]);
+    assert.deepEqual(
+      kept.map((r) => r.id),
+      [runs[3].id, runs[2].id],
+    );
     assert.equal(await store.getLogs(runs[0].id), null, 'a pruned run’s logs go with it');
   });
 
@@ -305,11 +325,19 @@ describe('Controller on a real Docker engine and SQLite store', function () {
     await waitFor('the orphan container to be removed', async () => !(await containerExists(orphan)));
   });
 
-  it('stamps its containers with its store id and, at start, leaves other stores\' containers alone', async () => {
+  it("stamps its containers with its store id and, at start, leaves other stores' containers alone", async () => {
     const executor = new DockerExecutor();
     const launchOrphan = async (storeId: string) => {
       const uid = randomUUID();
-      await executor.launch({ name: workloadName(uid, 1), runUid: uid, runName: 'gone', appName, attempt: 1, storeId, template: appSpec({ command: ['sleep', '30'] }) });
+      await executor.launch({
+        name: workloadName(uid, 1),
+        runUid: uid,
+        runName: 'gone',
+        appName,
+        attempt: 1,
+        storeId,
+        template: appSpec({ command: ['sleep', '30'] }),
+      });
       return workloadName(uid, 1);
     };
     const ours = await launchOrphan(store.id);

@@ -35,7 +35,11 @@ describe('POST /apps/ durability', function () {
       while (!killed) {
         const name = `${prefix}-${next++}`;
         try {
-          const res = await fetch(`${berth!.url}/apps/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, image: 'busybox:1.36' }) });
+          const res = await fetch(`${berth!.url}/apps/`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ name, image: 'busybox:1.36' }),
+          });
           if (res.status === 201) acknowledged.push(name);
         } catch {
           // the connection died with the server: this create was never acknowledged

@@ -118,10 +118,7 @@ describe('Docker containment', function () {
   });
 
   it('stops a fork bomb at the pids limit', async () => {
-    const { info, output } = await run(
-      { command: ['sh', '-c', 'for i in $(seq 1 40); do sleep 5 & done; echo started'] },
-      withPolicy({ pidsLimit: 16 }),
-    );
+    const { info, output } = await run({ command: ['sh', '-c', 'for i in $(seq 1 40); do sleep 5 & done; echo started'] }, withPolicy({ pidsLimit: 16 }));
     assert.equal(info.HostConfig.PidsLimit, 16);
     assert.match(output, /can't fork/);
   });
@@ -129,13 +126,25 @@ describe('Docker containment', function () {
   it('gives a container with network none only the loopback interface', async () => {
     const { info, output } = await run({ network: 'none', command: ['sh', '-c', 'tail -n +3 /proc/net/dev | cut -d: -f1'] });
     assert.equal(info.HostConfig.NetworkMode, 'none');
-    assert.deepEqual(output.split('\n').map((line) => line.trim()).filter(Boolean), ['lo']);
+    assert.deepEqual(
+      output
+        .split('\n')
+        .map((line) => line.trim())
+        .filter(Boolean),
+      ['lo'],
+    );
   });
 
   it('puts an App without a network on the server’s default network', async () => {
     const { info, output } = await run({ command: ['sh', '-c', 'tail -n +3 /proc/net/dev | cut -d: -f1'] }, withPolicy({ defaultNetwork: 'none' }));
     assert.equal(info.HostConfig.NetworkMode, 'none');
-    assert.deepEqual(output.split('\n').map((line) => line.trim()).filter(Boolean), ['lo']);
+    assert.deepEqual(
+      output
+        .split('\n')
+        .map((line) => line.trim())
+        .filter(Boolean),
+      ['lo'],
+    );
   });
 
   it('joins a named network that exists', async () => {
@@ -145,7 +154,14 @@ describe('Docker containment', function () {
     const { info, output } = await run({ network: name, command: ['sh', '-c', 'tail -n +3 /proc/net/dev | cut -d: -f1'] });
     assert.equal(info.HostConfig.NetworkMode, name);
     assert.ok(Object.keys(info.NetworkSettings.Networks).includes(name));
-    assert.deepEqual(output.split('\n').map((line) => line.trim()).filter(Boolean).sort(), ['eth0', 'lo']);
+    assert.deepEqual(
+      output
+        .split('\n')
+        .map((line) => line.trim())
+        .filter(Boolean)
+        .sort(),
+      ['eth0', 'lo'],
+    );
   });
 
   it('refuses a named network that does not exist with RuntimeRefusedError naming it, creating nothing', async () => {
@@ -169,7 +185,10 @@ describe('Docker containment', function () {
     const narrow = withPolicy({ allowedRegistries: ['127.0.0.1:5000'], allowedCapabilities: ['NET_BIND_SERVICE'] });
     await assert.rejects(narrow.launch(request({ imagePullPolicy: 'Always' })), (error: Error) => {
       assert.ok(error instanceof RuntimeRefusedError, `${error.name}: ${error.message}`);
-      assert.match(error.message, /spec\.image: "berth-test\/busybox:latest" \(docker\.io\/berth-test\/busybox\) is not from a registry this server allows: 127\.0\.0\.1:5000/);
+      assert.match(
+        error.message,
+        /spec\.image: "berth-test\/busybox:latest" \(docker\.io\/berth-test\/busybox\) is not from a registry this server allows: 127\.0\.0\.1:5000/,
+      );
       return true;
     });
     await assert.rejects(narrow.launch(request({ image: '127.0.0.1:5000/berth-test/busybox:latest', capabilities: { add: ['CHOWN'] } })), (error: Error) => {

@@ -214,10 +214,7 @@ describe('DockerExecutor on a real engine', function () {
       const launch = request({ image, imagePullPolicy: 'Never' });
       await assert.rejects(executor.launch(launch), (error: unknown) => {
         assert.ok(error instanceof ImagePullError);
-        assert.equal(
-          error.message,
-          `image "${image}" is not present on the docker engine at ${executor.dockerHost}, and imagePullPolicy is Never`,
-        );
+        assert.equal(error.message, `image "${image}" is not present on the docker engine at ${executor.dockerHost}, and imagePullPolicy is Never`);
         return true;
       });
       assert.deepEqual(await executor.observe(launch.name), { state: 'absent' });
@@ -242,7 +239,9 @@ describe('DockerExecutor on a real engine', function () {
           sentNanos.push((Math.floor(Date.now() / 4) * 4 + 60_000) * 1e6);
           // `kill` only says a signal was sent: no workload action of its own.
           stream.write(line({ Type: 'container', Action: 'kill', Actor: { Attributes } }));
-          stream.write(line({ Type: 'container', Action: queries.length === 1 ? 'die' : 'start', timeNano: sentNanos[sentNanos.length - 1], Actor: { Attributes } }));
+          stream.write(
+            line({ Type: 'container', Action: queries.length === 1 ? 'die' : 'start', timeNano: sentNanos[sentNanos.length - 1], Actor: { Attributes } }),
+          );
           if (queries.length === 1) stream.end();
           return stream;
         },
@@ -250,7 +249,13 @@ describe('DockerExecutor on a real engine', function () {
       const events: WorkloadEvent[] = [];
       const errors: Error[] = [];
       const controller = new AbortController();
-      const watching = watchEngineEvents(engine, (event) => events.push(event), controller.signal, { initialBackoffMs: 1, maxBackoffMs: 1, onError: (error) => errors.push(error) }, (error) => error as Error);
+      const watching = watchEngineEvents(
+        engine,
+        (event) => events.push(event),
+        controller.signal,
+        { initialBackoffMs: 1, maxBackoffMs: 1, onError: (error) => errors.push(error) },
+        (error) => error as Error,
+      );
       try {
         await waitFor('the event from the second connection', () => events.length === 2);
       } finally {
@@ -264,7 +269,10 @@ describe('DockerExecutor on a real engine', function () {
       assert.match(queries[0].since, /^\d{10}\.\d{9}$/);
       const first = BigInt(sentNanos[0]);
       assert.equal(queries[1].since, `${first / 1_000_000_000n}.${String(first % 1_000_000_000n).padStart(9, '0')}`);
-      assert.deepEqual(errors.map((error) => error.message), ['the engine closed the event stream']);
+      assert.deepEqual(
+        errors.map((error) => error.message),
+        ['the engine closed the event stream'],
+      );
       assert.equal(streams[1].destroyed, true, 'the open stream outlived the abort');
     });
   });

@@ -27,7 +27,6 @@ async function readUntil(res: Response, needle: string): Promise<string> {
   }
 }
 
-
 describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function () {
   this.timeout(120_000);
   let dir: string;
@@ -78,7 +77,12 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
     assert.equal(run.status.exitCode, 0);
     const logs = await fetch(`${berth.url}/apps/${app}/run/${run.id}/logs/`);
     assert.equal(await logs.text(), 'hello gitops\n');
-    const sync = JSON.parse((await syncSeen).split('\n').find((line) => line.startsWith('data:'))!.slice(5));
+    const sync = JSON.parse(
+      (await syncSeen)
+        .split('\n')
+        .find((line) => line.startsWith('data:'))!
+        .slice(5),
+    );
     assert.equal(sync.kind, 'Source');
     assert.equal(sync.state, 'Synced');
     assert.deepEqual(sync.objects.map((o: { kind: string }) => o.kind).sort(), ['App', 'Run']);
@@ -152,7 +156,7 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
     });
   });
 
-  it('keeps the newest --log-limit bytes of a run\'s output and --history-limit finished runs', async () => {
+  it("keeps the newest --log-limit bytes of a run's output and --history-limit finished runs", async () => {
     berth = await serve(dir, undefined, ['--log-limit', '1Ki', '--history-limit', '2']);
     await json(`${berth.url}/apps/`, {
       method: 'POST',
@@ -171,7 +175,10 @@ describe('berth end to end (berth serve, Docker, SQLite, apps folder)', function
       const history = (await json(`${berth!.url}/apps/${app}/run/`)).body as { id: number }[];
       return history.length === 2 ? history : undefined;
     });
-    assert.deepEqual(kept.map((r) => r.id), [ids[2], ids[1]]);
+    assert.deepEqual(
+      kept.map((r) => r.id),
+      [ids[2], ids[1]],
+    );
   });
 
   it('reports a missing image as ImagePullFailed with the reason, and keeps serving', async () => {

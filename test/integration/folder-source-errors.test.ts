@@ -37,7 +37,9 @@ describe('FolderSource: held files, conflicts and ownership', function () {
     await waitFor('the fix to apply', async () => (await folder.store.getApp(kept))?.spec.image === 'busybox:1.37');
     await waitFor('the dropped App to be pruned', async () => (await folder.store.getApp(other)) === null);
     // The report is written once the pass's store writes are done: wait for it, not for the writes.
-    const report = await waitFor('the file to be reported synced', () => (folder.fileReport('app.yaml')?.state === 'Synced' ? folder.fileReport('app.yaml') : undefined));
+    const report = await waitFor('the file to be reported synced', () =>
+      folder.fileReport('app.yaml')?.state === 'Synced' ? folder.fileReport('app.yaml') : undefined,
+    );
     assert.deepEqual(report.errors, []);
     const fixed = await folder.store.mustGetApp(kept);
     assert.deepEqual(fixed.status, { source: 'file:app.yaml', syncState: 'Synced' });
@@ -50,9 +52,7 @@ describe('FolderSource: held files, conflicts and ownership', function () {
     const broken = appYaml(second).replace('  image: busybox:1.36\n', '  image: busybox:1.36\n  retries: lots\n');
     writeFile(folder.dir, 'two.yaml', documents(appYaml(first, { image: 'busybox:1.37' }), broken));
     const held = await waitFor('the file to be held', () => (folder.fileReport('two.yaml')?.state === 'Error' ? folder.fileReport('two.yaml') : undefined));
-    assert.deepEqual(held.errors, [
-      { document: 1, kind: 'App', name: second, field: 'spec.retries', reason: held.errors[0].reason, line: 15, column: 12 },
-    ]);
+    assert.deepEqual(held.errors, [{ document: 1, kind: 'App', name: second, field: 'spec.retries', reason: held.errors[0].reason, line: 15, column: 12 }]);
     assert.match(held.errors[0].reason, /integer/);
     // The valid first document did not apply either: a file applies whole or not at all.
     assert.equal((await folder.store.mustGetApp(first)).spec.image, 'busybox:1.36');
@@ -61,7 +61,11 @@ describe('FolderSource: held files, conflicts and ownership', function () {
   it('reports an unknown apiVersion or kind, and a new file with errors creates nothing', async () => {
     await start();
     const name = uniqueName('unknown');
-    writeFile(folder.dir, 'bad.yaml', documents(appYaml(name).replace('berth.dev/v1', 'berth.dev/v2'), appYaml(uniqueName('b')).replace('kind: App', 'kind: Deployment')));
+    writeFile(
+      folder.dir,
+      'bad.yaml',
+      documents(appYaml(name).replace('berth.dev/v1', 'berth.dev/v2'), appYaml(uniqueName('b')).replace('kind: App', 'kind: Deployment')),
+    );
     const held = await waitFor('the file to be held', () => (folder.fileReport('bad.yaml')?.state === 'Error' ? folder.fileReport('bad.yaml') : undefined));
     assert.deepEqual(
       held.errors.map((e) => [e.document, e.field, e.line, e.column]),

@@ -47,12 +47,17 @@ describe('FolderSource: symbolic links', function () {
   async function assertNothingForeign(): Promise<void> {
     const watched = watchedInodes();
     assert.ok(watched.size > 0, 'the folder source watches nothing at all');
-    for (const folder of [outside, path.join(outside, 'nested')]) assert.ok(!watched.has(fs.statSync(folder).ino), `${folder}, outside the apps folder, is watched`);
+    for (const folder of [outside, path.join(outside, 'nested')])
+      assert.ok(!watched.has(fs.statSync(folder).ino), `${folder}, outside the apps folder, is watched`);
     assert.equal(await folder.store.getApp(foreign.app), null);
     const apps = await folder.store.listApps();
-    assert.ok(apps.items.every((app) => app.spec.env.TOKEN !== foreign.marker), 'an App carries a value from outside the folder');
+    assert.ok(
+      apps.items.every((app) => app.spec.env.TOKEN !== foreign.marker),
+      'an App carries a value from outside the folder',
+    );
     const report = JSON.stringify(folder.running?.source.report());
-    for (const leak of [foreign.app, foreign.marker, 'other.yaml', 'nested']) assert.ok(!report.includes(leak), `/sources/ shows "${leak}" from outside: ${report}`);
+    for (const leak of [foreign.app, foreign.marker, 'other.yaml', 'nested'])
+      assert.ok(!report.includes(leak), `/sources/ shows "${leak}" from outside: ${report}`);
   }
 
   const outsideReason = (_link: string, target: string, dir: string) =>
@@ -152,7 +157,10 @@ describe('FolderSource: symbolic links', function () {
       for (const rev of [2, 3]) {
         publish(rev);
         await waitFor(`revision ${rev} to apply`, async () => (await folder.store.getApp(name))?.spec.env.REV === String(rev));
-        await waitFor(`the file revision ${rev} adds to apply`, async () => (await folder.store.getApp(`${name}-${rev}`))?.status.source === `file:added-${rev}.yaml`);
+        await waitFor(
+          `the file revision ${rev} adds to apply`,
+          async () => (await folder.store.getApp(`${name}-${rev}`))?.status.source === `file:added-${rev}.yaml`,
+        );
         // The file the revision before added is gone with it (pruned in the same pass or the next).
         await waitFor(`the file revision ${rev - 1} added to be pruned`, async () => (await folder.store.getApp(`${name}-${rev - 1}`)) === null);
       }

@@ -97,7 +97,10 @@ describe('FolderSource: declared runs', function () {
     await folder.start();
     const report = folder.fileReport('run.yaml');
     assert.equal(report?.state, 'Error');
-    assert.deepEqual(report?.errors.map((e) => [e.kind, e.field, e.reason, e.line]), [['Run', 'spec.image', 'is not a known field', 7]]);
+    assert.deepEqual(
+      report?.errors.map((e) => [e.kind, e.field, e.reason, e.line]),
+      [['Run', 'spec.image', 'is not a known field', 7]],
+    );
     assert.equal((await folder.store.listRuns()).total, 0);
   });
 });

@@ -134,7 +134,10 @@ describe('FolderSource: applying and pruning', function () {
     await waitFor('the visible App', () => folder.store.getApp(visible));
     await source.whenIdle();
     assert.equal((await folder.store.listApps()).total, 1);
-    assert.deepEqual(source.report().files.map((f) => f.path), ['visible.yaml']);
+    assert.deepEqual(
+      source.report().files.map((f) => f.path),
+      ['visible.yaml'],
+    );
   });
 
   it('applies and prunes what changed while it was not running, before it is ready', async () => {
@@ -178,7 +181,10 @@ describe('FolderSource: applying and pruning', function () {
     await source.whenIdle();
     const after = await folder.store.mustGetApp(name);
     assert.equal(after.metadata.uid, before.metadata.uid);
-    assert.deepEqual(source.report().files.map((f) => [f.path, f.state]), [['b.yaml', 'Synced']]);
+    assert.deepEqual(
+      source.report().files.map((f) => [f.path, f.state]),
+      [['b.yaml', 'Synced']],
+    );
   });
 
   it('refuses to start on a folder that does not exist', async () => {

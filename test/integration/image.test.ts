@@ -54,7 +54,11 @@ describe('container image', function () {
     assert.match(inputs, /^[0-9a-f]{32}$/);
     const image = await inspectImage();
     // build.sh builds from a snapshot it hashes: a mismatch here means the tree changed since (an edit during the build).
-    assert.equal(image.Config.Labels[INPUTS_LABEL], inputs, 'the image is not labelled with the current inputs: did src/ or the package files change since the build?');
+    assert.equal(
+      image.Config.Labels[INPUTS_LABEL],
+      inputs,
+      'the image is not labelled with the current inputs: did src/ or the package files change since the build?',
+    );
 
     const again = await run('bash', [BUILD_SCRIPT], { timeoutMs: 120_000, env: { ...process.env, IMAGE, FORCE: '' } });
     assert.match(again.stderr, /berth:dev is up to date/);
@@ -90,8 +94,18 @@ describe('container image', function () {
         writable: (() => { try { fs.accessSync('/app', fs.constants.W_OK); return true; } catch { return false; } })(),
       }));`;
     const out = await docker(
-      'run', '--rm', '--label', `${TEST_LABEL}=${TEST_LABEL_VALUE}`, '--workdir', '/app', '--entrypoint', 'node', IMAGE,
-      '-e', script, JSON.stringify([Object.keys(pkg.dependencies), devOnly]),
+      'run',
+      '--rm',
+      '--label',
+      `${TEST_LABEL}=${TEST_LABEL_VALUE}`,
+      '--workdir',
+      '/app',
+      '--entrypoint',
+      'node',
+      IMAGE,
+      '-e',
+      script,
+      JSON.stringify([Object.keys(pkg.dependencies), devOnly]),
     );
     const found = JSON.parse(out);
     assert.deepEqual(found.app, ['dist', 'node_modules', 'package.json']);
@@ -117,11 +131,31 @@ describe('container image', function () {
 
     before(async function () {
       await docker(
-        'run', '-d', '--name', name, '--label', `${TEST_LABEL}=${TEST_LABEL_VALUE}`,
+        'run',
+        '-d',
+        '--name',
+        name,
+        '--label',
+        `${TEST_LABEL}=${TEST_LABEL_VALUE}`,
         // As manifests/ runs the pod: read-only root, no capabilities, no privilege escalation.
-        '--read-only', '--tmpfs', '/tmp', '--mount', 'type=tmpfs,destination=/tmp/apps',
-        '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
-        IMAGE, 'serve', '--host', '0.0.0.0', '--insecure-no-auth', '--db', '/tmp/berth.sqlite', '--apps-dir', '/tmp/apps',
+        '--read-only',
+        '--tmpfs',
+        '/tmp',
+        '--mount',
+        'type=tmpfs,destination=/tmp/apps',
+        '--cap-drop',
+        'ALL',
+        '--security-opt',
+        'no-new-privileges',
+        IMAGE,
+        'serve',
+        '--host',
+        '0.0.0.0',
+        '--insecure-no-auth',
+        '--db',
+        '/tmp/berth.sqlite',
+        '--apps-dir',
+        '/tmp/apps',
       );
       started = true;
       const ip = await docker('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', name);
@@ -174,7 +208,11 @@ describe('container image', function () {
       );
       assert.equal(ready.status, 503);
       assert.equal(ready.body.error, 'NotReady');
-      assert.deepEqual(ready.body.details.map((d: any) => d.field), ['controller'], JSON.stringify(ready.body));
+      assert.deepEqual(
+        ready.body.details.map((d: any) => d.field),
+        ['controller'],
+        JSON.stringify(ready.body),
+      );
       assert.match(
         ready.body.details[0].reason,
         /^docker engine at unix:\/\/\/var\/run\/docker\.sock is unreachable \(ping\): .*ENOENT \/var\/run\/docker\.sock/,

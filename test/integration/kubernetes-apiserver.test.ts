@@ -86,7 +86,11 @@ describe('KubernetesExecutor when the API server goes away', function () {
     return launch;
   };
 
-  const waitForObservation = <S extends Observation['state']>(name: string, state: S, timeoutMs = AFTER_RESTART_MS): Promise<Extract<Observation, { state: S }>> =>
+  const waitForObservation = <S extends Observation['state']>(
+    name: string,
+    state: S,
+    timeoutMs = AFTER_RESTART_MS,
+  ): Promise<Extract<Observation, { state: S }>> =>
     waitFor(
       `${name} to be ${state}`,
       async () => {
@@ -100,7 +104,10 @@ describe('KubernetesExecutor when the API server goes away', function () {
 
   /** The Docker container of a workload's pod, as the kubelet made it: what the tests look at while the API server is away. */
   const containerOf = async (name: string): Promise<Docker.ContainerInfo | undefined> => {
-    const containers = await docker.listContainers({ all: true, filters: { label: ['io.kubernetes.container.name=main', `io.kubernetes.pod.namespace=${namespace.name}`] } });
+    const containers = await docker.listContainers({
+      all: true,
+      filters: { label: ['io.kubernetes.container.name=main', `io.kubernetes.pod.namespace=${namespace.name}`] },
+    });
     return containers.find((container) => container.Labels['io.kubernetes.pod.name']?.startsWith(`${name}-`));
   };
 
@@ -152,7 +159,10 @@ describe('KubernetesExecutor when the API server goes away', function () {
     // Two writes elsewhere, so compacting at the newest revision leaves the one after `seen` behind too (a watch from
     // `seen` starts at the revision after it).
     for (let write = 0; write < 2; write += 1) {
-      await cluster.core.createNamespacedConfigMap({ namespace: namespace.name, body: { metadata: { name: uniqueName('bump') }, data: { at: new Date().toISOString() } } });
+      await cluster.core.createNamespacedConfigMap({
+        namespace: namespace.name,
+        body: { metadata: { name: uniqueName('bump') }, data: { at: new Date().toISOString() } },
+      });
     }
 
     await killApiserver();
@@ -166,7 +176,9 @@ describe('KubernetesExecutor when the API server goes away', function () {
     await waitFor('an event for a Job created after the compaction', () => actionsOf(second.name).length > 0, { timeoutMs: 30_000 });
     assert.equal((await executor.observe(second.name)).state, 'waiting');
     await executor.remove(first.name);
-    await waitFor('a removed event for the Job listed before the compaction', () => actionsOf(first.name).includes(WorkloadAction.Removed), { timeoutMs: 30_000 });
+    await waitFor('a removed event for the Job listed before the compaction', () => actionsOf(first.name).includes(WorkloadAction.Removed), {
+      timeoutMs: 30_000,
+    });
   });
 });
 

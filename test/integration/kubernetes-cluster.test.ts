@@ -13,14 +13,23 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, NotFoundError, RuntimeRefusedError, RuntimeUnavailableError } from '../../src/errors';
-import { LABEL_APP, LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_RUN, LABEL_STORE, WaitingReason, workloadName, type LaunchRequest, type Observation } from '../../src/executors/executor';
+import {
+  LABEL_APP,
+  LABEL_ATTEMPT,
+  LABEL_MANAGED_BY,
+  LABEL_RUN,
+  LABEL_STORE,
+  WaitingReason,
+  workloadName,
+  type LaunchRequest,
+  type Observation,
+} from '../../src/executors/executor';
 import { KubernetesExecutor, type KubernetesExecutorOptions } from '../../src/executors/kubernetes';
 import type { AppSpec } from '../../src/model/types';
 import { readText } from '../contract/executor.contract';
 import { TEST_IMAGE, appSpec, tempDir, uniqueName } from '../helpers/fixtures';
 import { shippedRoleRules, testCluster, testNamespace, writeKubeconfig, type Cluster, type TestNamespace } from '../helpers/kube';
 import { waitFor } from '../helpers/wait';
-
 
 /** client-node's model objects as the plain JSON they stand for. */
 const plain = (value: unknown): unknown => JSON.parse(JSON.stringify(value)) as unknown;
@@ -57,7 +66,15 @@ describe('KubernetesExecutor on a real cluster', function () {
 
   const request = (spec: Partial<AppSpec>): LaunchRequest => {
     const runUid = randomUUID();
-    return { name: workloadName(runUid, 1), runUid, runName: uniqueName('run'), appName, attempt: 1, storeId, template: appSpec({ image: TEST_IMAGE, ...spec }) };
+    return {
+      name: workloadName(runUid, 1),
+      runUid,
+      runName: uniqueName('run'),
+      appName,
+      attempt: 1,
+      storeId,
+      template: appSpec({ image: TEST_IMAGE, ...spec }),
+    };
   };
 
   const waitForObservation = <S extends Observation['state']>(
@@ -75,7 +92,8 @@ describe('KubernetesExecutor on a real cluster', function () {
     );
 
   const jobOf = (name: string): Promise<V1Job> => cluster.batch.readNamespacedJob({ name, namespace: namespace.name });
-  const podsOf = async (name: string): Promise<V1Pod[]> => (await cluster.core.listNamespacedPod({ namespace: namespace.name, labelSelector: `job-name=${name}` })).items;
+  const podsOf = async (name: string): Promise<V1Pod[]> =>
+    (await cluster.core.listNamespacedPod({ namespace: namespace.name, labelSelector: `job-name=${name}` })).items;
 
   describe('the Job', () => {
     it('makes one Job per attempt with berth labels, no retries of its own, a deadline backstop and the App as the process', async () => {
@@ -147,7 +165,9 @@ describe('KubernetesExecutor on a real cluster', function () {
       const lacking = shippedRoleRules()
         .map((rule) => ({
           ...rule,
-          verbs: rule.verbs.filter((verb) => !(rule.resources?.includes('pods') && verb === 'delete') && !(rule.resources?.includes('jobs') && verb === 'create')),
+          verbs: rule.verbs.filter(
+            (verb) => !(rule.resources?.includes('pods') && verb === 'delete') && !(rule.resources?.includes('jobs') && verb === 'create'),
+          ),
         }))
         .filter((rule) => !rule.resources?.includes('pods/log'));
       const restricted = await testNamespace(cluster, { prefix: 'berth-test-rbac', rules: lacking });
@@ -165,7 +185,10 @@ describe('KubernetesExecutor on a real cluster', function () {
         await assert.rejects(limited.launch(request({})), (error: unknown) => {
           assert.ok(error instanceof RuntimeRefusedError, String(error));
           assert.equal(error.retryable, false);
-          assert.match(error.message, new RegExp(`^Kubernetes API server refused creating Job berth-run-.*: berth's account lacks "create jobs" in namespace ${restricted.name}`));
+          assert.match(
+            error.message,
+            new RegExp(`^Kubernetes API server refused creating Job berth-run-.*: berth's account lacks "create jobs" in namespace ${restricted.name}`),
+          );
           return true;
         });
       } finally {
@@ -184,7 +207,9 @@ describe('KubernetesExecutor on a real cluster', function () {
       const lines = (await readText(await executor.logs(launch.name))).split('\n').sort();
       assert.deepEqual(lines, ['', 'Killed', 'child ended 137']);
       // The Job completed: only the container says OOMKilled.
-      await waitFor('the Job to complete', async () => (await jobOf(launch.name)).status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'));
+      await waitFor('the Job to complete', async () =>
+        (await jobOf(launch.name)).status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'),
+      );
     });
 
     it('waits on a failing pull for the grace period from its first failure, then gives up with the registry’s words', async () => {
@@ -230,7 +255,10 @@ describe('KubernetesExecutor on a real cluster', function () {
       // Graceful, as `kubectl delete pod` is: the pod lingers, terminating, while the Job controller replaces it.
       await cluster.core.deleteNamespacedPod({ name: original.metadata!.name!, namespace: namespace.name, body: { gracePeriodSeconds: 3 } });
       const lost = await waitForObservation(launch.name, 'lost');
-      assert.match(lost.message, new RegExp(`^pod ${original.metadata!.name} of Job ${launch.name} was deleted by something other than berth before its container ended`));
+      assert.match(
+        lost.message,
+        new RegExp(`^pod ${original.metadata!.name} of Job ${launch.name} was deleted by something other than berth before its container ended`),
+      );
       // The Job carries the loss, and no longer wants a pod: any replacement goes, and none comes.
       const job = await waitFor('the Job to be marked', async () => {
         const read = await jobOf(launch.name);
@@ -238,7 +266,9 @@ describe('KubernetesExecutor on a real cluster', function () {
       });
       assert.equal(job.spec?.parallelism, 0);
       assert.equal(job.metadata?.annotations?.['berth.dev/lost-pod'], original.metadata!.name);
-      await waitFor('every pod of the Job to be on its way out, a replacement included', async () => (await podsOf(launch.name)).every((p) => p.metadata?.deletionTimestamp));
+      await waitFor('every pod of the Job to be on its way out, a replacement included', async () =>
+        (await podsOf(launch.name)).every((p) => p.metadata?.deletionTimestamp),
+      );
       // A berth that did not see it happen (a restart) still reports the loss, from the Job.
       const restarted = make();
       assert.deepEqual(await restarted.observe(launch.name), { state: 'lost', message: lost.message });
@@ -257,7 +287,9 @@ describe('KubernetesExecutor on a real cluster', function () {
         const lost = await waitForObservation(launch.name, 'lost');
         assert.match(lost.message, new RegExp(`^pod ${original.metadata!.name} of Job ${launch.name} was deleted`));
         await waitFor('the Job to be marked', async () => !!(await jobOf(launch.name)).metadata?.annotations?.['berth.dev/lost']);
-        await waitFor('every pod of the Job to be on its way out, a replacement included', async () => (await podsOf(launch.name)).every((p) => p.metadata?.deletionTimestamp));
+        await waitFor('every pod of the Job to be on its way out, a replacement included', async () =>
+          (await podsOf(launch.name)).every((p) => p.metadata?.deletionTimestamp),
+        );
         assert.deepEqual(await make().observe(launch.name), { state: 'lost', message: lost.message });
       } finally {
         watching.abort();
@@ -284,7 +316,10 @@ describe('KubernetesExecutor on a real cluster', function () {
       // The Job went first, so nothing made a replacement: the only pod there ever was is going, or gone.
       await assert.rejects(jobOf(launch.name), (error: { code?: number }) => error.code === 404);
       const pods = await podsOf(launch.name);
-      assert.ok(pods.every((p) => p.metadata?.uid === pod.metadata?.uid && p.metadata?.deletionTimestamp), JSON.stringify(pods.map((p) => p.metadata?.name)));
+      assert.ok(
+        pods.every((p) => p.metadata?.uid === pod.metadata?.uid && p.metadata?.deletionTimestamp),
+        JSON.stringify(pods.map((p) => p.metadata?.name)),
+      );
     });
 
     it('stops a workload still waiting for its image', async () => {
@@ -298,11 +333,14 @@ describe('KubernetesExecutor on a real cluster', function () {
 
   describe('configuration', () => {
     it('refuses what it cannot start with, naming the option', () => {
-      assert.throws(() => new KubernetesExecutor({ kubeconfig: path.join(tempDir(), 'missing') }), (error: unknown) => {
-        assert.ok(error instanceof ConfigError);
-        assert.match(error.message, /^cannot read the Kubernetes configuration \(.*missing\): /);
-        return true;
-      });
+      assert.throws(
+        () => new KubernetesExecutor({ kubeconfig: path.join(tempDir(), 'missing') }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError);
+          assert.match(error.message, /^cannot read the Kubernetes configuration \(.*missing\): /);
+          return true;
+        },
+      );
       assert.throws(() => new KubernetesExecutor({ kubeconfig: namespace.kubeconfig, namespace: 'Not_A_Label' }), {
         name: 'ConfigError',
         message: 'namespace: must be a DNS-1123 label (lower-case letters, digits and "-", at most 63 characters), got "Not_A_Label"',
@@ -335,4 +373,3 @@ describe('KubernetesExecutor on a real cluster', function () {
     });
   });
 });
-

@@ -124,18 +124,27 @@ class Deployed {
 
   /** COUNT Ready berth pods; the failure names every pod's state. */
   async ready(count: number, timeoutMs = 120_000): Promise<V1Pod[]> {
-    return waitFor(`${count} berth pod(s) to be Ready`, async () => {
-      const ready = (await this.pods()).filter(isReady);
-      return ready.length === count ? ready : undefined;
-    }, { timeoutMs, intervalMs: 500 }).catch(async (error) => {
-      const states = (await this.pods().catch(() => [])).map((p) => `${p.metadata?.name}: ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state)}`).join('; ');
+    return waitFor(
+      `${count} berth pod(s) to be Ready`,
+      async () => {
+        const ready = (await this.pods()).filter(isReady);
+        return ready.length === count ? ready : undefined;
+      },
+      { timeoutMs, intervalMs: 500 },
+    ).catch(async (error) => {
+      const states = (await this.pods().catch(() => []))
+        .map((p) => `${p.metadata?.name}: ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state)}`)
+        .join('; ');
       throw new Error(`${(error as Error).message}; pods: ${states}`);
     });
   }
 
   /** The pods first, so nothing writes to a volume's folder as it goes; the namespace (slow to finalise here) is not waited for. */
   async remove(): Promise<void> {
-    await this.cluster.kubeConfig.makeApiClient(AppsV1Api).deleteNamespacedDeployment({ name: 'berth', namespace: this.namespace }).catch(() => undefined);
+    await this.cluster.kubeConfig
+      .makeApiClient(AppsV1Api)
+      .deleteNamespacedDeployment({ name: 'berth', namespace: this.namespace })
+      .catch(() => undefined);
     await waitFor('the berth pods to be gone', async () => (await this.pods()).length === 0, { timeoutMs: 60_000, intervalMs: 500 }).catch(() => undefined);
     await this.cluster.core.deleteNamespace({ name: this.namespace }).catch(() => undefined);
     for (const name of this.volumes) await this.cluster.core.deletePersistentVolume({ name }).catch(() => undefined);
@@ -145,10 +154,14 @@ class Deployed {
 
 /** Waits for a run asked of API to reach a terminal phase. */
 const finished = (api: ReturnType<typeof podApi>, route: string, timeoutMs = 90_000) =>
-  waitFor(`${route} to finish`, async () => {
-    const { body } = await api(route);
-    return ['Succeeded', 'Failed'].includes(body.status?.phase) ? body : undefined;
-  }, { timeoutMs, intervalMs: 250 });
+  waitFor(
+    `${route} to finish`,
+    async () => {
+      const { body } = await api(route);
+      return ['Succeeded', 'Failed'].includes(body.status?.phase) ? body : undefined;
+    },
+    { timeoutMs, intervalMs: 250 },
+  );
 
 describe('deployment: the overlays on the test cluster', function () {
   this.timeout(120_000);
@@ -187,19 +200,31 @@ describe('deployment: the overlays on the test cluster', function () {
       const app = uniqueName('deployed');
       const created = await api('/apps/', {
         method: 'POST',
-        body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: app }, spec: appSpec({ image: TEST_IMAGE, command: ['sh', '-c', 'echo from the cluster; sleep 3; exit 3'] }) }),
+        body: JSON.stringify({
+          apiVersion: 'berth.dev/v1',
+          kind: 'App',
+          metadata: { name: app },
+          spec: appSpec({ image: TEST_IMAGE, command: ['sh', '-c', 'echo from the cluster; sleep 3; exit 3'] }),
+        }),
       });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const requested = await api(`/apps/${app}/run/`, { method: 'POST', body: '{}' });
       assert.equal(requested.status, 202, JSON.stringify(requested.body));
       const runRoute = `/apps/${app}/run/${requested.body.id}/`;
       // While it runs, it is a Job of the pod's namespace (berth removes it once the outcome and logs are kept).
-      const running = await waitFor('the run to be Running', async () => {
-        const { body } = await api(runRoute);
-        return body.status?.phase === 'Running' ? body : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 250 });
+      const running = await waitFor(
+        'the run to be Running',
+        async () => {
+          const { body } = await api(runRoute);
+          return body.status?.phase === 'Running' ? body : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
       const jobs = await cluster.batch.listNamespacedJob({ namespace: deployed.namespace, labelSelector: 'app.kubernetes.io/managed-by=berth' });
-      assert.deepEqual(jobs.items.map((job) => job.metadata?.name), [running.status.containerName]);
+      assert.deepEqual(
+        jobs.items.map((job) => job.metadata?.name),
+        [running.status.containerName],
+      );
 
       const run = await finished(api, runRoute);
       assert.equal(run.status.phase, 'Failed', JSON.stringify(run.status));
@@ -209,7 +234,10 @@ describe('deployment: the overlays on the test cluster', function () {
       assert.equal(logs.status, 200);
       assert.match(String(logs.body), /from the cluster/);
       // The store is the SQLite file on the claim's volume, not the pod's own file system.
-      assert.ok(fs.readdirSync(deployed.dataDir).some((f) => f.startsWith('berth.sqlite')), `nothing in ${deployed.dataDir}`);
+      assert.ok(
+        fs.readdirSync(deployed.dataDir).some((f) => f.startsWith('berth.sqlite')),
+        `nothing in ${deployed.dataDir}`,
+      );
     });
   });
 
@@ -228,7 +256,12 @@ describe('deployment: the overlays on the test cluster', function () {
     const RETRY_MS = 2_000;
 
     const holder = async (): Promise<string | undefined> =>
-      (await cluster.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE, namespace: deployed.namespace }).catch(() => undefined))?.spec?.holderIdentity;
+      (
+        await cluster.kubeConfig
+          .makeApiClient(CoordinationV1Api)
+          .readNamespacedLease({ name: LEASE, namespace: deployed.namespace })
+          .catch(() => undefined)
+      )?.spec?.holderIdentity;
     /** Whether the Lease HOLDER is a process of POD (its name and a random suffix). */
     const holdsIt = (holder: string | undefined, pod: V1Pod): boolean => Boolean(holder?.startsWith(`${pod.metadata?.name}_`));
     const leads = async (pod: V1Pod): Promise<boolean> => /^berth_leader 1/m.test(String((await podApi(pod)('/metrics')).body));
@@ -292,10 +325,14 @@ describe('deployment: the overlays on the test cluster', function () {
         assert.equal(answer.status, 202, JSON.stringify(answer.body));
         asked.push(answer.body);
       }
-      await waitFor('a run to be Running', async () => ((await api(`/apps/${app}/run/`)).body as { status: { phase: string } }[]).some((r) => r.status.phase === 'Running'), {
-        timeoutMs: 60_000,
-        intervalMs: 250,
-      });
+      await waitFor(
+        'a run to be Running',
+        async () => ((await api(`/apps/${app}/run/`)).body as { status: { phase: string } }[]).some((r) => r.status.phase === 'Running'),
+        {
+          timeoutMs: 60_000,
+          intervalMs: 250,
+        },
+      );
 
       // SIGKILL of the leader's berth process: docker kill of its container; the kubelet restarts it in the same pod.
       const restartsBefore = leader.status?.containerStatuses?.[0]?.restartCount ?? 0;
@@ -308,10 +345,14 @@ describe('deployment: the overlays on the test cluster', function () {
       });
       // The killed process's successor in the same pod is a candidate of its own (a new identity), so it may win
       // the race when its first look at the Lease comes close to the follower's; either way one process leads.
-      const newHolder = await waitFor('another process to take the Lease', async () => {
-        const now = await holder();
-        return now && now !== oldHolder ? now : undefined;
-      }, { timeoutMs: LEASE_MS + 10_000, intervalMs: 100 });
+      const newHolder = await waitFor(
+        'another process to take the Lease',
+        async () => {
+          const now = await holder();
+          return now && now !== oldHolder ? now : undefined;
+        },
+        { timeoutMs: LEASE_MS + 10_000, intervalMs: 100 },
+      );
       const failoverMs = Date.now() - killedAt;
       // A follower counts the lease duration from when it saw the last renewal, not from the holder's clock (as
       // client-go does), and looks once per jittered retry period (up to 2.2 of them): it sees that renewal up to
@@ -333,14 +374,20 @@ describe('deployment: the overlays on the test cluster', function () {
       assert.equal(jobsCreated.size, codes.length);
 
       // The kubelet restarted the killed container: it serves again, and exactly one pod leads, the Lease's holder.
-      const restarted = await waitFor('the killed pod to be Ready again', async () => {
-        const pod = (await deployed.pods()).find((p) => p.metadata?.name === leader.metadata?.name);
-        return pod && isReady(pod) && (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > restartsBefore ? pod : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 500 });
-      await waitFor('the Lease holder\'s pod alone to say it leads', async () =>
-        (await leads(restarted)) === (newLeader === leader) && (await leads(follower)) === (newLeader === follower));
+      const restarted = await waitFor(
+        'the killed pod to be Ready again',
+        async () => {
+          const pod = (await deployed.pods()).find((p) => p.metadata?.name === leader.metadata?.name);
+          return pod && isReady(pod) && (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > restartsBefore ? pod : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      await waitFor(
+        "the Lease holder's pod alone to say it leads",
+        async () => (await leads(restarted)) === (newLeader === leader) && (await leads(follower)) === (newLeader === follower),
+      );
       assert.equal(await holder(), newHolder);
-      console.log(`      failover ${failoverMs} ms; new leader: the ${newLeader === follower ? 'other pod' : 'killed pod\'s restarted process'}`);
+      console.log(`      failover ${failoverMs} ms; new leader: the ${newLeader === follower ? 'other pod' : "killed pod's restarted process"}`);
     });
   });
 });

@@ -13,7 +13,6 @@ import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { testCluster, testNamespace, type Cluster, type TestNamespace } from '../helpers/kube';
 import { waitFor } from '../helpers/wait';
 
-
 describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a real cluster)', function () {
   this.timeout(180_000);
 
@@ -68,7 +67,12 @@ describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a re
     berth = await start();
     const created = await json(`${berth.url}/apps/`, {
       method: 'POST',
-      body: JSON.stringify({ name: app, image: TEST_IMAGE, command: "sh -c 'for i in 1 2 3; do echo line $i $WHO; sleep 1; done; exit 3'", envs: { WHO: 'k8s' } }),
+      body: JSON.stringify({
+        name: app,
+        image: TEST_IMAGE,
+        command: "sh -c 'for i in 1 2 3; do echo line $i $WHO; sleep 1; done; exit 3'",
+        envs: { WHO: 'k8s' },
+      }),
     });
     assert.equal(created.status, 201);
     const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
@@ -119,7 +123,12 @@ describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a re
     berth = await start();
     await json(`${berth.url}/apps/`, {
       method: 'POST',
-      body: JSON.stringify({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: app }, spec: { image: TEST_IMAGE, command: ['sh', '-c', 'echo started; sleep 300'], timeoutSeconds: 8 } }),
+      body: JSON.stringify({
+        apiVersion: 'berth.dev/v1',
+        kind: 'App',
+        metadata: { name: app },
+        spec: { image: TEST_IMAGE, command: ['sh', '-c', 'echo started; sleep 300'], timeoutSeconds: 8 },
+      }),
     });
     const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
     const run = await finished(asked.body.id, 'Failed');
@@ -129,7 +138,10 @@ describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a re
 
   it('cancels a running Job, keeping its output', async () => {
     berth = await start();
-    await json(`${berth.url}/apps/`, { method: 'POST', body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'echo working; sleep 300'] }) });
+    await json(`${berth.url}/apps/`, {
+      method: 'POST',
+      body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'echo working; sleep 300'] }),
+    });
     const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
     await finished(asked.body.id, 'Running');
     // Followed until the first line, so the cancel comes once there is output to keep.
@@ -149,7 +161,10 @@ describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a re
 
   it('fails a run whose image cannot be had, within the pull grace', async () => {
     berth = await start();
-    await json(`${berth.url}/apps/`, { method: 'POST', body: JSON.stringify({ name: app, image: '127.0.0.1:5000/berth-test/does-not-exist:1', command: ['true'] }) });
+    await json(`${berth.url}/apps/`, {
+      method: 'POST',
+      body: JSON.stringify({ name: app, image: '127.0.0.1:5000/berth-test/does-not-exist:1', command: ['true'] }),
+    });
     const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
     const run = await finished(asked.body.id, 'Failed');
     assert.equal(run.status.reason, 'ImagePullFailed');
@@ -158,7 +173,10 @@ describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a re
 
   it('loses no run and starts no second Job when killed with SIGKILL mid-run', async () => {
     berth = await start(['--keep-containers']);
-    await json(`${berth.url}/apps/`, { method: 'POST', body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'sleep 4; echo finished; exit 4'] }) });
+    await json(`${berth.url}/apps/`, {
+      method: 'POST',
+      body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'sleep 4; echo finished; exit 4'] }),
+    });
     const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
     const running = await finished(asked.body.id, 'Running');
     berth.child.kill('SIGKILL');
@@ -167,7 +185,8 @@ describe('berth end to end on Kubernetes (berth serve --runtime kubernetes, a re
     // The Job goes on without berth and completes while berth is down.
     await waitFor(
       'the Job to finish while berth is down',
-      async () => (await jobsOf(running.metadata.uid))[0]?.status?.conditions?.some((c) => c.status === 'True' && (c.type === 'Failed' || c.type === 'Complete')),
+      async () =>
+        (await jobsOf(running.metadata.uid))[0]?.status?.conditions?.some((c) => c.status === 'True' && (c.type === 'Failed' || c.type === 'Complete')),
       { timeoutMs: 60_000 },
     );
     berth = await start(['--keep-containers']);

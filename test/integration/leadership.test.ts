@@ -57,7 +57,14 @@ async function theLeader(replicas: Replica[], timeoutMs = 10_000): Promise<Repli
 
 async function removeContainers(app: string): Promise<void> {
   const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${app}`] } });
-  await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    left.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
 }
 
 describe('more than one replica: leader election on PostgreSQL', function () {
@@ -132,10 +139,14 @@ describe('more than one replica: leader election on PostgreSQL', function () {
     assert.ok(failoverMs < LEASE_MS, `failover took ${failoverMs} ms`);
 
     for (const [i, run] of asked.entries()) {
-      const done = await waitFor(`run r${i} to finish`, async () => {
-        const r = (await json(`${follower.url}/apps/${app}/run/${run.id}/`)).body;
-        return ['Succeeded', 'Failed'].includes(r.status.phase) ? r : undefined;
-      }, { timeoutMs: 30_000 });
+      const done = await waitFor(
+        `run r${i} to finish`,
+        async () => {
+          const r = (await json(`${follower.url}/apps/${app}/run/${run.id}/`)).body;
+          return ['Succeeded', 'Failed'].includes(r.status.phase) ? r : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
       assert.equal(done.status.phase, codes[i] === 0 ? 'Succeeded' : 'Failed', `run r${i}`);
       assert.equal(done.status.exitCode, codes[i], `run r${i}`);
       assert.equal(done.status.attempts, 1, `run r${i} ran one attempt`);
@@ -174,7 +185,10 @@ describe('more than one replica: leader election on PostgreSQL', function () {
     assert.equal(new Set(keyed.map((r) => r.body.id)).size, 1);
     // Forbid: that run is active, so every further request is refused, whichever replica gets it.
     const forbidden = await Promise.all(Array.from({ length: 8 }, (_, i) => json(`${[a, b][i % 2].url}/apps/${app}/run/`, { method: 'POST' })));
-    assert.deepEqual(forbidden.map((r) => r.status), Array(8).fill(409));
+    assert.deepEqual(
+      forbidden.map((r) => r.status),
+      Array(8).fill(409),
+    );
     assert.equal((await json(`${a.url}/apps/${app}/run/`)).body.length, 1);
 
     // With no active run, concurrent requests on both replicas still make exactly one.
@@ -187,11 +201,14 @@ describe('more than one replica: leader election on PostgreSQL', function () {
       assert.equal((await json(`${b.url}/apps/${other}/run/`)).body.length, 1);
     } finally {
       await json(`${a.url}/apps/${other}/`, { method: 'DELETE' });
-      await waitFor('the other app\'s containers to go', async () => (await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${other}`] } })).length === 0);
+      await waitFor(
+        "the other app's containers to go",
+        async () => (await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${other}`] } })).length === 0,
+      );
     }
   });
 
-  it('stops leading at once when the lock\'s connection is terminated, and runs asked for after that launch under the new epoch only', async () => {
+  it("stops leading at once when the lock's connection is terminated, and runs asked for after that launch under the new epoch only", async () => {
     const [a, b] = [await start(`${app}-a`), await start(`${app}-b`)];
     const leader = await theLeader([a, b]);
     const before = (await json(`${leader.url}/readyz`)).body.leader.leader;
@@ -210,19 +227,32 @@ describe('more than one replica: leader election on PostgreSQL', function () {
     assert.ok(isReplica(after.identity, next), after.identity);
     if (next !== leader) assert.equal(await leading(leader), false);
 
-    assert.equal((await json(`${next.url}/apps/`, { method: 'POST', body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'echo after'] }) })).status, 201);
+    assert.equal(
+      (await json(`${next.url}/apps/`, { method: 'POST', body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'echo after'] }) })).status,
+      201,
+    );
     const asked = (await json(`${leader.url}/apps/${app}/run/`, { method: 'POST' })).body;
     // Asked of the old leader, launched by the current one: the change reaches it through the store's change feed.
-    await waitFor('the run asked for after the partition to succeed', async () => (await json(`${next.url}/apps/${app}/run/${asked.id}/`)).body.status.phase === 'Succeeded');
+    await waitFor(
+      'the run asked for after the partition to succeed',
+      async () => (await json(`${next.url}/apps/${app}/run/${asked.id}/`)).body.status.phase === 'Succeeded',
+    );
     const launches = await query<{ holder: string; epoch: string }>(database.url, 'SELECT holder, epoch FROM run_launches WHERE run_id = $1', [asked.id]);
-    assert.deepEqual(launches.map((l) => [l.holder, Number(l.epoch)]), [[after.identity, after.epoch]]);
+    assert.deepEqual(
+      launches.map((l) => [l.holder, Number(l.epoch)]),
+      [[after.identity, after.epoch]],
+    );
   });
 
   it('deposes a frozen leader: PostgreSQL ends its silent session after the lease duration, the other leads, and the old one, thawed, launches nothing', async () => {
     const [a, b] = [await start(`${app}-a`), await start(`${app}-b`)];
     const leader = await theLeader([a, b]);
     const follower = leader === a ? b : a;
-    assert.equal((await json(`${leader.url}/apps/`, { method: 'POST', body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'echo $TAG'] }) })).status, 201);
+    assert.equal(
+      (await json(`${leader.url}/apps/`, { method: 'POST', body: JSON.stringify({ name: app, image: TEST_IMAGE, command: ['sh', '-c', 'echo $TAG'] }) }))
+        .status,
+      201,
+    );
     const since = Date.now();
     leader.child.kill('SIGSTOP');
     try {
@@ -230,11 +260,15 @@ describe('more than one replica: leader election on PostgreSQL', function () {
       await waitFor('the follower to lead', () => leading(follower), { timeoutMs: LEASE_MS + 2000 });
       assert.ok(Date.now() - frozenAt < LEASE_MS + 1000, `took ${Date.now() - frozenAt} ms`);
       const asked = [];
-      for (let i = 0; i < 4; i++) asked.push((await json(`${follower.url}/apps/${app}/run/`, { method: 'POST', body: JSON.stringify({ env: { TAG: `t${i}` } }) })).body);
+      for (let i = 0; i < 4; i++)
+        asked.push((await json(`${follower.url}/apps/${app}/run/`, { method: 'POST', body: JSON.stringify({ env: { TAG: `t${i}` } }) })).body);
       leader.child.kill('SIGCONT');
       await waitFor('the thawed leader to know it no longer leads', async () => !(await leading(leader)));
       for (const run of asked) {
-        await waitFor(`run ${run.metadata.name} to succeed`, async () => (await json(`${follower.url}/apps/${app}/run/${run.id}/`)).body.status.phase === 'Succeeded');
+        await waitFor(
+          `run ${run.metadata.name} to succeed`,
+          async () => (await json(`${follower.url}/apps/${app}/run/${run.id}/`)).body.status.phase === 'Succeeded',
+        );
       }
       const creates = await createsPerRun(docker, app, since);
       for (const run of asked) assert.equal(creates.get(run.metadata.uid), 1, `containers created for run ${run.metadata.name}`);
@@ -252,14 +286,18 @@ describe('more than one replica: leader election on PostgreSQL', function () {
     try {
       const forbid = await stores[0].createApp({ name: app, spec: appSpec({ concurrencyPolicy: 'Forbid' }), source: 'api' });
       const keyed = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => stores[i % 2].insertRun(forbid, { name: `${app}-k${i}`, spec: { app, template: forbid.spec }, idempotencyKey: 'one' })),
+        Array.from({ length: 20 }, (_, i) =>
+          stores[i % 2].insertRun(forbid, { name: `${app}-k${i}`, spec: { app, template: forbid.spec }, idempotencyKey: 'one' }),
+        ),
       );
       assert.equal(keyed.filter((r) => r.outcome === 'created').length, 1);
       assert.equal(new Set(keyed.map((r) => (r.outcome === 'active' ? undefined : r.run.id))).size, 1);
 
       const other = await stores[1].createApp({ name: `${app}-x`, spec: appSpec({ concurrencyPolicy: 'Forbid' }), source: 'api' });
       const exclusive = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => stores[i % 2].insertRun(other, { name: `${app}-x${i}`, spec: { app: other.metadata.name, template: other.spec }, exclusive: true })),
+        Array.from({ length: 20 }, (_, i) =>
+          stores[i % 2].insertRun(other, { name: `${app}-x${i}`, spec: { app: other.metadata.name, template: other.spec }, exclusive: true }),
+        ),
       );
       assert.equal(exclusive.filter((r) => r.outcome === 'created').length, 1);
       assert.equal(exclusive.filter((r) => r.outcome === 'active').length, 19);
@@ -275,7 +313,10 @@ describe('more than one replica: leader election on PostgreSQL', function () {
       const stale = await store.leadership.takeOver(CONTROLLER_LOCK, 'deposed');
       const current = await store.leadership.takeOver(CONTROLLER_LOCK, 'successor');
       assert.equal(current.epoch, stale.epoch + 1);
-      assert.equal(await store.leadership.recordLaunch({ name: CONTROLLER_LOCK, holder: 'deposed', epoch: stale.epoch }, { runId: 1, attempt: 1, workload: 'x' }), false);
+      assert.equal(
+        await store.leadership.recordLaunch({ name: CONTROLLER_LOCK, holder: 'deposed', epoch: stale.epoch }, { runId: 1, attempt: 1, workload: 'x' }),
+        false,
+      );
 
       const logger = createLogger('silent');
       const fence = termFence(store.leadership, { name: CONTROLLER_LOCK, holder: 'deposed', epoch: stale.epoch }, logger);

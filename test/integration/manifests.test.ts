@@ -30,7 +30,9 @@ describe('manifests: the kustomize overlays', function () {
     try {
       const policyV1 = await cluster.kubeConfig.makeApiClient((await import('@kubernetes/client-node')).ApisApi).getAPIVersions();
       const hasPolicyV1 = policyV1.groups.some((g) => g.name === 'policy' && g.versions.some((v) => v.version === 'v1'));
-      const moved = intoNamespace(objects, namespace).map((o) => (o.kind === 'PodDisruptionBudget' && !hasPolicyV1 ? { ...o, apiVersion: 'policy/v1beta1' } : o));
+      const moved = intoNamespace(objects, namespace).map((o) =>
+        o.kind === 'PodDisruptionBudget' && !hasPolicyV1 ? { ...o, apiVersion: 'policy/v1beta1' } : o,
+      );
       return await apply(moved, { dryRun: true });
     } finally {
       await cluster.core.deleteNamespace({ name: namespace }).catch(() => undefined);
@@ -63,7 +65,10 @@ describe('manifests: the kustomize overlays', function () {
     assert.equal(find(objects, 'PodDisruptionBudget').spec.minAvailable, 1);
     const leases = find(objects, 'Role', 'berth-leader-election').rules;
     assert.deepEqual(leases.flatMap((r: { verbs: string[] }) => r.verbs).sort(), ['create', 'get', 'update']);
-    assert.equal(objects.some((o) => o.kind === 'PersistentVolumeClaim'), false);
+    assert.equal(
+      objects.some((o) => o.kind === 'PersistentVolumeClaim'),
+      false,
+    );
     const output = await serverDryRun(objects);
     assert.match(output, /deployment\.apps\/berth created \(server dry run\)/);
     assert.match(output, /poddisruptionbudget\.policy\/berth created \(server dry run\)/);

@@ -58,10 +58,14 @@ describe('notifications (berth serve, Docker, real receivers)', function () {
   async function finishedRun(code: number): Promise<any> {
     const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST', body: JSON.stringify({ env: { CODE: String(code) } }) });
     assert.equal(asked.status, 202, JSON.stringify(asked.body));
-    return waitFor(`run ${asked.body.id} to end`, async () => {
-      const run = await runOf(berth.url, app, asked.body.id);
-      return ['Succeeded', 'Failed'].includes(run.status.phase) && run;
-    }, { timeoutMs: 60_000 });
+    return waitFor(
+      `run ${asked.body.id} to end`,
+      async () => {
+        const run = await runOf(berth.url, app, asked.body.id);
+        return ['Succeeded', 'Failed'].includes(run.status.phase) && run;
+      },
+      { timeoutMs: 60_000 },
+    );
   }
 
   const notifications = async () => (await json(`${berth.url}/apps/${app}/notifications/`)).body as any[];
@@ -108,7 +112,11 @@ describe('notifications (berth serve, Docker, real receivers)', function () {
 
   it('a receiver answering 500 then 200 gets the retry, and both attempts are listed', async () => {
     const hook = await receiver([500, 200]);
-    assert.equal((await createApp({ command: ['sh', '-c', 'exit $CODE'], notify: [{ url: hook.url, on: ['Succeeded'], secretRef: { env: 'BERTH_E2E_HOOK_SECRET' } }] })).status, 201);
+    assert.equal(
+      (await createApp({ command: ['sh', '-c', 'exit $CODE'], notify: [{ url: hook.url, on: ['Succeeded'], secretRef: { env: 'BERTH_E2E_HOOK_SECRET' } }] }))
+        .status,
+      201,
+    );
     await finishedRun(0);
     const [delivered] = await waitFor('Delivered on the second attempt', async () => {
       const rows = await notifications();
@@ -149,7 +157,10 @@ describe('notifications (berth serve, Docker, real receivers)', function () {
     await refused([{ url: 'https://example.com/x', on: [] }], /spec\.notify.*on.*must list at least one event/);
     await refused([{ url: 'https://example.com/x', on: ['Failed'], after: 0 }], /spec\.notify.*after.*must be an integer from 1 to 100/);
     await refused([{ url: 'https://example.com/x', on: ['Failed'], secret: 'hunter2' }], /spec\.notify.*secret.*secretRef/);
-    await refused([{ url: 'https://example.com/x', on: ['Failed'], secretRef: { env: 'A', file: '/b' } }], /spec\.notify\[0\]\.secretRef: must name exactly one of env and file/);
+    await refused(
+      [{ url: 'https://example.com/x', on: ['Failed'], secretRef: { env: 'A', file: '/b' } }],
+      /spec\.notify\[0\]\.secretRef: must name exactly one of env and file/,
+    );
     assert.equal((await json(`${berth.url}/apps/${app}/`)).status, 404, 'nothing was created');
     const created = await createApp({ notify: [{ url: 'https://example.com/x', on: ['Failed'], secretRef: { env: 'BERTH_E2E_HOOK_SECRET' } }] });
     assert.equal(created.status, 201);

@@ -73,7 +73,15 @@ for (const [dialect, openStore] of stores) {
       return made;
     };
     const startNotifier = (options: Partial<ConstructorParameters<typeof Notifier>[0]> = {}) => {
-      const notifier = new Notifier({ store, clock: clock.now, metrics, pollMs: 10, logger: createLogger('silent'), publicUrl: 'https://berth.example/', ...options });
+      const notifier = new Notifier({
+        store,
+        clock: clock.now,
+        metrics,
+        pollMs: 10,
+        logger: createLogger('silent'),
+        publicUrl: 'https://berth.example/',
+        ...options,
+      });
       const stop = new AbortController();
       stops.push(stop);
       running.push(notifier.start(stop.signal));
@@ -186,7 +194,9 @@ for (const [dialect, openStore] of stores) {
       await finishedRun(app, 'Succeeded');
       await finishedRun(app, 'Succeeded');
       await waitFor('every notification', () => every.received.length === 7 && third.received.length === 3).catch(async (err) => {
-        throw new Error(`${err.message}: every ${events(every)}, third ${events(third)}, outbox ${JSON.stringify((await listed(app)).map((n) => [n.event, n.state, n.attempts.length]))}`);
+        throw new Error(
+          `${err.message}: every ${events(every)}, third ${events(third)}, outbox ${JSON.stringify((await listed(app)).map((n) => [n.event, n.state, n.attempts.length]))}`,
+        );
       });
       const ordered = (r: Receiver) => [...events(r)].sort();
       assert.deepEqual(ordered(every), ['Failed:1', 'Failed:2', 'Failed:3', 'Failed:4', 'Recovered:4', 'Succeeded:0', 'Succeeded:0'].sort());
@@ -276,10 +286,14 @@ for (const [dialect, openStore] of stores) {
 }
 
 describe('GET /apps/{app}/notifications/', () => {
-  it('lists the App\'s notifications newest first, paged, with their attempts; an unknown App is 404', async () => {
+  it("lists the App's notifications newest first, paged, with their attempts; an unknown App is 404", async () => {
     const api = await startTestApi();
     try {
-      const app = await api.store.createApp({ name: uniqueName('notify'), source: 'api', spec: appSpec({ notify: [{ url: 'http://127.0.0.1:9/hook', on: ['Missed'] }] }) });
+      const app = await api.store.createApp({
+        name: uniqueName('notify'),
+        source: 'api',
+        spec: appSpec({ notify: [{ url: 'http://127.0.0.1:9/hook', on: ['Missed'] }] }),
+      });
       const notifier = new Notifier({ store: api.store, logger: createLogger('silent') });
       for (const minute of [1, 2, 3]) await notifier.missed(app, new Date(Date.UTC(2026, 4, 1, 12, minute)));
       const answer = await api.call('GET', `/apps/${app.metadata.name}/notifications/?limit=2`);

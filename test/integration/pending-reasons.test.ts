@@ -11,7 +11,6 @@ import { Berth, exited, freePort, json, runOf, serve } from '../helpers/berth-pr
 import { waitFor } from '../helpers/wait';
 import { removeContainersOf } from '../helpers/containers';
 
-
 /** A run as `/events/` sent it. */
 interface RunEvent {
   type: string;
@@ -44,7 +43,9 @@ function watchRuns(url: string, app: string): { seen: RunEvent[]; stop: () => vo
 function waitsOf(seen: RunEvent[], id: number): string[] {
   const said = seen
     .filter((event) => event.id === id)
-    .map(({ status }) => (status.phase === 'Pending' ? `${status.pendingReason ?? '-'}${status.queuePosition ? `#${status.queuePosition}` : ''}` : status.phase));
+    .map(({ status }) =>
+      status.phase === 'Pending' ? `${status.pendingReason ?? '-'}${status.queuePosition ? `#${status.queuePosition}` : ''}` : status.phase,
+    );
   return said.filter((entry, i) => entry !== said[i - 1]);
 }
 

@@ -100,7 +100,13 @@ describe('retryPolicy.onOOM on a real Docker engine', function () {
       return isTerminal(now.status.phase) ? now : undefined;
     });
     assert.equal(run.status.phase, 'Failed');
-    assert.deepEqual(run.status.history?.map((a) => [a.memory, a.reason]), [['16Mi', 'OOMKilled'], ['16Mi', 'OOMKilled']]);
+    assert.deepEqual(
+      run.status.history?.map((a) => [a.memory, a.reason]),
+      [
+        ['16Mi', 'OOMKilled'],
+        ['16Mi', 'OOMKilled'],
+      ],
+    );
     assert.equal((await docker.getContainer(workloadName(run.metadata.uid, 2)).inspect()).HostConfig.Memory, 16 * Mi);
   });
 });

@@ -66,15 +66,21 @@ describe('run output far beyond --log-limit', function () {
     await json(`${berth.url}/apps/`, { method: 'POST', body: JSON.stringify({ name: app, image: TEST_IMAGE, command: chattyCommand(printed, end) }) });
     const before = await memoryOf(pid);
     const asked = await json(`${berth.url}/apps/${app}/run/`, { method: 'POST' });
-    const run = await waitFor('the chatty run to finish', async () => {
-      const now = await runOf(berth!.url, app, asked.body.id);
-      return isTerminal(now.status.phase) ? now : undefined;
-    }, { timeoutMs: 150_000 });
+    const run = await waitFor(
+      'the chatty run to finish',
+      async () => {
+        const now = await runOf(berth!.url, app, asked.body.id);
+        return isTerminal(now.status.phase) ? now : undefined;
+      },
+      { timeoutMs: 150_000 },
+    );
     assert.equal(run.status.phase, 'Succeeded');
 
     const after = await memoryOf(pid);
     const growth = after.peak - before.rss;
-    console.log(`      berth RSS ${(before.rss / MiB).toFixed(0)} MiB before, peak ${(after.peak / MiB).toFixed(0)} MiB (+${(growth / MiB).toFixed(0)} MiB) for ${printed / 1e6} MB of output`);
+    console.log(
+      `      berth RSS ${(before.rss / MiB).toFixed(0)} MiB before, peak ${(after.peak / MiB).toFixed(0)} MiB (+${(growth / MiB).toFixed(0)} MiB) for ${printed / 1e6} MB of output`,
+    );
     assert.ok(growth < 100 * MiB, `berth's resident memory grew by ${(growth / MiB).toFixed(0)} MiB while copying the output`);
 
     const res = await fetch(`${berth.url}/apps/${app}/run/${asked.body.id}/logs/`);
@@ -135,17 +141,24 @@ describe('a run whose output takes longer to copy than its deadline', function (
     };
     const created = await store.createApp({ name: app, spec: appSpec({ command: chattyCommand(100_000_000, 'END') }), source: 'api' });
     const { run } = await requestRun(store, created, {});
-    const finished = await waitFor('the run to finish', async () => {
-      const now = await store.mustGetRun(run.id);
-      return isTerminal(now.status.phase) ? now : undefined;
-    }, { timeoutMs: 90_000 });
+    const finished = await waitFor(
+      'the run to finish',
+      async () => {
+        const now = await store.mustGetRun(run.id);
+        return isTerminal(now.status.phase) ? now : undefined;
+      },
+      { timeoutMs: 90_000 },
+    );
     assert.equal(finished.status.phase, 'Succeeded');
     assert.equal(finished.status.exitCode, 0);
 
     const logs = await store.getLogs(run.id);
     assert.ok(logs, 'the partial output is stored');
     const lastLine = logs.content.slice(logs.content.lastIndexOf('\n', logs.content.length - 2) + 1);
-    assert.match(lastLine, /^--- berth: output incomplete: reading the output took longer than 50 ms; the copy stops after \d+ bytes \(workload berth-run-[\w-]+\) ---\n$/);
+    assert.match(
+      lastLine,
+      /^--- berth: output incomplete: reading the output took longer than 50 ms; the copy stops after \d+ bytes \(workload berth-run-[\w-]+\) ---\n$/,
+    );
     assert.ok(!logs.content.includes('END'), 'the copy stopped before the end of the output');
     assert.match(await registry.metrics(), /^berth_run_log_copies_incomplete_total\{runtime="docker"\} 1$/m);
   });

@@ -10,7 +10,6 @@ import { Berth, exited, freePort, json, runOf, serve } from '../helpers/berth-pr
 import { waitFor } from '../helpers/wait';
 import { removeContainersOf } from '../helpers/containers';
 
-
 describe('run parameters (berth serve, Docker)', function () {
   this.timeout(120_000);
   let dir: string;
@@ -98,7 +97,10 @@ describe('run parameters (berth serve, Docker)', function () {
         signal: AbortSignal.timeout(5_000),
       });
       assert.equal(refused.status, 422);
-      assert.deepEqual(refused.body.details.map((d: { field: string }) => d.field), ['parameters.WORD']);
+      assert.deepEqual(
+        refused.body.details.map((d: { field: string }) => d.field),
+        ['parameters.WORD'],
+      );
       assert.ok(performance.now() - started < 2_000, `answered in ${Math.round(performance.now() - started)} ms`);
     }
     assert.equal((await json(`${berth.url}/healthz`)).status, 200);
@@ -130,7 +132,15 @@ describe('run parameters (berth serve, Docker)', function () {
     fs.writeFileSync(
       path.join(dir, 'apps', `${app}.yaml`),
       [
-        ['apiVersion: berth.dev/v1', 'kind: App', `metadata: {name: ${app}}`, 'spec:', `  image: ${TEST_IMAGE}`, `  command: sh -c 'echo "$TARGET $DAYS"'`, `  parameters: ${JSON.stringify(parameters)}`].join('\n'),
+        [
+          'apiVersion: berth.dev/v1',
+          'kind: App',
+          `metadata: {name: ${app}}`,
+          'spec:',
+          `  image: ${TEST_IMAGE}`,
+          `  command: sh -c 'echo "$TARGET $DAYS"'`,
+          `  parameters: ${JSON.stringify(parameters)}`,
+        ].join('\n'),
         document(`${app}-bad`, '{TARGET: qa}'),
         document(`${app}-good`, '{TARGET: staging, DAYS: "30"}'),
       ].join('\n---\n'),
@@ -142,6 +152,9 @@ describe('run parameters (berth serve, Docker)', function () {
       return text.includes(`${app}-bad`) ? text : undefined;
     });
     assert.match(report, /spec\.parameters\.TARGET: must be one of staging, production; got \\"qa\\"/);
-    assert.deepEqual((await runsOfApp()).map((r: any) => r.metadata.name), [`${app}-good`]);
+    assert.deepEqual(
+      (await runsOfApp()).map((r: any) => r.metadata.name),
+      [`${app}-good`],
+    );
   });
 });

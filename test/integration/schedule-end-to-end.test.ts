@@ -10,7 +10,6 @@ import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
 import { removeContainersOf } from '../helpers/containers';
 
-
 /** A berth with a store and an (empty) apps folder of its own. */
 async function start(): Promise<Berth> {
   const dir = tempDir();
@@ -46,7 +45,9 @@ describe('schedules on berth serve with Docker', function () {
     berth = await start();
     const refused = await json(`${berth.url}/apps/`, { method: 'POST', body: JSON.stringify(manifest({ cron: '0 25 * * *' })) });
     assert.equal(refused.status, 422);
-    assert.deepEqual(refused.body.details, [{ field: 'spec.schedule.cron', reason: '"0 25 * * *" is not a 5-field cron expression or macro: Invalid value for hour: 25' }]);
+    assert.deepEqual(refused.body.details, [
+      { field: 'spec.schedule.cron', reason: '"0 25 * * *" is not a 5-field cron expression or macro: Invalid value for hour: 25' },
+    ]);
     assert.equal((await json(`${berth.url}/apps/${app}/`)).status, 404);
   });
 

@@ -107,7 +107,10 @@ describe('berth serve', function () {
   it('refuses runtimes it does not know, and a default runtime it is not told to drive, exit 2', async () => {
     let exit = await serveUntilExit(['--runtimes', 'docker,nomad']);
     assert.equal(exit.code, 2);
-    assert.match(exit.stderr.trim(), /^berth: option '--runtimes <list>' argument 'docker,nomad' is invalid\. must be a comma-separated list of docker, kubernetes\.$/);
+    assert.match(
+      exit.stderr.trim(),
+      /^berth: option '--runtimes <list>' argument 'docker,nomad' is invalid\. must be a comma-separated list of docker, kubernetes\.$/,
+    );
     exit = await serveUntilExit(['--runtime', 'kubernetes', '--runtimes', 'docker']);
     assert.equal(exit.code, 2);
     assert.equal(exit.stderr.trim(), 'berth: --runtimes docker: must include the default --runtime kubernetes');
@@ -152,13 +155,20 @@ describe('berth serve', function () {
   it('answers the Host names of --allowed-hosts (BERTH_ALLOWED_HOSTS) and refuses others; a bad list exits 2', async () => {
     const bad = await serveUntilExit(['--allowed-hosts', 'berth.svc,not a name']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr.trim(), /^berth: option '--allowed-hosts <list>' argument 'berth.svc,not a name' is invalid\. must be "\*" or comma-separated host names/);
+    assert.match(
+      bad.stderr.trim(),
+      /^berth: option '--allowed-hosts <list>' argument 'berth.svc,not a name' is invalid\. must be "\*" or comma-separated host names/,
+    );
     const port = await freePort();
     const apps = path.join(tempDir(), 'apps');
-    child = spawn(process.execPath, [MAIN, 'serve', '--port', String(port), '--db', path.join(tempDir(), 'b.sqlite'), '--apps-dir', apps, '--log-level', 'silent'], {
-      env: { ...process.env, BERTH_ALLOWED_HOSTS: 'berth.svc' },
-      stdio: 'ignore',
-    });
+    child = spawn(
+      process.execPath,
+      [MAIN, 'serve', '--port', String(port), '--db', path.join(tempDir(), 'b.sqlite'), '--apps-dir', apps, '--log-level', 'silent'],
+      {
+        env: { ...process.env, BERTH_ALLOWED_HOSTS: 'berth.svc' },
+        stdio: 'ignore',
+      },
+    );
     await waitFor('/healthz', () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok));
     const status = (host: string) =>
       new Promise<number>((resolve, reject) =>

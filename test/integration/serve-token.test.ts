@@ -22,7 +22,10 @@ function refused(args: string[], env: Record<string, string> = {}): Promise<{ co
     const clean = { ...process.env };
     delete clean.BERTH_TOKEN;
     delete clean.BERTH_TOKEN_FILE;
-    const child = spawn(process.execPath, [MAIN, 'serve', '--db', path.join(tempDir(), 'b.sqlite'), ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, 'serve', '--db', path.join(tempDir(), 'b.sqlite'), ...args], {
+      env: { ...clean, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.on('data', (chunk) => (stderr += chunk));
     child.on('exit', (code) => resolve({ code, stderr }));
@@ -100,7 +103,10 @@ describe('berth serve: the API token', function () {
   it('still takes --token on the command line, warning that other users can read it; BERTH_TOKEN gives no warning', async () => {
     berth = await serve(berthDir(), await freePort(), ['--token', TOKEN]);
     assert.equal(await status(TOKEN), 200);
-    const warning = berth.output().split('\n').find((line) => line.includes('visible to other users'));
+    const warning = berth
+      .output()
+      .split('\n')
+      .find((line) => line.includes('visible to other users'));
     assert.ok(warning, berth.output());
     assert.equal(
       JSON.parse(warning).msg,

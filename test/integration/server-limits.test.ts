@@ -12,7 +12,6 @@ import { TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
 import { removeContainersOf } from '../helpers/containers';
 
-
 /** Opens a connection, writes `text`, and resolves with what came back and how long the server took to close it. */
 function heldConnection(port: number, text: string): { closed: Promise<{ ms: number; answer: string }> } {
   const socket = net.connect(port, '127.0.0.1');
@@ -85,7 +84,10 @@ describe('server: timeouts and followers', function () {
     assert.equal(stream.status, 200);
     try {
       const slowHeaders = heldConnection(server.port, 'GET /apps/ HTTP/1.1\r\nHost: 127.0.0.1\r\n');
-      const slowBody = heldConnection(server.port, 'POST /apps/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"na');
+      const slowBody = heldConnection(
+        server.port,
+        'POST /apps/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"na',
+      );
       const idle = heldConnection(server.port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
       const [headers, body, keptAlive] = await Promise.all([slowHeaders.closed, slowBody.closed, idle.closed]);
       assert.ok(headers.ms < 3000, `slow headers held ${headers.ms} ms`);
@@ -108,9 +110,17 @@ describe('server: timeouts and followers', function () {
     }
   });
 
-  it('follows a live run\'s logs past the request timeout, and refuses a follower beyond the cap with 503 until one leaves', async () => {
-    const spec = { apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: app }, spec: { image: TEST_IMAGE, command: ['sh', '-c', 'while true; do echo tick; sleep 0.2; done'] } };
-    assert.equal((await fetch(`${server.url}/apps/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) })).status, 201);
+  it("follows a live run's logs past the request timeout, and refuses a follower beyond the cap with 503 until one leaves", async () => {
+    const spec = {
+      apiVersion: 'berth.dev/v1',
+      kind: 'App',
+      metadata: { name: app },
+      spec: { image: TEST_IMAGE, command: ['sh', '-c', 'while true; do echo tick; sleep 0.2; done'] },
+    };
+    assert.equal(
+      (await fetch(`${server.url}/apps/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) })).status,
+      201,
+    );
     const run = (await (await fetch(`${server.url}/apps/${app}/run/`, { method: 'POST' })).json()) as { id: number };
     const logs = `${server.url}/apps/${app}/run/${run.id}/logs/?follow=1`;
     await waitFor('the run to be running', async () => (await server.store.mustGetRun(run.id)).status.phase === 'Running');
@@ -130,7 +140,10 @@ describe('server: timeouts and followers', function () {
     const refused = await fetch(logs);
     assert.equal(refused.status, 503);
     assert.equal(refused.headers.get('retry-after'), '5');
-    assert.equal(((await refused.json()) as { message: string }).message, 'this server has 1 followed logs open, the most it allows (--max-log-followers 1); try again later');
+    assert.equal(
+      ((await refused.json()) as { message: string }).message,
+      'this server has 1 followed logs open, the most it allows (--max-log-followers 1); try again later',
+    );
 
     first.abort();
     const second = new AbortController();

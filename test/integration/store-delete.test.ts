@@ -84,7 +84,9 @@ for (const database of databases) {
     /** A term launches can be recorded under (written directly: takeOver is PostgreSQL's, for leader election). */
     const leaderTerm = async () => {
       const term = { name: uniqueName('lock'), holder: 'me', epoch: 1 };
-      await store.sequelize.getQueryInterface().bulkInsert('leadership', [{ name: term.name, holder: term.holder, epoch: term.epoch, acquired_at: new Date() }]);
+      await store.sequelize
+        .getQueryInterface()
+        .bulkInsert('leadership', [{ name: term.name, holder: term.holder, epoch: term.epoch, acquired_at: new Date() }]);
       return term;
     };
     const recordEvents = (on: Store): { events: StoreEvent[]; stop(): void } => {
@@ -173,10 +175,34 @@ for (const database of databases) {
         const now = new Date();
         const insert = (table: string, row: Record<string, unknown>) => sequelize.getQueryInterface().bulkInsert(table, [row]);
         const json = (value: unknown) => JSON.stringify(value);
-        await insert('apps', { id: 1, name: 'kept', uid: 'u-app', generation: 1, resource_version: 1, source: 'api', labels: json({}), spec: json(appSpec()), status: json({ source: 'api' }), created_at: now, updated_at: now });
+        await insert('apps', {
+          id: 1,
+          name: 'kept',
+          uid: 'u-app',
+          generation: 1,
+          resource_version: 1,
+          source: 'api',
+          labels: json({}),
+          spec: json(appSpec()),
+          status: json({ source: 'api' }),
+          created_at: now,
+          updated_at: now,
+        });
         const run = (id: number, appId: number) => ({
-          id, name: `run-${id}`, uid: `u-run-${id}`, app_id: appId, app_name: 'x', generation: 1, resource_version: 1, phase: 'Succeeded',
-          idempotency_key: null, labels: json({}), spec: json({}), status: json({ phase: 'Succeeded' }), created_at: now, updated_at: now,
+          id,
+          name: `run-${id}`,
+          uid: `u-run-${id}`,
+          app_id: appId,
+          app_name: 'x',
+          generation: 1,
+          resource_version: 1,
+          phase: 'Succeeded',
+          idempotency_key: null,
+          labels: json({}),
+          spec: json({}),
+          status: json({ phase: 'Succeeded' }),
+          created_at: now,
+          updated_at: now,
         });
         await insert('runs', run(1, 1));
         await insert('runs', run(2, 99)); // its App is gone
@@ -188,13 +214,17 @@ for (const database of databases) {
         // 0004 first; later migrations follow it.
         assert.equal((await migrate(sequelize))[0], '0004-cascading-keys');
         const ids = async (table: string, column: string) =>
-          ((await sequelize.query(`SELECT ${column} AS id FROM ${table} ORDER BY ${column}`, { type: QueryTypes.SELECT })) as { id: number }[]).map((r) => Number(r.id));
+          ((await sequelize.query(`SELECT ${column} AS id FROM ${table} ORDER BY ${column}`, { type: QueryTypes.SELECT })) as { id: number }[]).map((r) =>
+            Number(r.id),
+          );
         assert.deepEqual(await ids('runs', 'id'), [1]);
         assert.deepEqual(await ids('run_logs', 'run_id'), [1]);
         assert.deepEqual(await ids('run_launches', 'run_id'), [1]);
         if (database.name === 'SQLite') {
           // Every connection enforces the keys, a transaction's own included.
-          const [pragma] = (await sequelize.transaction((transaction) => sequelize.query('PRAGMA foreign_keys', { type: QueryTypes.SELECT, transaction }))) as { foreign_keys: number }[];
+          const [pragma] = (await sequelize.transaction((transaction) => sequelize.query('PRAGMA foreign_keys', { type: QueryTypes.SELECT, transaction }))) as {
+            foreign_keys: number;
+          }[];
           assert.equal(pragma.foreign_keys, 1);
         }
         await sequelize.query('DELETE FROM apps WHERE id = 1');

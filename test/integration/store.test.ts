@@ -21,8 +21,7 @@ for (const database of databases) {
       await store.close();
     });
 
-    const newApp = (labels: Record<string, string> = {}, spec = appSpec()) =>
-      store.createApp({ name: uniqueName('st'), labels, spec, source: 'api' });
+    const newApp = (labels: Record<string, string> = {}, spec = appSpec()) => store.createApp({ name: uniqueName('st'), labels, spec, source: 'api' });
 
     it('refuses a duplicate name with ConflictError', async () => {
       const app = await newApp();
@@ -63,10 +62,16 @@ for (const database of databases) {
       const made = [];
       for (let i = 0; i < 5; i++) made.push(await newApp({ team, parity: i % 2 ? 'odd' : 'even' }));
       const even = await store.listApps({ labels: { team, parity: 'even' } });
-      assert.deepEqual(even.items.map((a) => a.id), [made[0].id, made[2].id, made[4].id]);
+      assert.deepEqual(
+        even.items.map((a) => a.id),
+        [made[0].id, made[2].id, made[4].id],
+      );
       assert.equal(even.total, 3);
       const page = await store.listApps({ labels: { team }, limit: 2, offset: 1 });
-      assert.deepEqual(page.items.map((a) => a.id), [made[1].id, made[2].id]);
+      assert.deepEqual(
+        page.items.map((a) => a.id),
+        [made[1].id, made[2].id],
+      );
       assert.equal(page.total, 5);
       assert.equal((await store.listApps({ labels: { team: `${team}-none` } })).total, 0);
     });
@@ -103,9 +108,15 @@ for (const database of databases) {
       const second = (await requestRun(store, app)).run;
       await store.mutateRunStatus(second.id, (r) => ({ ...r.status, phase: 'Running' }));
       const all = await store.listRuns({ appId: app.id });
-      assert.deepEqual(all.items.map((r) => r.id), [second.id, first.id]);
+      assert.deepEqual(
+        all.items.map((r) => r.id),
+        [second.id, first.id],
+      );
       const running = await store.listRuns({ appId: app.id, phases: ['Running'] });
-      assert.deepEqual(running.items.map((r) => r.id), [second.id]);
+      assert.deepEqual(
+        running.items.map((r) => r.id),
+        [second.id],
+      );
     });
 
     it('lists the distinct files that own Apps, once each', async () => {

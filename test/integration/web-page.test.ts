@@ -172,9 +172,15 @@ describe('web page (Chromium, berth serve, Docker)', function () {
 
     await tab.getByLabel('API token').fill(token);
     await tab.getByRole('button', { name: 'Use token' }).click();
-    await tab.getByTestId('app-count').filter({ hasText: /\d+ Apps/ }).waitFor();
+    await tab
+      .getByTestId('app-count')
+      .filter({ hasText: /\d+ Apps/ })
+      .waitFor();
     await tab.reload();
-    await tab.getByTestId('app-count').filter({ hasText: /\d+ Apps/ }).waitFor();
+    await tab
+      .getByTestId('app-count')
+      .filter({ hasText: /\d+ Apps/ })
+      .waitFor();
     assert.equal(await tab.getByLabel('API token').count(), 0, 'a reload keeps the token');
     assert.equal(await tab.evaluate(() => sessionStorage.getItem('berth.token')), token);
   });
@@ -246,7 +252,10 @@ describe('web page (Chromium, berth serve, Docker)', function () {
     const name = `${prefix}-overrides`;
     await createApp(name, `sh -c 'echo hello $WHO'`);
     await page.goto(`${berth.url}/ui/#/apps/${name}`);
-    await page.getByTestId('spec').filter({ hasText: `image: ${TEST_IMAGE}` }).waitFor();
+    await page
+      .getByTestId('spec')
+      .filter({ hasText: `image: ${TEST_IMAGE}` })
+      .waitFor();
     assert.match(await page.getByTestId('spec').innerText(), /command:\n\s+- sh\n\s+- -c\n\s+- "echo hello \$WHO"/);
 
     await page.locator('summary', { hasText: 'Overrides' }).click();
@@ -280,7 +289,7 @@ describe('web page (Chromium, berth serve, Docker)', function () {
     const after = await api('GET', `/apps/${name}/run/${run.id}/`);
     assert.equal(after.status.phase, 'Cancelled');
     assert.equal(after.status.reason, 'Cancelled');
-    await waitFor('the cancelled run\'s container to be gone', async () => {
+    await waitFor("the cancelled run's container to be gone", async () => {
       const left = await docker.listContainers({ filters: { label: [`${LABEL_APP}=${name}`] } });
       return left.length === 0;
     });
@@ -313,7 +322,10 @@ describe('web page (Chromium, berth serve, Docker)', function () {
     for (let i = 0; i < names.length; i += 20) await Promise.all(names.slice(i, i + 20).map((n) => createApp(n, 'true')));
 
     await page.goto(`${berth.url}/ui/`);
-    await page.getByTestId('app-count').filter({ hasText: /^10\d\d Apps$/ }).waitFor();
+    await page
+      .getByTestId('app-count')
+      .filter({ hasText: /^10\d\d Apps$/ })
+      .waitFor();
     await page.locator(`tr[data-app="${names[0]}"]`).waitFor();
     const listedMs = await page.evaluate(() => performance.now());
     const rows = page.locator('table.apps tbody tr');
@@ -341,7 +353,10 @@ describe('web page (Chromium, berth serve, Docker)', function () {
 
     const started = Date.now();
     await api('POST', `/apps/${names[0]}/run/`);
-    await page.locator(`tr[data-app="${names[0]}"] .last-run`).filter({ hasText: /Pending|Running|Succeeded/ }).waitFor();
+    await page
+      .locator(`tr[data-app="${names[0]}"] .last-run`)
+      .filter({ hasText: /Pending|Running|Succeeded/ })
+      .waitFor();
     const liveMs = Date.now() - started;
     await shot('apps-1000', false);
 

@@ -8,7 +8,14 @@ import assert from 'node:assert/strict';
 import { RuntimeRefusedError } from '../../src/errors';
 import { jobFor } from '../../src/executors/kubernetes/job-spec';
 import { BASELINE_CAPABILITIES, parseCapabilityList } from '../../src/model/capabilities';
-import { admitApp, assertLaunchAllowed, containmentProblems, DEFAULT_CONTAINMENT, parseDefaultNetwork, type ContainmentPolicy } from '../../src/model/containment';
+import {
+  admitApp,
+  assertLaunchAllowed,
+  containmentProblems,
+  DEFAULT_CONTAINMENT,
+  parseDefaultNetwork,
+  type ContainmentPolicy,
+} from '../../src/model/containment';
 import { isImageAllowed, parseRegistryList, qualifiedRepository } from '../../src/model/image-registry';
 import { validateAppManifest } from '../../src/model/validate';
 import { parseYamlDocuments } from '../../src/model/yaml';
@@ -17,8 +24,12 @@ import { problemsOf } from '../helpers/validation';
 
 const policy = (changes: Partial<ContainmentPolicy> = {}): ContainmentPolicy => ({ ...DEFAULT_CONTAINMENT, ...changes });
 
-
-const manifest = (spec: Record<string, unknown>) => ({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: 'contained' }, spec: { image: 'busybox', ...spec } });
+const manifest = (spec: Record<string, unknown>) => ({
+  apiVersion: 'berth.dev/v1',
+  kind: 'App',
+  metadata: { name: 'contained' },
+  spec: { image: 'busybox', ...spec },
+});
 
 describe('image registries', () => {
   it('reads the registry and repository of a reference as Docker does', () => {
@@ -73,21 +84,26 @@ describe('App spec containment fields', () => {
   });
 
   it('names each rule a containment field breaks', () => {
-    assert.deepEqual(problemsOf(() => validateAppManifest(manifest({ capabilities: { add: ['CAP_SYS_ADMIN'] } }))), [
-      { field: 'spec.capabilities.add.0', reason: 'must be a Linux capability name without CAP_, such as NET_BIND_SERVICE' },
-    ]);
-    assert.deepEqual(problemsOf(() => validateAppManifest(manifest({ capabilities: { drop: ['ALL'] } }))), [
-      { field: 'spec.capabilities.drop', reason: 'only add is supported: every other capability is dropped' },
-    ]);
-    assert.deepEqual(problemsOf(() => validateAppManifest(manifest({ network: 'host' }))), [
-      { field: 'spec.network', reason: "must not be host: a container on the host's network reaches everything the host does" },
-    ]);
-    assert.deepEqual(problemsOf(() => validateAppManifest(manifest({ network: 'container:abc' }))), [
-      { field: 'spec.network', reason: 'must be none, default, or the name of a Docker network (letters, digits, "_", "." and "-")' },
-    ]);
-    assert.deepEqual(problemsOf(() => validateAppManifest(manifest({ user: 'root' }))), [
-      { field: 'spec.user', reason: 'must be a numeric uid or uid:gid, such as "1000" or "1000:1000"' },
-    ]);
+    assert.deepEqual(
+      problemsOf(() => validateAppManifest(manifest({ capabilities: { add: ['CAP_SYS_ADMIN'] } }))),
+      [{ field: 'spec.capabilities.add.0', reason: 'must be a Linux capability name without CAP_, such as NET_BIND_SERVICE' }],
+    );
+    assert.deepEqual(
+      problemsOf(() => validateAppManifest(manifest({ capabilities: { drop: ['ALL'] } }))),
+      [{ field: 'spec.capabilities.drop', reason: 'only add is supported: every other capability is dropped' }],
+    );
+    assert.deepEqual(
+      problemsOf(() => validateAppManifest(manifest({ network: 'host' }))),
+      [{ field: 'spec.network', reason: "must not be host: a container on the host's network reaches everything the host does" }],
+    );
+    assert.deepEqual(
+      problemsOf(() => validateAppManifest(manifest({ network: 'container:abc' }))),
+      [{ field: 'spec.network', reason: 'must be none, default, or the name of a Docker network (letters, digits, "_", "." and "-")' }],
+    );
+    assert.deepEqual(
+      problemsOf(() => validateAppManifest(manifest({ user: 'root' }))),
+      [{ field: 'spec.user', reason: 'must be a numeric uid or uid:gid, such as "1000" or "1000:1000"' }],
+    );
   });
 });
 
@@ -95,33 +111,50 @@ describe('admission', () => {
   const docker = { containment: DEFAULT_CONTAINMENT, defaultRuntime: 'docker' } as const;
 
   it('refuses a capability the server does not allow, naming it and the flag', () => {
-    assert.deepEqual(problemsOf(() => admitApp(appSpec({ capabilities: { add: ['NET_BIND_SERVICE', 'NET_ADMIN', 'SYS_ADMIN'] } }), docker)), [
-      {
-        field: 'spec.capabilities.add',
-        reason: `NET_ADMIN, SYS_ADMIN are not allowed on this server (allowed: ${BASELINE_CAPABILITIES.join(', ')}); an operator can allow more with --allowed-capabilities default,NET_ADMIN,SYS_ADMIN`,
-      },
-    ]);
+    assert.deepEqual(
+      problemsOf(() => admitApp(appSpec({ capabilities: { add: ['NET_BIND_SERVICE', 'NET_ADMIN', 'SYS_ADMIN'] } }), docker)),
+      [
+        {
+          field: 'spec.capabilities.add',
+          reason: `NET_ADMIN, SYS_ADMIN are not allowed on this server (allowed: ${BASELINE_CAPABILITIES.join(', ')}); an operator can allow more with --allowed-capabilities default,NET_ADMIN,SYS_ADMIN`,
+        },
+      ],
+    );
     admitApp(appSpec({ capabilities: { add: ['NET_ADMIN'] } }), { ...docker, containment: policy({ allowedCapabilities: ['NET_ADMIN'] }) });
   });
 
   it('refuses an image outside --allowed-registries, naming the image and the list', () => {
     const narrow = { ...docker, containment: policy({ allowedRegistries: ['127.0.0.1:5000', 'ghcr.io/acme'] }) };
-    assert.deepEqual(problemsOf(() => admitApp(appSpec({ image: 'busybox:1.36' }), narrow)), [
-      { field: 'spec.image', reason: '"busybox:1.36" (docker.io/library/busybox) is not from a registry this server allows: 127.0.0.1:5000, ghcr.io/acme (--allowed-registries)' },
-    ]);
+    assert.deepEqual(
+      problemsOf(() => admitApp(appSpec({ image: 'busybox:1.36' }), narrow)),
+      [
+        {
+          field: 'spec.image',
+          reason: '"busybox:1.36" (docker.io/library/busybox) is not from a registry this server allows: 127.0.0.1:5000, ghcr.io/acme (--allowed-registries)',
+        },
+      ],
+    );
     admitApp(appSpec({ image: 'ghcr.io/acme/tool:1' }), narrow);
   });
 
   it('refuses a network other than default on the kubernetes runtime, the App’s own or the server’s default', () => {
     const reason = '"none" cannot be set per pod on the kubernetes runtime: leave it out (the pod network) and isolate pods with a NetworkPolicy';
-    assert.deepEqual(problemsOf(() => admitApp(appSpec({ runtime: 'kubernetes', network: 'none' }), docker)), [{ field: 'spec.network', reason }]);
-    assert.deepEqual(problemsOf(() => admitApp(appSpec({ network: 'none' }), { ...docker, defaultRuntime: 'kubernetes' })), [{ field: 'spec.network', reason }]);
+    assert.deepEqual(
+      problemsOf(() => admitApp(appSpec({ runtime: 'kubernetes', network: 'none' }), docker)),
+      [{ field: 'spec.network', reason }],
+    );
+    assert.deepEqual(
+      problemsOf(() => admitApp(appSpec({ network: 'none' }), { ...docker, defaultRuntime: 'kubernetes' })),
+      [{ field: 'spec.network', reason }],
+    );
     admitApp(appSpec({ runtime: 'kubernetes', network: 'default' }), docker);
     admitApp(appSpec({ network: 'none' }), docker);
   });
 
   it('places a refusal in a YAML file by line and column', () => {
-    const [doc] = parseYamlDocuments('apiVersion: berth.dev/v1\nkind: App\nmetadata: {name: x}\nspec:\n  image: busybox\n  capabilities:\n    add: [SYS_ADMIN]\n').documents;
+    const [doc] = parseYamlDocuments(
+      'apiVersion: berth.dev/v1\nkind: App\nmetadata: {name: x}\nspec:\n  image: busybox\n  capabilities:\n    add: [SYS_ADMIN]\n',
+    ).documents;
     const { spec } = validateAppManifest(doc.value, doc.locate);
     const [problem] = problemsOf(() => admitApp(spec, docker, doc.locate));
     assert.deepEqual([problem.field, problem.line, problem.column], ['spec.capabilities.add', 7, 10]);
@@ -139,7 +172,8 @@ describe('admission', () => {
       () => assertLaunchAllowed('berth-run-x-1', appSpec({ network: 'none' }), DEFAULT_CONTAINMENT, 'kubernetes'),
       (error: Error) =>
         error instanceof RuntimeRefusedError &&
-        error.message === 'cannot launch berth-run-x-1: spec.network: "none" cannot be set per pod on the kubernetes runtime: leave it out (the pod network) and isolate pods with a NetworkPolicy',
+        error.message ===
+          'cannot launch berth-run-x-1: spec.network: "none" cannot be set per pod on the kubernetes runtime: leave it out (the pod network) and isolate pods with a NetworkPolicy',
     );
     assertLaunchAllowed('berth-run-x-1', appSpec({ network: 'none' }), DEFAULT_CONTAINMENT, 'docker');
   });

@@ -7,7 +7,10 @@ import { readManifestFile } from '../../src/sources/manifest-file';
 const EXAMPLES = path.resolve(__dirname, '../../../examples');
 
 describe('examples/', function () {
-  const files = fs.readdirSync(EXAMPLES).filter((f) => /\.ya?ml$/.test(f)).sort();
+  const files = fs
+    .readdirSync(EXAMPLES)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort();
 
   it('holds manifests', () => {
     assert.ok(files.length >= 4, `found ${files.join(', ')}`);

@@ -33,7 +33,9 @@ const pod = (name: string, status: V1Pod['status'], metadata: Partial<NonNullabl
 
 const running = (startedAt = '2026-01-01T00:00:05Z'): V1Pod['status'] => ({
   phase: 'Running',
-  containerStatuses: [{ name: 'main', image: 'example/image:1', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: new Date(startedAt) } } }],
+  containerStatuses: [
+    { name: 'main', image: 'example/image:1', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: new Date(startedAt) } } },
+  ],
 });
 
 const waiting = (reason: string, message?: string): V1Pod['status'] => ({
@@ -63,12 +65,18 @@ const observe = (state: WorkloadState, overrides: Partial<ObservationContext> = 
 describe('Kubernetes executor: reading pods', () => {
   it('reads an evicted pod as lost, with the kubelet’s reason', () => {
     const evicted = pod('p1', { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.' });
-    assert.deepEqual(observe({ job: job(), pods: [evicted] }), { state: 'lost', message: 'pod p1 was evicted by its node: The node was low on resource: memory.' });
+    assert.deepEqual(observe({ job: job(), pods: [evicted] }), {
+      state: 'lost',
+      message: 'pod p1 was evicted by its node: The node was low on resource: memory.',
+    });
   });
 
   it('reads a pod its node refused before the container ran as lost', () => {
     const refused = pod('p1', { phase: 'Failed', reason: 'OutOfmemory', message: 'Node didn’t have enough resource: memory' });
-    assert.deepEqual(observe({ job: job(), pods: [refused] }), { state: 'lost', message: 'pod p1 failed before its container could run: OutOfmemory: Node didn’t have enough resource: memory' });
+    assert.deepEqual(observe({ job: job(), pods: [refused] }), {
+      state: 'lost',
+      message: 'pod p1 failed before its container could run: OutOfmemory: Node didn’t have enough resource: memory',
+    });
   });
 
   it('reads a pod deleted under a live Job as lost, names a node that stopped reporting, and asks for the loss to be recorded', () => {
@@ -128,7 +136,9 @@ describe('Kubernetes executor: reading pods', () => {
       finishedAt: '2026-01-01T00:00:30.000Z',
       message: 'Job berth-run-x-1 completed; its pod is gone, so its exit was read from the Job',
     });
-    const failed = job({ conditions: [{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded', message: 'Job was active longer than specified deadline' }] });
+    const failed = job({
+      conditions: [{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded', message: 'Job was active longer than specified deadline' }],
+    });
     assert.deepEqual(observe({ job: failed, pods: [] }), {
       state: 'lost',
       message: 'Job berth-run-x-1 failed (DeadlineExceeded: Job was active longer than specified deadline) and its pod is gone',
@@ -174,7 +184,10 @@ describe('Kubernetes executor: reading pods', () => {
   });
 
   it('says why a pod is not scheduled', () => {
-    const unscheduled = pod('p1', { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' }] });
+    const unscheduled = pod('p1', {
+      phase: 'Pending',
+      conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' }],
+    });
     assert.deepEqual(observe({ job: job(), pods: [unscheduled] }), {
       state: 'waiting',
       reason: 'Creating',
@@ -211,7 +224,10 @@ describe('Kubernetes executor: translations', () => {
     assert.equal(cpuQuantity(500_000_000), '500m');
     assert.equal(cpuQuantity(2e9), '2');
     assert.equal(cpuQuantity(1), '1m');
-    assert.deepEqual(resourceRequirements({ memory: '1G', cpu: '0.25' }), { requests: { memory: '1000000000', cpu: '250m' }, limits: { memory: '1000000000', cpu: '250m' } });
+    assert.deepEqual(resourceRequirements({ memory: '1G', cpu: '0.25' }), {
+      requests: { memory: '1000000000', cpu: '250m' },
+      limits: { memory: '1000000000', cpu: '250m' },
+    });
     assert.equal(resourceRequirements({}), undefined);
   });
 
@@ -241,15 +257,25 @@ describe('Kubernetes executor: translations', () => {
     const answer = (code: number, message: string) => Object.assign(new Error('HTTP-Code'), { code, body: JSON.stringify({ kind: 'Status', message }) });
     const forbidden = apiError({ ...at, permission: { verb: 'create', resource: 'jobs', group: 'batch' } }, answer(403, 'jobs.batch is forbidden'));
     assert.ok(forbidden instanceof RuntimeRefusedError);
-    assert.equal(forbidden.message, 'Kubernetes API server refused creating Job j: berth\'s account lacks "create jobs" in namespace jobs (see manifests/base/role.yaml): jobs.batch is forbidden');
+    assert.equal(
+      forbidden.message,
+      'Kubernetes API server refused creating Job j: berth\'s account lacks "create jobs" in namespace jobs (see manifests/base/role.yaml): jobs.batch is forbidden',
+    );
     const invalid = apiError(at, answer(422, 'Job.batch "j" is invalid'));
     assert.ok(invalid instanceof RuntimeRefusedError && invalid.message === 'Kubernetes API server refused creating Job j: Job.batch "j" is invalid');
     assert.ok(apiError(at, answer(429, 'too many requests')) instanceof RuntimeApiError);
     assert.ok(apiError(at, answer(500, 'etcd timed out')) instanceof RuntimeApiError);
     assert.ok(apiError(at, answer(401, 'Unauthorized')) instanceof RuntimeUnavailableError);
-    const refused = Object.assign(new Error('request to https://k8s:6443 failed, reason: connect ECONNREFUSED'), { name: 'FetchError', type: 'system', code: 'ECONNREFUSED' });
+    const refused = Object.assign(new Error('request to https://k8s:6443 failed, reason: connect ECONNREFUSED'), {
+      name: 'FetchError',
+      type: 'system',
+      code: 'ECONNREFUSED',
+    });
     const down = apiError(at, refused);
     assert.ok(down instanceof RuntimeUnavailableError);
-    assert.equal(down.message, 'Kubernetes API server at https://k8s:6443 is unreachable (creating Job j): request to https://k8s:6443 failed, reason: connect ECONNREFUSED');
+    assert.equal(
+      down.message,
+      'Kubernetes API server at https://k8s:6443 is unreachable (creating Job j): request to https://k8s:6443 failed, reason: connect ECONNREFUSED',
+    );
   });
 });

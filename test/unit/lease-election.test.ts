@@ -117,7 +117,10 @@ describe('LeaseElection (the client-go algorithm, against an in-process Lease AP
     await waitFor('b to have tried', () => !b.state().leading && (b.state() as { reason: string }).reason.includes('another replica'));
     stopA.abort();
     await runningA;
-    assert.deepEqual(seen.map((s) => s.leading), [true, false]);
+    assert.deepEqual(
+      seen.map((s) => s.leading),
+      [true, false],
+    );
     // Released: b need not wait out the 3 s lease duration.
     await waitFor('b to lead', () => b.state().leading, { timeoutMs: 1000 });
     stopB.abort();
@@ -126,7 +129,14 @@ describe('LeaseElection (the client-go algorithm, against an in-process Lease AP
 
   it('refuses timings where the renew deadline is not shorter than the lease duration', () => {
     assert.throws(
-      () => new LeaseElection({ identity: 'a', client: new FakeLeases(), records: fakeRecords(), logger, timing: { leaseDurationMs: 10_000, renewDeadlineMs: 10_000 } }),
+      () =>
+        new LeaseElection({
+          identity: 'a',
+          client: new FakeLeases(),
+          records: fakeRecords(),
+          logger,
+          timing: { leaseDurationMs: 10_000, renewDeadlineMs: 10_000 },
+        }),
       { name: 'RangeError', message: 'lease duration (10000 ms) must be longer than the renew deadline (10000 ms)' },
     );
   });

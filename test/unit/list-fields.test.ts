@@ -9,12 +9,15 @@ describe('?fields= paths', () => {
   });
 
   it('refuses what an answer of that kind does not hold, naming every such path', () => {
-    assert.throws(() => parseFields('status.phase,envs', 'Run'), (err: unknown) => {
-      assert.ok(err instanceof BadQueryError);
-      assert.equal(err.status, 400);
-      assert.match(err.message, /^fields: "envs" is not a field of a Run/);
-      return true;
-    });
+    assert.throws(
+      () => parseFields('status.phase,envs', 'Run'),
+      (err: unknown) => {
+        assert.ok(err instanceof BadQueryError);
+        assert.equal(err.status, 400);
+        assert.match(err.message, /^fields: "envs" is not a field of a Run/);
+        return true;
+      },
+    );
     assert.throws(() => parseFields('', 'App'), /"" is not a field of an App/);
     assert.throws(() => parseFields('__proto__,constructor', 'App'), /"__proto__", "constructor" are not fields/);
   });

@@ -25,7 +25,10 @@ describe('readManifestFile', function () {
       manifest.apps.map((a) => [a.name, a.document, a.line, a.spec.command]),
       [['a', 0, 3, ['echo', 'hi']]],
     );
-    assert.deepEqual(manifest.runs.map((r) => [r.name, r.app, r.document, r.line]), [['a-1', 'a', 1, 8]]);
+    assert.deepEqual(
+      manifest.runs.map((r) => [r.name, r.app, r.document, r.line]),
+      [['a-1', 'a', 1, 8]],
+    );
   });
 
   it('reports a name declared twice in one file on the second document', () => {
@@ -38,7 +41,10 @@ describe('readManifestFile', function () {
 
   it('reports a document that is not a mapping', () => {
     const manifest = readManifestFile('- just\n- a list\n');
-    assert.deepEqual(manifest.errors.map((e) => [e.document, e.field, e.line]), [[0, '(document)', 1]]);
+    assert.deepEqual(
+      manifest.errors.map((e) => [e.document, e.field, e.line]),
+      [[0, '(document)', 1]],
+    );
   });
 });
 

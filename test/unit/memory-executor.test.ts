@@ -37,7 +37,14 @@ describe('MemoryExecutor, for reconciler tests', () => {
 
   const request = (script: string): LaunchRequest => {
     const runUid = randomUUID();
-    return { name: workloadName(runUid, 1), runUid, runName: uniqueName('run'), appName: uniqueName('app'), attempt: 1, template: appSpec({ command: ['sh', '-c', script] }) };
+    return {
+      name: workloadName(runUid, 1),
+      runUid,
+      runName: uniqueName('run'),
+      appName: uniqueName('app'),
+      attempt: 1,
+      template: appSpec({ command: ['sh', '-c', script] }),
+    };
   };
 
   it('fails the next calls with the injected error, then answers again', async () => {

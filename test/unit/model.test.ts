@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
 import { MalformedBodyError } from '../../src/errors';
 import { splitCommand } from '../../src/model/command';
-import {
-  appFromBody,
-  mergePatch,
-  validateAppManifest,
-  validateRunManifest,
-  validateRunRequest,
-} from '../../src/model/validate';
+import { appFromBody, mergePatch, validateAppManifest, validateRunManifest, validateRunRequest } from '../../src/model/validate';
 import { parseYamlBody, parseYamlDocuments } from '../../src/model/yaml';
 import type { App } from '../../src/model/types';
 import { problemsOf } from '../helpers/validation';
-
 
 const manifest = (spec: Record<string, unknown>, metadata: Record<string, unknown> = { name: 'hello' }) => ({
   apiVersion: 'berth.dev/v1',
@@ -54,7 +47,10 @@ describe('App validation', () => {
   });
 
   it('merges a partial seed body into the current App', () => {
-    const current = { metadata: { name: 'hello', labels: { a: 'b' } }, spec: appFromBody({ name: 'hello', image: 'busybox', envs: { A: '1' } }).spec } as unknown as App;
+    const current = {
+      metadata: { name: 'hello', labels: { a: 'b' } },
+      spec: appFromBody({ name: 'hello', image: 'busybox', envs: { A: '1' } }).spec,
+    } as unknown as App;
     const input = appFromBody({ image: 'busybox:1.37' }, current);
     assert.equal(input.spec.image, 'busybox:1.37');
     assert.deepEqual(input.spec.env, { A: '1' });
@@ -63,35 +59,34 @@ describe('App validation', () => {
 
   it('names every offending field of a seed body', () => {
     const problems = problemsOf(() => appFromBody({ name: 'Hello_', image: 'Not An Image', extra: 1 }));
-    assert.deepEqual(
-      problems.map((p) => p.field).sort(),
-      ['extra', 'image', 'name'],
-    );
+    assert.deepEqual(problems.map((p) => p.field).sort(), ['extra', 'image', 'name']);
     assert.match(problems.find((p) => p.field === 'name')!.reason, /DNS-1123 label/);
     assert.equal(problems.find((p) => p.field === 'extra')!.reason, 'is not a known field');
   });
 
   it('refuses an all-digit name, which the API would read as an id', () => {
-    assert.deepEqual(problemsOf(() => appFromBody({ name: '123', image: 'busybox' })), [
-      { field: 'name', reason: 'must not be only digits (the API reads those as an id)' },
-    ]);
+    assert.deepEqual(
+      problemsOf(() => appFromBody({ name: '123', image: 'busybox' })),
+      [{ field: 'name', reason: 'must not be only digits (the API reads those as an id)' }],
+    );
   });
 
   it('requires name and image in a seed body', () => {
-    assert.deepEqual(problemsOf(() => appFromBody({})).map((p) => `${p.field}: ${p.reason}`), ['name: is required', 'image: is required']);
+    assert.deepEqual(
+      problemsOf(() => appFromBody({})).map((p) => `${p.field}: ${p.reason}`),
+      ['name: is required', 'image: is required'],
+    );
   });
 
   it('validates a manifest with ranges, enums, quantities and unknown fields', () => {
     const problems = problemsOf(() =>
-      validateAppManifest(
-        manifest({ image: 'busybox', retries: 101, concurrencyPolicy: 'Sometimes', resources: { memory: 'lots', cpu: '-1' }, bogus: true }),
-      ),
+      validateAppManifest(manifest({ image: 'busybox', retries: 101, concurrencyPolicy: 'Sometimes', resources: { memory: 'lots', cpu: '-1' }, bogus: true })),
     );
     const byField = Object.fromEntries(problems.map((p) => [p.field, p.reason]));
     assert.equal(byField['spec.retries'], 'must be an integer from 0 to 100');
     assert.equal(byField['spec.concurrencyPolicy'], 'must be one of Allow, Forbid, Replace');
-    assert.match(byField["spec.resources.memory"], /must be a positive number of bytes/);
-    assert.match(byField["spec.resources.cpu"], /must be a positive number of CPUs/);
+    assert.match(byField['spec.resources.memory'], /must be a positive number of bytes/);
+    assert.match(byField['spec.resources.cpu'], /must be a positive number of CPUs/);
     assert.equal(byField['spec.bogus'], 'is not a known field');
   });
 
@@ -136,7 +131,10 @@ describe('spec.kubernetes', () => {
 
   it('is refused on an App whose runtime is docker, naming the field', () => {
     const problems = problemsOf(() => validateAppManifest(manifest({ image: 'busybox', runtime: 'docker', kubernetes: {} })));
-    assert.deepEqual(problems.map((p) => [p.field, p.reason]), [['spec.kubernetes', 'applies only to runtime kubernetes; this App has runtime docker']]);
+    assert.deepEqual(
+      problems.map((p) => [p.field, p.reason]),
+      [['spec.kubernetes', 'applies only to runtime kubernetes; this App has runtime docker']],
+    );
   });
 
   it('names each bad field and refuses what it does not support', () => {
@@ -153,12 +151,20 @@ describe('spec.kubernetes', () => {
 
 describe('Run validation', () => {
   it('reads a Run manifest with overrides', () => {
-    const run = validateRunManifest({ apiVersion: 'berth.dev/v1', kind: 'Run', metadata: { name: 'r-1' }, spec: { app: 'hello', env: { WHO: 'g' }, command: 'echo hi' } });
+    const run = validateRunManifest({
+      apiVersion: 'berth.dev/v1',
+      kind: 'Run',
+      metadata: { name: 'r-1' },
+      spec: { app: 'hello', env: { WHO: 'g' }, command: 'echo hi' },
+    });
     assert.deepEqual(run, { name: 'r-1', labels: {}, app: 'hello', overrides: { env: { WHO: 'g' }, command: ['echo', 'hi'] } });
   });
   it('reads an empty run request as no overrides and refuses unknown fields', () => {
     assert.deepEqual(validateRunRequest(undefined), { overrides: {} });
-    assert.deepEqual(problemsOf(() => validateRunRequest({ image: 'x' })), [{ field: 'image', reason: 'is not a known field' }]);
+    assert.deepEqual(
+      problemsOf(() => validateRunRequest({ image: 'x' })),
+      [{ field: 'image', reason: 'is not a known field' }],
+    );
   });
 });
 
@@ -199,7 +205,10 @@ describe('YAML documents', () => {
   });
 
   it('turns a malformed YAML body into a 400 naming the line', () => {
-    assert.throws(() => parseYamlBody('a: [1,\n'), (err: unknown) => err instanceof MalformedBodyError && /line \d+, column \d+/.test(err.message));
+    assert.throws(
+      () => parseYamlBody('a: [1,\n'),
+      (err: unknown) => err instanceof MalformedBodyError && /line \d+, column \d+/.test(err.message),
+    );
   });
 });
 

@@ -36,7 +36,10 @@ describe('eventFor: which event a webhook gets for a run that ended', () => {
 
 describe('retryDelayMs', () => {
   it('doubles from the base, capped', () => {
-    assert.deepEqual([1, 2, 3, 4, 5, 6].map((n) => retryDelayMs(n, 1000, 10_000)), [1000, 2000, 4000, 8000, 10_000, 10_000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6].map((n) => retryDelayMs(n, 1000, 10_000)),
+      [1000, 2000, 4000, 8000, 10_000, 10_000],
+    );
   });
 });
 

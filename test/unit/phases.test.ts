@@ -1,15 +1,6 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import {
-  endOfExit,
-  finishAttempt,
-  markCancelled,
-  markRunning,
-  markWaiting,
-  requestCancel,
-  retryDelayMs,
-  sameStatus,
-} from '../../src/controller/phases';
+import { endOfExit, finishAttempt, markCancelled, markRunning, markWaiting, requestCancel, retryDelayMs, sameStatus } from '../../src/controller/phases';
 import { appendAttempt, attemptSeparator, readTail } from '../../src/controller/run-logs';
 import type { RunStatus } from '../../src/model/types';
 import { appSpec } from '../helpers/fixtures';
@@ -17,8 +8,7 @@ import { appSpec } from '../helpers/fixtures';
 const policy = { baseMs: 1000, maxMs: 5000 };
 const now = new Date('2026-11-26T12:00:00.000Z');
 const pending: RunStatus = { phase: 'Pending', attempts: 0 };
-const launch = (attempt: number, startedAt = '2026-11-26T11:59:00.000Z') =>
-  ({ attempt, startedAt, containerName: 'berth-run-x', runtime: 'docker' }) as const;
+const launch = (attempt: number, startedAt = '2026-11-26T11:59:00.000Z') => ({ attempt, startedAt, containerName: 'berth-run-x', runtime: 'docker' }) as const;
 
 describe('run phases', () => {
   it('markRunning counts the attempt, opens it in history, and keeps the first start as the run’s', () => {
@@ -43,7 +33,9 @@ describe('run phases', () => {
     assert.equal(done.reason, 'Completed');
     assert.equal(done.exitCode, 0);
     assert.equal(done.finishedAt, now.toISOString());
-    assert.deepEqual(done.history, [{ attempt: 1, startedAt: '2026-11-26T11:59:00.000Z', finishedAt: now.toISOString(), exitCode: 0, reason: 'Completed', message: undefined }]);
+    assert.deepEqual(done.history, [
+      { attempt: 1, startedAt: '2026-11-26T11:59:00.000Z', finishedAt: now.toISOString(), exitCode: 0, reason: 'Completed', message: undefined },
+    ]);
   });
 
   it('finishAttempt: a failure with retries left goes back to Pending after a doubling, capped backoff', () => {
@@ -55,7 +47,10 @@ describe('run phases', () => {
     assert.equal(afterFirst.nextAttemptAt, '2026-11-26T12:00:01.000Z');
     assert.equal(afterFirst.message, 'attempt 1 failed (exited with code 1); next attempt at 2026-11-26T12:00:01.000Z');
     assert.equal(afterFirst.finishedAt, undefined);
-    assert.deepEqual([1, 2, 3, 4, 5].map((n) => retryDelayMs(n, policy)), [1000, 2000, 4000, 5000, 5000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map((n) => retryDelayMs(n, policy)),
+      [1000, 2000, 4000, 5000, 5000],
+    );
   });
 
   it('finishAttempt: fails once retries are spent, naming the attempt, and never retries a deadline', () => {
@@ -68,9 +63,18 @@ describe('run phases', () => {
     assert.equal(status.reason, 'OOMKilled');
     assert.equal(status.message, 'killed (attempt 2 of 2)');
     assert.equal(status.nextAttemptAt, undefined);
-    assert.deepEqual(status.history?.map((a) => a.reason), ['OOMKilled', 'OOMKilled']);
+    assert.deepEqual(
+      status.history?.map((a) => a.reason),
+      ['OOMKilled', 'OOMKilled'],
+    );
 
-    const deadline = finishAttempt(markRunning(pending, launch(1)), { reason: 'DeadlineExceeded', finishedAt: now.toISOString() }, appSpec({ retries: 3 }), policy, now);
+    const deadline = finishAttempt(
+      markRunning(pending, launch(1)),
+      { reason: 'DeadlineExceeded', finishedAt: now.toISOString() },
+      appSpec({ retries: 3 }),
+      policy,
+      now,
+    );
     assert.equal(deadline.phase, 'Failed');
   });
 

@@ -31,7 +31,9 @@ describe('resource quantities', () => {
       it(`refuses "${bad}" with the rule`, () => {
         assert.throws(() => parseMemoryBytes(bad), {
           name: 'Error',
-          message: new RegExp(`^memory quantity "${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" must be a positive number of bytes with an optional suffix Ki, Mi`),
+          message: new RegExp(
+            `^memory quantity "${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" must be a positive number of bytes with an optional suffix Ki, Mi`,
+          ),
         });
       });
     }

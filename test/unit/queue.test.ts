@@ -91,10 +91,13 @@ describe('WorkQueue', () => {
 
   it('retries a failing key with a doubling delay and resets it on success', async () => {
     const times: number[] = [];
-    const queue = startQueue(async () => {
-      times.push(Date.now());
-      if (times.length <= 3) throw new Error('not yet');
-    }, { baseRetryMs: 20 });
+    const queue = startQueue(
+      async () => {
+        times.push(Date.now());
+        if (times.length <= 3) throw new Error('not yet');
+      },
+      { baseRetryMs: 20 },
+    );
     queue.add('a');
     await waitFor('a succeeded on the fourth pass', () => times.length === 4 && queue.active === 0);
     const gaps = times.slice(1).map((t, i) => t - times[i]);

@@ -41,7 +41,14 @@ describe('spec.retryPolicy.onOOM', () => {
       status = launchNext(status, template);
     }
     assert.deepEqual(memories, ['16Mi', '32Mi', '48Mi']);
-    assert.deepEqual(status.history?.map((a) => [a.memory, a.reason]), [['16Mi', 'OOMKilled'], ['32Mi', 'OOMKilled'], ['48Mi', 'OOMKilled']]);
+    assert.deepEqual(
+      status.history?.map((a) => [a.memory, a.reason]),
+      [
+        ['16Mi', 'OOMKilled'],
+        ['32Mi', 'OOMKilled'],
+        ['48Mi', 'OOMKilled'],
+      ],
+    );
     assert.equal(status.phase, 'Failed');
     assert.equal(status.message, 'killed for exceeding its memory limit; not retried: attempt 3 already had spec.retryPolicy.onOOM.maxMemory (48Mi)');
   });
@@ -78,7 +85,9 @@ describe('spec.retryPolicy.onOOM', () => {
   });
 
   it('is accepted in a manifest, maxMemory kept as a quantity', () => {
-    const spec = validateAppManifest(manifest({ image: 'busybox', resources: { memory: '64Mi' }, retryPolicy: { onOOM: { memoryFactor: 1.5, maxMemory: 268435456 } } })).spec;
+    const spec = validateAppManifest(
+      manifest({ image: 'busybox', resources: { memory: '64Mi' }, retryPolicy: { onOOM: { memoryFactor: 1.5, maxMemory: 268435456 } } }),
+    ).spec;
     assert.deepEqual(spec.retryPolicy, { onOOM: { memoryFactor: 1.5, maxMemory: '268435456' } });
   });
 

@@ -7,7 +7,10 @@ import { problemsOf } from '../helpers/validation';
 
 const server = { baseMs: 1000, maxMs: 5000 };
 const now = new Date('2026-11-26T12:00:00.000Z');
-const running: RunStatus = markRunning({ phase: 'Pending', attempts: 0 }, { attempt: 1, startedAt: '2026-11-26T11:59:00.000Z', containerName: 'berth-run-x', runtime: 'docker' });
+const running: RunStatus = markRunning(
+  { phase: 'Pending', attempts: 0 },
+  { attempt: 1, startedAt: '2026-11-26T11:59:00.000Z', containerName: 'berth-run-x', runtime: 'docker' },
+);
 const exit = (exitCode: number) => ({ reason: 'Error', exitCode, finishedAt: now.toISOString(), message: `exited with code ${exitCode}` }) as const;
 const manifest = (spec: Record<string, unknown>) => ({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: 'retry-rules' }, spec });
 

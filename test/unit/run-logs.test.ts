@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
 import { incompleteNote, LogReadTimeoutError, readTail, TailBuffer, withIncompleteNote } from '../../src/controller/run-logs';
 
-describe('reading a run\'s output', () => {
+describe("reading a run's output", () => {
   it('keeps the newest bytes of text and buffers alike, counting multi-byte characters as bytes', () => {
     const tail = new TailBuffer(6);
     for (const chunk of ['abc', Buffer.from('def'), 'g€', 'h']) tail.push(chunk);
@@ -26,8 +26,12 @@ describe('reading a run\'s output', () => {
     assert.ok(stream.destroyed, 'the stream (and with it the runtime connection) is closed');
   });
 
-  it('passes on a stream\'s own error as it is', async () => {
-    const failing = new Readable({ read() { this.destroy(new Error('the engine went away')); } });
+  it("passes on a stream's own error as it is", async () => {
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('the engine went away'));
+      },
+    });
     await assert.rejects(readTail(failing, 10, 10_000), /the engine went away/);
   });
 

@@ -61,16 +61,19 @@ describe('Schedule: due times', () => {
   it('refuses a bad expression or zone, naming the field', () => {
     const base = { image: 'busybox:1.36' };
     const manifest = (schedule: unknown) => ({ apiVersion: 'berth.dev/v1', kind: 'App', metadata: { name: 'a' }, spec: { ...base, schedule } });
-    assert.deepEqual(problemsOf(() => validateAppManifest(manifest({ cron: '61 * * * *' }))), [
-      { field: 'spec.schedule.cron', reason: '"61 * * * *" is not a 5-field cron expression or macro: Invalid value for minute: 61' },
-    ]);
+    assert.deepEqual(
+      problemsOf(() => validateAppManifest(manifest({ cron: '61 * * * *' }))),
+      [{ field: 'spec.schedule.cron', reason: '"61 * * * *" is not a 5-field cron expression or macro: Invalid value for minute: 61' }],
+    );
     assert.match(problemsOf(() => validateAppManifest(manifest({ cron: '0 * * * * *' })))[0].reason, /requires exactly 5 parts/);
-    assert.deepEqual(problemsOf(() => validateAppManifest(manifest({ cron: '@hourly', timeZone: 'Mars/Olympus' }))), [
-      { field: 'spec.schedule.timeZone', reason: '"Mars/Olympus" is not an IANA time zone (such as UTC or Europe/Berlin)' },
-    ]);
-    assert.deepEqual(problemsOf(() => validateAppManifest(manifest({ cron: '@hourly', missedRunPolicy: 'Sometimes' }))), [
-      { field: 'spec.schedule.missedRunPolicy', reason: 'must be one of Skip, RunOnce, RunAll' },
-    ]);
+    assert.deepEqual(
+      problemsOf(() => validateAppManifest(manifest({ cron: '@hourly', timeZone: 'Mars/Olympus' }))),
+      [{ field: 'spec.schedule.timeZone', reason: '"Mars/Olympus" is not an IANA time zone (such as UTC or Europe/Berlin)' }],
+    );
+    assert.deepEqual(
+      problemsOf(() => validateAppManifest(manifest({ cron: '@hourly', missedRunPolicy: 'Sometimes' }))),
+      [{ field: 'spec.schedule.missedRunPolicy', reason: 'must be one of Skip, RunOnce, RunAll' }],
+    );
   });
 
   it('fills in the defaults', () => {
@@ -94,12 +97,14 @@ describe('Schedule: H fields and jitter', () => {
   });
 
   it('refuses an H it cannot read, naming the field', () => {
-    assert.deepEqual(problemsOf(() => hashFields('H(50-70) * * * *', 'a')), [
-      { field: 'spec.schedule.cron', reason: '"H(50-70)" in the minute field must stay within 0-59' },
-    ]);
-    assert.deepEqual(problemsOf(() => hashFields('* Hx * * *', 'a')), [
-      { field: 'spec.schedule.cron', reason: '"Hx" in the hour field must be H, H/step, H(from-to) or H(from-to)/step' },
-    ]);
+    assert.deepEqual(
+      problemsOf(() => hashFields('H(50-70) * * * *', 'a')),
+      [{ field: 'spec.schedule.cron', reason: '"H(50-70)" in the minute field must stay within 0-59' }],
+    );
+    assert.deepEqual(
+      problemsOf(() => hashFields('* Hx * * *', 'a')),
+      [{ field: 'spec.schedule.cron', reason: '"Hx" in the hour field must be H, H/step, H(from-to) or H(from-to)/step' }],
+    );
   });
 
   it('delays by jitter stable per App, within bounds, and spread across Apps', () => {
@@ -123,7 +128,10 @@ describe('planDue: missed runs after a gap', () => {
   });
 
   it('RunAll makes one run per due time, at most maxMissedRuns', () => {
-    assert.deepEqual(isos(planDue(everyMinute({ missedRunPolicy: 'RunAll' }), last, now).run), [1, 2, 3, 4, 5].map((m) => `2026-05-01T12:0${m}:00.000Z`));
+    assert.deepEqual(
+      isos(planDue(everyMinute({ missedRunPolicy: 'RunAll' }), last, now).run),
+      [1, 2, 3, 4, 5].map((m) => `2026-05-01T12:0${m}:00.000Z`),
+    );
     assert.deepEqual(isos(planDue(everyMinute({ missedRunPolicy: 'RunAll', maxMissedRuns: 2 }), last, now).run), [
       '2026-05-01T12:04:00.000Z',
       '2026-05-01T12:05:00.000Z',
@@ -139,7 +147,11 @@ describe('planDue: missed runs after a gap', () => {
   it('never runs a due time later than startingDeadlineSeconds', () => {
     const plan = planDue(everyMinute({ missedRunPolicy: 'RunAll', startingDeadlineSeconds: 130 }), last, now);
     assert.deepEqual(isos(plan.run), ['2026-05-01T12:03:00.000Z', '2026-05-01T12:04:00.000Z', '2026-05-01T12:05:00.000Z']);
-    assert.deepEqual(planDue(everyMinute({ startingDeadlineSeconds: 2 }), last, now), { run: [], last: at('2026-05-01T12:05:00Z'), missed: [at('2026-05-01T12:05:00Z')] });
+    assert.deepEqual(planDue(everyMinute({ startingDeadlineSeconds: 2 }), last, now), {
+      run: [],
+      last: at('2026-05-01T12:05:00Z'),
+      missed: [at('2026-05-01T12:05:00Z')],
+    });
   });
 
   it('waits for the jitter before a due time counts', () => {

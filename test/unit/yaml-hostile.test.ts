@@ -11,16 +11,27 @@ function deepBlocks(depth: number): string {
 describe('YAML that would take the parser down', function () {
   it('refuses an alias inside its own anchor (an endless document) as too large, in a body and in a file', () => {
     for (const text of ['a: &a {b: *a}\n', '&a [*a]\n']) {
-      assert.throws(() => parseYamlBody(text), (err: unknown) => err instanceof PayloadTooLargeError && /refers to itself/.test(err.message));
+      assert.throws(
+        () => parseYamlBody(text),
+        (err: unknown) => err instanceof PayloadTooLargeError && /refers to itself/.test(err.message),
+      );
       const file = readManifestFile(text);
-      assert.deepEqual(file.errors.map((e) => [e.field, e.line]), [['(document)', 1]]);
+      assert.deepEqual(
+        file.errors.map((e) => [e.field, e.line]),
+        [['(document)', 1]],
+      );
       assert.match(file.errors[0].reason, /refers to itself/);
     }
   });
 
   it('refuses collections nested deeper than 64, flow or block, before parsing them, naming the line', () => {
     const started = Date.now();
-    for (const text of ['['.repeat(500_000) + ']'.repeat(500_000), '{a: '.repeat(200_000) + '1' + '}'.repeat(200_000), deepBlocks(1400), '- '.repeat(100_000) + 'x\n']) {
+    for (const text of [
+      '['.repeat(500_000) + ']'.repeat(500_000),
+      '{a: '.repeat(200_000) + '1' + '}'.repeat(200_000),
+      deepBlocks(1400),
+      '- '.repeat(100_000) + 'x\n',
+    ]) {
       assert.throws(
         () => parseYamlBody(text),
         (err: unknown) => err instanceof MalformedBodyError && /nests collections more than 64 deep/.test(err.message) && /line \d+/.test(err.message),
@@ -38,8 +49,14 @@ describe('YAML that would take the parser down', function () {
       for (const text of ['a: 1\n? [complex, key]\n: 2\n', 'a: 1\n{b: c}: 2\n']) {
         const { documents, errors } = parseYamlDocuments(text);
         assert.deepEqual(documents, []);
-        assert.deepEqual(errors.map((e) => [e.reason, e.line]), [['a mapping key must be a scalar, not a sequence or a mapping', 2]]);
-        assert.throws(() => parseYamlBody(text), (err: unknown) => err instanceof MalformedBodyError && /mapping key must be a scalar/.test(err.message));
+        assert.deepEqual(
+          errors.map((e) => [e.reason, e.line]),
+          [['a mapping key must be a scalar, not a sequence or a mapping', 2]],
+        );
+        assert.throws(
+          () => parseYamlBody(text),
+          (err: unknown) => err instanceof MalformedBodyError && /mapping key must be a scalar/.test(err.message),
+        );
       }
       await new Promise(setImmediate); // process warnings are emitted on the next tick
     } finally {

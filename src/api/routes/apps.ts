@@ -64,9 +64,7 @@ export function appsRoutes(deps: ApiDeps): Router {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw ValidationError.forField('(body)', 'must be a JSON object: a merge patch of the App');
     }
-    const app = await rewrite(ctx, deps, (current) =>
-      isManifest(body) ? appFromBody(mergePatch(manifestOf(current), body)) : appFromBody(body, current),
-    );
+    const app = await rewrite(ctx, deps, (current) => (isManifest(body) ? appFromBody(mergePatch(manifestOf(current), body)) : appFromBody(body, current)));
     answer(ctx, app);
   });
 

@@ -30,8 +30,7 @@ export function eventsRoutes(deps: ApiDeps): Router {
     const app = single(ctx, 'app');
     const release = slots.take();
     const wanted = (event: StoreEvent): boolean =>
-      (kind === undefined || event.kind === kind) &&
-      (app === undefined || (event.kind === 'App' ? event.object.metadata.name : event.object.spec.app) === app);
+      (kind === undefined || event.kind === kind) && (app === undefined || (event.kind === 'App' ? event.object.metadata.name : event.object.spec.app) === app);
 
     const out = new PassThrough();
     const send = (text: string): void => {

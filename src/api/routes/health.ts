@@ -66,10 +66,7 @@ async function leaderReport(deps: ApiDeps): Promise<{ leader?: unknown }> {
 async function runCheck(check: ReadinessCheck): Promise<CheckResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<CheckResult>((resolve) => {
-    timer = setTimeout(
-      () => resolve({ name: check.name, ready: false, reason: `no answer within ${CHECK_TIMEOUT_MS} ms` }),
-      CHECK_TIMEOUT_MS,
-    );
+    timer = setTimeout(() => resolve({ name: check.name, ready: false, reason: `no answer within ${CHECK_TIMEOUT_MS} ms` }), CHECK_TIMEOUT_MS);
   });
   const result = check.check().then(
     ({ ready, reason }) => ({ name: check.name, ready, ...(reason !== undefined ? { reason } : {}) }),

@@ -87,9 +87,7 @@ async function listRuns(ctx: Context, deps: ApiDeps, app?: StoredApp): Promise<v
  */
 function cancelThroughApi(run: StoredRun): RunStatus {
   if (isTerminal(run.status.phase)) {
-    throw new ConflictError(
-      `run "${run.metadata.name}" is already ${run.status.phase}; only Pending or Running runs can be cancelled`,
-    );
+    throw new ConflictError(`run "${run.metadata.name}" is already ${run.status.phase}; only Pending or Running runs can be cancelled`);
   }
   return requestCancel(run.status, RunReason.Cancelled, 'cancelled through the API');
 }

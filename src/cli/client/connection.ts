@@ -23,7 +23,7 @@ interface ConnectionFlags {
 export function withConnectionOptions(command: Command): Command {
   return command
     .option('--server <url>', `berth's address (env BERTH_SERVER; default: the current context, else ${DEFAULT_SERVER})`)
-    .option('--token <token>', 'bearer token (env BERTH_TOKEN; default: the context\'s)')
+    .option('--token <token>', "bearer token (env BERTH_TOKEN; default: the context's)")
     .option('--context <name>', 'use this context of the config file rather than the current one (env BERTH_CONTEXT)');
 }
 
@@ -62,7 +62,9 @@ function contextToken(context: Context): string | undefined {
   try {
     return fs.readFileSync(context.tokenFile, 'utf8').split(/\r?\n/)[0].trim();
   } catch (err) {
-    throw new UsageError(`context "${context.name}": cannot read tokenFile ${context.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(
+      `context "${context.name}": cannot read tokenFile ${context.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
 }
 

@@ -108,4 +108,14 @@ export function runOutcome(run: RunAnswer): { code: number; message?: string } {
 }
 
 /** Reasons that are berth's, not the program's: the exit code, if any, is not the program's answer. */
-const BERTH_REASONS = ['OOMKilled', 'DeadlineExceeded', 'ImagePullFailed', 'Cancelled', 'Replaced', 'AppDeleted', 'ContainerLost', 'LaunchFailed', 'RuntimeUnavailable'];
+const BERTH_REASONS = [
+  'OOMKilled',
+  'DeadlineExceeded',
+  'ImagePullFailed',
+  'Cancelled',
+  'Replaced',
+  'AppDeleted',
+  'ContainerLost',
+  'LaunchFailed',
+  'RuntimeUnavailable',
+];

@@ -134,7 +134,8 @@ export class DockerExecutor implements Executor {
     if (outcome === 'no-image') {
       await this.ensureImage(image, imagePullPolicy, request.onPullingImage);
       outcome = await this.create(request);
-      if (outcome === 'no-image') throw new ImagePullError(image, `image "${image}" is still not present on the docker engine at ${this.dockerHost} after pulling it`);
+      if (outcome === 'no-image')
+        throw new ImagePullError(image, `image "${image}" is still not present on the docker engine at ${this.dockerHost} after pulling it`);
     }
     if (outcome === 'exists') {
       const existing = await this.inspect(request.name);
@@ -175,7 +176,11 @@ export class DockerExecutor implements Executor {
     const grace = Math.max(0, Math.ceil(graceSeconds));
     try {
       // The engine answers only once the container is gone, up to the grace period later.
-      await this.call(`stopping container ${name}`, (abortSignal) => this.docker.getContainer(name).stop({ t: grace, abortSignal }), this.requestTimeoutMs + grace * 1000);
+      await this.call(
+        `stopping container ${name}`,
+        (abortSignal) => this.docker.getContainer(name).stop({ t: grace, abortSignal }),
+        this.requestTimeoutMs + grace * 1000,
+      );
     } catch (error) {
       // 304: not running; 404: absent; 409: being removed. Each already is what stop asks for.
       if ([304, 404, 409].includes(statusOf(error) ?? 0)) return;
@@ -204,7 +209,9 @@ export class DockerExecutor implements Executor {
     const text = new LogFrameDecoder();
     text.setEncoding('utf8');
     // A connection that breaks mid-stream reaches the reader as berth's error, like every other failure.
-    source.on('error', (error) => text.destroy(isUnreachable(error) ? unavailable(this.dockerHost, doing, error) : new RuntimeApiError(`${doing} broke off: ${daemonMessage(error)}`)));
+    source.on('error', (error) =>
+      text.destroy(isUnreachable(error) ? unavailable(this.dockerHost, doing, error) : new RuntimeApiError(`${doing} broke off: ${daemonMessage(error)}`)),
+    );
     // Destroying the text stream (a client went away, a reader's deadline) must close the engine connection too.
     text.on('close', () => source.destroy());
     source.pipe(text);
@@ -311,7 +318,7 @@ export class DockerExecutor implements Executor {
       await this.call(doing, () => this.docker.getNetwork(network).inspect());
     } catch (error) {
       if (statusOf(error) !== 404) throw this.rethrown(doing, error);
-      const whose = request.template.network === undefined || request.template.network === 'default' ? 'the server\'s --default-network' : 'spec.network';
+      const whose = request.template.network === undefined || request.template.network === 'default' ? "the server's --default-network" : 'spec.network';
       throw new RuntimeRefusedError(
         `cannot launch ${request.name}: network "${network}" (${whose}) does not exist on the docker engine at ${this.dockerHost}; create it (docker network create ${network}) or use none or default`,
       );

@@ -137,10 +137,7 @@ export function jobFor(request: LaunchRequest, options: JobSpecOptions): V1Job {
   };
   const own = launchResources(request);
   const { resources: effective, defaulted } = effectiveResources(own, policy);
-  const resources = resourceRequirements(
-    own,
-    Object.fromEntries(defaulted.map((key) => [key, effective[key]])),
-  );
+  const resources = resourceRequirements(own, Object.fromEntries(defaulted.map((key) => [key, effective[key]])));
   if (resources) container.resources = resources;
   const annotations = podAnnotations(template.kubernetes);
   return {

@@ -56,9 +56,7 @@ export function loadClusterTarget(kubeconfig: string | undefined, namespace: str
     } else {
       source = path.join(os.homedir(), '.kube', 'config');
       if (!fs.existsSync(source)) {
-        throw new ConfigError(
-          `no Kubernetes configuration found: pass --kubeconfig, set KUBECONFIG, run berth in a pod, or create ${source}`,
-        );
+        throw new ConfigError(`no Kubernetes configuration found: pass --kubeconfig, set KUBECONFIG, run berth in a pod, or create ${source}`);
       }
       kubeConfig.loadFromFile(source);
     }

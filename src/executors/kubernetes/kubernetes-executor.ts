@@ -332,7 +332,14 @@ export class KubernetesExecutor implements Executor {
    */
   async watch(onEvent: (event: WorkloadEvent) => void, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
-    await watchWorkloads(this.cache, (name, state) => this.read(name, state), (name) => this.pullFailures.get(name), this.imagePullGraceMs, onEvent, signal);
+    await watchWorkloads(
+      this.cache,
+      (name, state) => this.read(name, state),
+      (name) => this.pullFailures.get(name),
+      this.imagePullGraceMs,
+      onEvent,
+      signal,
+    );
   }
 
   // ---- reading ----
@@ -413,7 +420,12 @@ export class KubernetesExecutor implements Executor {
    * change the caches see, or every POLL_MS while they are not synced.
    * Returns whether `done` was reached.
    */
-  private async until(name: string, done: (state: WorkloadState) => boolean | Promise<boolean>, deadline: number, cancelled: () => boolean = () => false): Promise<boolean> {
+  private async until(
+    name: string,
+    done: (state: WorkloadState) => boolean | Promise<boolean>,
+    deadline: number,
+    cancelled: () => boolean = () => false,
+  ): Promise<boolean> {
     for (;;) {
       if (await done(await this.stateOf(name))) return true;
       const left = deadline - Date.now();
@@ -481,7 +493,9 @@ export class KubernetesExecutor implements Executor {
     }
     const text = new PassThrough({ encoding: 'utf8' });
     // A connection that breaks mid-stream reaches the reader as berth's error, like every other failure.
-    source.on('error', (error) => text.destroy(isUnreachable(error) ? this.unavailable(doing, error) : new RuntimeApiError(`${doing} broke off: ${serverMessage(error)}`)));
+    source.on('error', (error) =>
+      text.destroy(isUnreachable(error) ? this.unavailable(doing, error) : new RuntimeApiError(`${doing} broke off: ${serverMessage(error)}`)),
+    );
     text.on('close', () => source.destroy());
     if (!options.follow) {
       source.pipe(text);
@@ -596,4 +610,3 @@ function emptyText(): Readable {
   text.end();
   return text;
 }
-

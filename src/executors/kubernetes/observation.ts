@@ -59,7 +59,14 @@ const PULL_FAILURES = new Set(['ErrImagePull', 'ImagePullBackOff', 'RegistryUnav
 /** Reasons that no retry of the kubelet's can fix: the image reference is invalid, or pulling is not allowed. */
 const IMAGE_NEVER = new Set(['ErrImageNeverPull', 'InvalidImageName']);
 /** The kubelet could not create or start the container: it retries these forever, to no avail for a batch run. */
-const CANNOT_START = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'PreCreateHookError', 'PreStartHookError', 'PostStartHookError']);
+const CANNOT_START = new Set([
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+  'PreCreateHookError',
+  'PreStartHookError',
+  'PostStartHookError',
+]);
 /** Terminated reasons that are the exit itself and need no message. */
 const PLAIN_EXITS = new Set(['Completed', 'Error', 'OOMKilled']);
 
@@ -146,7 +153,14 @@ function withoutPod(job: V1Job | undefined, jobLives: boolean): Observation {
   if (complete) {
     const finishedAt = iso(job.status?.completionTime) ?? iso(complete.lastTransitionTime) ?? new Date().toISOString();
     const startedAt = iso(job.status?.startTime);
-    return { state: 'exited', exitCode: 0, oomKilled: false, ...(startedAt ? { startedAt } : {}), finishedAt, message: `Job ${name} completed; its pod is gone, so its exit was read from the Job` };
+    return {
+      state: 'exited',
+      exitCode: 0,
+      oomKilled: false,
+      ...(startedAt ? { startedAt } : {}),
+      finishedAt,
+      message: `Job ${name} completed; its pod is gone, so its exit was read from the Job`,
+    };
   }
   const failed = conditions.find((condition) => condition.type === 'Failed' && condition.status === 'True');
   if (failed) {
@@ -199,7 +213,12 @@ function waitingOf(pod: V1Pod, status: V1ContainerStatus | undefined, context: O
   const reason = waiting?.reason ?? '';
   const message = waiting?.message?.trim();
   if (IMAGE_NEVER.has(reason)) {
-    return { state: 'waiting', reason: WaitingReason.ImagePullFailed, terminal: true, message: `image "${image}" cannot be pulled (${reason}): ${message ?? reason}` };
+    return {
+      state: 'waiting',
+      reason: WaitingReason.ImagePullFailed,
+      terminal: true,
+      message: `image "${image}" cannot be pulled (${reason}): ${message ?? reason}`,
+    };
   }
   if (PULL_FAILURES.has(reason)) {
     const failure = context.pullFailure(pod, reason, message);
@@ -208,7 +227,12 @@ function waitingOf(pod: V1Pod, status: V1ContainerStatus | undefined, context: O
       return { state: 'waiting', reason: WaitingReason.ImagePullFailed, terminal: true, message: `image "${image}" cannot be pulled: ${cause}` };
     }
     const left = Math.ceil((failure.since + context.imagePullGraceMs - context.now) / 1000);
-    return { state: 'waiting', reason: WaitingReason.Pulling, terminal: false, message: `pulling image "${image}" failed (${reason}); retrying for ${left} s more: ${cause}` };
+    return {
+      state: 'waiting',
+      reason: WaitingReason.Pulling,
+      terminal: false,
+      message: `pulling image "${image}" failed (${reason}); retrying for ${left} s more: ${cause}`,
+    };
   }
   if (CANNOT_START.has(reason)) {
     return { state: 'waiting', reason: WaitingReason.LaunchFailed, terminal: true, message: `the container cannot start (${reason}): ${message ?? reason}` };
@@ -216,8 +240,18 @@ function waitingOf(pod: V1Pod, status: V1ContainerStatus | undefined, context: O
   if (!status) {
     const scheduled = pod.status?.conditions?.find((condition) => condition.type === 'PodScheduled');
     if (scheduled?.status === 'False') {
-      return { state: 'waiting', reason: WaitingReason.Creating, terminal: false, message: `pod ${pod.metadata?.name} is not scheduled yet: ${scheduled.message ?? scheduled.reason ?? ''}` };
+      return {
+        state: 'waiting',
+        reason: WaitingReason.Creating,
+        terminal: false,
+        message: `pod ${pod.metadata?.name} is not scheduled yet: ${scheduled.message ?? scheduled.reason ?? ''}`,
+      };
     }
   }
-  return { state: 'waiting', reason: WaitingReason.Creating, terminal: false, message: `pod ${pod.metadata?.name} is ${reason || pod.status?.phase || 'being created'}${message ? `: ${message}` : ''}` };
+  return {
+    state: 'waiting',
+    reason: WaitingReason.Creating,
+    terminal: false,
+    message: `pod ${pod.metadata?.name} is ${reason || pod.status?.phase || 'being created'}${message ? `: ${message}` : ''}`,
+  };
 }

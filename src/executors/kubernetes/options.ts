@@ -71,7 +71,8 @@ export interface ExecutorSettings {
 /** @throws ConfigError naming the option and the rule it breaks. */
 export function resolveOptions(options: KubernetesExecutorOptions): ExecutorSettings {
   const backstop = options.deadlineBackstopSeconds ?? 300;
-  if (!Number.isInteger(backstop) || backstop < 1) throw new ConfigError(`deadlineBackstopSeconds: must be a whole number of seconds of at least 1, got ${backstop}`);
+  if (!Number.isInteger(backstop) || backstop < 1)
+    throw new ConfigError(`deadlineBackstopSeconds: must be a whole number of seconds of at least 1, got ${backstop}`);
   const watchInitialBackoffMs = milliseconds('watchInitialBackoffMs', options.watchInitialBackoffMs ?? 500, 1);
   const watchMaxBackoffMs = milliseconds('watchMaxBackoffMs', options.watchMaxBackoffMs ?? 30_000, 1);
   if (watchMaxBackoffMs < watchInitialBackoffMs) {

@@ -38,7 +38,11 @@ export const REQUIRED_PERMISSIONS: readonly Permission[] = [
  *
  * @throws whatever the API client throws when a review cannot be made (the caller maps it).
  */
-export async function missingPermissions(authorization: AuthorizationV1Api, namespace: string, required: readonly Permission[] = REQUIRED_PERMISSIONS): Promise<Permission[]> {
+export async function missingPermissions(
+  authorization: AuthorizationV1Api,
+  namespace: string,
+  required: readonly Permission[] = REQUIRED_PERMISSIONS,
+): Promise<Permission[]> {
   const answers = await Promise.all(
     required.map(async (permission) => {
       const [resource, subresource] = permission.resource.split('/');

@@ -66,7 +66,9 @@ class LogConnectionError extends Error {
 export async function openPodLog(kubeConfig: KubeConfig, request: PodLogRequest): Promise<Readable> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('the Kubernetes configuration has no current cluster');
-  const url = new URL(`${cluster.server.replace(/\/$/, '')}/api/v1/namespaces/${encodeURIComponent(request.namespace)}/pods/${encodeURIComponent(request.pod)}/log`);
+  const url = new URL(
+    `${cluster.server.replace(/\/$/, '')}/api/v1/namespaces/${encodeURIComponent(request.namespace)}/pods/${encodeURIComponent(request.pod)}/log`,
+  );
   url.searchParams.set('container', request.container);
   if (request.follow) url.searchParams.set('follow', 'true');
   if (request.tailLines !== undefined) url.searchParams.set('tailLines', String(request.tailLines));
@@ -93,7 +95,9 @@ export async function openPodLog(kubeConfig: KubeConfig, request: PodLogRequest)
     throw new LogRequestError(response.statusCode ?? 0, body);
   }
   const text = new KubeletTrailerFilter();
-  response.once('error', (error: NodeJS.ErrnoException) => text.destroy(new LogConnectionError(`the log stream broke off: ${error.message}`, error.code ?? 'ECONNRESET')));
+  response.once('error', (error: NodeJS.ErrnoException) =>
+    text.destroy(new LogConnectionError(`the log stream broke off: ${error.message}`, error.code ?? 'ECONNRESET')),
+  );
   // `aborted`: the server went away mid-stream (Node then ends the response without an error of its own).
   response.once('aborted', () => text.destroy(new LogConnectionError('the log stream broke off: the API server closed the connection', 'ECONNRESET')));
   // A reader that goes away (a client closing a followed log) closes the connection too.
@@ -107,7 +111,8 @@ export async function openPodLog(kubeConfig: KubeConfig, request: PodLogRequest)
   response.on('data', (chunk: Buffer) => (received += chunk.length));
   response.pipe(text, { end: false });
   response.once('end', () => {
-    if (received >= limit) text.write(`\n--- berth: output incomplete: the API server stopped the log after its limitBytes (${limit}); later lines are missing ---\n`);
+    if (received >= limit)
+      text.write(`\n--- berth: output incomplete: the API server stopped the log after its limitBytes (${limit}); later lines are missing ---\n`);
     text.end();
   });
   return text;

@@ -11,7 +11,16 @@
  * (the missed changes replayed, or relisted when they are too old).
  */
 
-import { makeInformer, type BatchV1Api, type CoreV1Api, type KubeConfig, type KubernetesListObject, type ListWatch, type V1Job, type V1Pod } from '@kubernetes/client-node';
+import {
+  makeInformer,
+  type BatchV1Api,
+  type CoreV1Api,
+  type KubeConfig,
+  type KubernetesListObject,
+  type ListWatch,
+  type V1Job,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { LABEL_MANAGED_BY, MANAGED_BY } from '../executor';
 import { JOB_NAME_LABEL } from './job-spec';
 import type { Permission } from './kube-errors';
@@ -139,7 +148,12 @@ export class WorkloadCache {
     this.podNames.clear();
   }
 
-  private watched<T extends V1Job | V1Pod>(what: string, informer: ListWatch<T>, workloadOf: (object: T) => string | undefined, type: 'job' | 'pod'): Watched<T> {
+  private watched<T extends V1Job | V1Pod>(
+    what: string,
+    informer: ListWatch<T>,
+    workloadOf: (object: T) => string | undefined,
+    type: 'job' | 'pod',
+  ): Watched<T> {
     const permission: Permission = type === 'job' ? { verb: 'watch', resource: 'jobs', group: 'batch' } : { verb: 'watch', resource: 'pods', group: '' };
     const watched: Watched<T> = { informer, what, permission, backoffMs: this.options.initialBackoffMs, restartedAt: Date.now() };
     closeLateConnections(informer, () => !this.running || (type === 'job' ? this.jobs : this.pods) !== (watched as unknown));

@@ -107,10 +107,7 @@ class LiveState extends Observable {
   private async relist(signal: AbortSignal): Promise<void> {
     this.touched = new Set();
     try {
-      const [apps, runs] = await Promise.all([
-        getAll<AppAnswer>('apps/', signal),
-        getPage<RunAnswer>('runs/', { limit: RECENT_RUNS }, signal),
-      ]);
+      const [apps, runs] = await Promise.all([getAll<AppAnswer>('apps/', signal), getPage<RunAnswer>('runs/', { limit: RECENT_RUNS }, signal)]);
       const next = new Map(apps.map((app) => [app.metadata.name, app]));
       for (const name of this.touched) {
         const current = this.apps.get(name);

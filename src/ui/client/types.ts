@@ -15,9 +15,7 @@ export type AppAnswer = App & { id: number; name: string; image: string };
 export type RunAnswer = Run & { id: number; app: string };
 
 /** A change on `/events/`: an App or Run added, modified or deleted, or a file of the apps folder synced. */
-export type WatchEvent =
-  | { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: AppAnswer | RunAnswer }
-  | { type: 'SYNC'; object: SyncEvent & { kind: 'Source' } };
+export type WatchEvent = { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: AppAnswer | RunAnswer } | { type: 'SYNC'; object: SyncEvent & { kind: 'Source' } };
 
 export const TERMINAL_PHASES: readonly RunPhase[] = ['Succeeded', 'Failed', 'Cancelled'];
 export const isFinished = (run: RunAnswer): boolean => TERMINAL_PHASES.includes(run.status.phase);

@@ -33,7 +33,9 @@ export function registerApply(program: Command): void {
   withConnectionOptions(
     program
       .command('diff')
-      .description('show what apply would create, change (a unified diff of the spec) and, with --prune, delete; exit 0 when nothing differs, 1 when something does, 2 or more on error')
+      .description(
+        'show what apply would create, change (a unified diff of the spec) and, with --prune, delete; exit 0 when nothing differs, 1 when something does, 2 or more on error',
+      )
       .requiredOption('-f, --filename <path>', 'a YAML or JSON file, a folder (recursively) or - for stdin; repeatable', collect)
       .option('--prune', 'also show the API-made Apps apply --prune would delete')
       .option('-l, --selector <key=value,…>', 'with --prune: only Apps with these labels'),
@@ -96,4 +98,3 @@ function tint(line: string): string {
   if (line.startsWith('@@')) return `\x1b[36m${line}\x1b[0m`;
   return line;
 }
-

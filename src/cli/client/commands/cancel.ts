@@ -7,10 +7,7 @@ import { print } from '../output';
 /** `berth cancel RUN`: asks the controller to stop a Pending or Running run. */
 export function registerCancel(program: Command): void {
   withConnectionOptions(
-    program
-      .command('cancel')
-      .description('cancel a Pending or Running run (the controller stops its container)')
-      .argument('<run>', 'the run\'s name (or id)'),
+    program.command('cancel').description('cancel a Pending or Running run (the controller stops its container)').argument('<run>', "the run's name (or id)"),
   ).action(
     clientAction(async (client, [ref]) => {
       const run = await getRun(client, ref);

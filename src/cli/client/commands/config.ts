@@ -16,7 +16,12 @@ export function registerConfig(program: Command): void {
       localAction(() => {
         const { contexts, currentContext } = readConfig();
         if (contexts.length === 0) return void process.stderr.write(`No contexts in ${configPath()}; add one with berth config set-context.\n`);
-        const rows = contexts.map((c) => [c.name === currentContext ? '*' : '', c.name, c.server, c.token ? 'token' : c.tokenFile ? `tokenFile ${c.tokenFile}` : '<none>']);
+        const rows = contexts.map((c) => [
+          c.name === currentContext ? '*' : '',
+          c.name,
+          c.server,
+          c.token ? 'token' : c.tokenFile ? `tokenFile ${c.tokenFile}` : '<none>',
+        ]);
         const table = new Table(['CURRENT', 'NAME', 'SERVER', 'AUTH'], rows);
         print([table.header(), ...rows.map((r) => table.line(r))].join('\n'));
       }),
@@ -24,7 +29,7 @@ export function registerConfig(program: Command): void {
 
   config
     .command('current-context')
-    .description('print the current context\'s name')
+    .description("print the current context's name")
     .action(
       localAction(() => {
         const { currentContext } = readConfig();
@@ -41,7 +46,9 @@ export function registerConfig(program: Command): void {
       localAction(([name]) => {
         const file = readConfig();
         if (!file.contexts.some((c) => c.name === name)) {
-          throw new UsageError(`no context "${name}" in ${configPath()}${file.contexts.length ? ` (it has ${file.contexts.map((c) => c.name).join(', ')})` : ''}`);
+          throw new UsageError(
+            `no context "${name}" in ${configPath()}${file.contexts.length ? ` (it has ${file.contexts.map((c) => c.name).join(', ')})` : ''}`,
+          );
         }
         writeConfig({ ...file, currentContext: name });
         print(`Switched to context "${name}".`);
@@ -52,10 +59,10 @@ export function registerConfig(program: Command): void {
     .command('set-context')
     .description('add a context, or change one; the first one added becomes current')
     .argument('<name>')
-    .option('--server <url>', 'berth\'s address, e.g. http://127.0.0.1:8000')
+    .option('--server <url>', "berth's address, e.g. http://127.0.0.1:8000")
     .option('--token <token>', 'a bearer token to keep in the file (mode 0600)')
     .option('--token-file <path>', 'a file whose first line is the token, read at each use')
-    .option('--no-token', 'forget the context\'s token and token file')
+    .option('--no-token', "forget the context's token and token file")
     .action(
       localAction<{ server?: string; token?: string | boolean; tokenFile?: string }>(([name], options) => {
         if (typeof options.token === 'string' && options.tokenFile) throw new UsageError('give --token or --token-file, not both');

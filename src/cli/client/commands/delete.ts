@@ -12,10 +12,10 @@ export function registerDelete(program: Command): void {
       .command('delete')
       .description('delete an App with its runs and their logs (runs still active are stopped)')
       .argument('<app>', 'what to delete: app')
-      .argument('<name...>', 'the Apps\' names'),
+      .argument('<name...>', "the Apps' names"),
   ).action(
     clientAction(async (client, [resource, ...names]) => {
-      if (resourceKind(resource) !== 'App') throw new UsageError('only apps can be deleted; a run ends with berth cancel and goes with its App\'s history');
+      if (resourceKind(resource) !== 'App') throw new UsageError("only apps can be deleted; a run ends with berth cancel and goes with its App's history");
       for (const name of names) {
         await client.request('DELETE', `/apps/${encodeURIComponent(name)}/`);
         print(`app/${name} deleted`);

@@ -58,7 +58,14 @@ async function describeApp(client: ApiClient, name: string): Promise<void> {
   lines.push(`Last runs (${runs.body.length} of ${total}):`);
   if (runs.body.length === 0) lines.push('  <none>');
   else {
-    const rows = runs.body.map((r) => [r.metadata.name, r.status.phase, r.status.reason ?? '', r.status.exitCode === undefined ? '' : String(r.status.exitCode), r.status.startedAt ? `${age(r.status.startedAt)} ago` : '-', span(r.status.startedAt, r.status.finishedAt)]);
+    const rows = runs.body.map((r) => [
+      r.metadata.name,
+      r.status.phase,
+      r.status.reason ?? '',
+      r.status.exitCode === undefined ? '' : String(r.status.exitCode),
+      r.status.startedAt ? `${age(r.status.startedAt)} ago` : '-',
+      span(r.status.startedAt, r.status.finishedAt),
+    ]);
     const table = new Table(['NAME', 'PHASE', 'REASON', 'EXIT', 'STARTED', 'DURATION'], rows, 1);
     lines.push(`  ${table.header()}`, ...rows.map((r) => `  ${table.line(r)}`));
   }
@@ -95,7 +102,14 @@ async function describeRun(client: ApiClient, name: string): Promise<void> {
   lines.push('History:');
   if (history.length === 0) lines.push('  <no attempt yet>');
   else {
-    const rows = history.map((a) => [String(a.attempt), a.startedAt ?? '', a.finishedAt ?? '', a.exitCode === undefined ? '' : String(a.exitCode), a.reason ?? '', (a.message ?? '').replace(/\s+/g, ' ')]);
+    const rows = history.map((a) => [
+      String(a.attempt),
+      a.startedAt ?? '',
+      a.finishedAt ?? '',
+      a.exitCode === undefined ? '' : String(a.exitCode),
+      a.reason ?? '',
+      (a.message ?? '').replace(/\s+/g, ' '),
+    ]);
     const table = new Table(['#', 'STARTED', 'FINISHED', 'EXIT', 'REASON', 'MESSAGE'], rows);
     lines.push(`  ${table.header()}`, ...rows.map((r) => `  ${table.line(r)}`));
   }
@@ -114,7 +128,6 @@ async function fileReport(client: ApiClient, app: AppAnswer): Promise<FolderRepo
   }
 }
 
-
 function fields(pairs: [string, string][]): string[] {
   const width = Math.max(...pairs.map(([k]) => k.length)) + 2;
   return pairs.map(([k, v]) => `${(k + ':').padEnd(width)}${v}`);
@@ -125,6 +138,9 @@ function paintSource(source: string): string {
 }
 
 function indent(text: string): string {
-  return text.trimEnd().split('\n').map((l) => `  ${l}`).join('\n');
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
 }
-

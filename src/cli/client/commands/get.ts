@@ -43,7 +43,7 @@ export function registerGet(program: Command): void {
       .argument('<apps|runs>', 'what to list')
       .argument('[name]', 'just this one')
       .option('-l, --selector <key=value,…>', 'only Apps with these labels (equality)')
-      .option('--app <name>', 'runs: only this App\'s')
+      .option('--app <name>', "runs: only this App's")
       .option('--phase <phases>', 'runs: only these phases, comma-separated (Pending,Running,Succeeded,Failed,Cancelled)')
       .addOption(new Option('-o, --output <format>', 'output format').choices(['wide', 'yaml', 'json', 'name']))
       .option('-w, --watch', 'after the list, print each change as it happens (until Ctrl-C)'),
@@ -104,7 +104,12 @@ class Printer {
       const headers = kind === 'App' ? (this.wide ? APP_WIDE_COLUMNS : APP_COLUMNS) : this.wide ? RUN_WIDE_COLUMNS : RUN_COLUMNS;
       // Rows a watch prints later are not known yet: leave room for typical names and phases.
       const room = watching ? (kind === 'App' ? [20, 28, 12] : [24, 16, 9, 9]) : [];
-      this.table = new Table(headers, items.map((o) => this.row(o)), kind === 'Run' ? RUN_PHASE_COLUMN : undefined, room);
+      this.table = new Table(
+        headers,
+        items.map((o) => this.row(o)),
+        kind === 'Run' ? RUN_PHASE_COLUMN : undefined,
+        room,
+      );
     }
   }
 
@@ -154,4 +159,3 @@ class Printer {
 function listOf(items: Answer[]): Record<string, unknown> {
   return { apiVersion: 'berth.dev/v1', kind: 'List', items: items.map(objectForm) };
 }
-

@@ -14,8 +14,8 @@ export function registerLogs(program: Command): void {
   withConnectionOptions(
     program
       .command('logs')
-      .description('print a run\'s output (kept after its container is gone)')
-      .argument('<run>', 'the run\'s name (or id)')
+      .description("print a run's output (kept after its container is gone)")
+      .argument('<run>', "the run's name (or id)")
       .option('-f, --follow', 'go on printing while the run runs, attempt by attempt, until it ends')
       .option('--tail <lines>', 'only the last lines', nonNegativeInteger),
   ).action(

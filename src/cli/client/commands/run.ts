@@ -24,14 +24,14 @@ export function registerRun(program: Command): void {
   withConnectionOptions(
     program
       .command('run')
-      .description('start a run of an App; with --wait or --follow, exit with the run\'s exit code')
+      .description("start a run of an App; with --wait or --follow, exit with the run's exit code")
       .argument('<app>', 'the App to run')
       .argument('[command...]', 'after --: the command to run instead of the App\'s (berth run hello -- sh -c "exit 3")')
       .option('-e, --env <KEY=VALUE>', 'set an environment variable for this run; repeatable', collect, [])
-      .option('--command <command>', 'the command instead of the App\'s, as one string split as a shell would')
-      .option('--name <name>', 'the run\'s name (default: the App\'s name and a random suffix)')
+      .option('--command <command>', "the command instead of the App's, as one string split as a shell would")
+      .option('--name <name>', "the run's name (default: the App's name and a random suffix)")
       .option('--wait', 'wait for the run to finish and exit with its exit code')
-      .option('-f, --follow', 'print the run\'s output as it runs, then exit with its exit code')
+      .option('-f, --follow', "print the run's output as it runs, then exit with its exit code")
       .option('-o, --output <format>', 'name: print only run/NAME'),
   ).action(clientAction<RunOptions>((client, args, options) => run(client, args[0], args.slice(1), options)));
 }

@@ -10,7 +10,7 @@ export function registerSources(program: Command): void {
   withConnectionOptions(
     program
       .command('sources')
-      .description('show the apps folder\'s sync status, file by file, with errors at file:line')
+      .description("show the apps folder's sync status, file by file, with errors at file:line")
       .addOption(new Option('-o, --output <format>', 'output format').choices(['yaml', 'json'])),
   ).action(
     clientAction<{ output?: 'yaml' | 'json' }>(async (client, _args, options) => {
@@ -22,7 +22,12 @@ export function registerSources(program: Command): void {
       const lines = [`Folder: ${report.dir} (${state}${report.git ? `, commit ${report.git.commit.slice(0, 12)}` : ''})`];
       lines.push(`Files:  ${s.files} (${s.synced} synced, ${s.error} in error)${report.lastSyncAt ? `, last sync ${age(report.lastSyncAt)} ago` : ''}`);
       if (report.files.length) {
-        const rows = report.files.map((f) => [f.path, f.state, f.objects.map((o) => `${o.kind.toLowerCase()}/${o.name}`).join(',') || '<none>', f.lastAppliedAt ? `${age(f.lastAppliedAt)} ago` : 'never']);
+        const rows = report.files.map((f) => [
+          f.path,
+          f.state,
+          f.objects.map((o) => `${o.kind.toLowerCase()}/${o.name}`).join(',') || '<none>',
+          f.lastAppliedAt ? `${age(f.lastAppliedAt)} ago` : 'never',
+        ]);
         const table = new Table(['FILE', 'STATE', 'OBJECTS', 'APPLIED'], rows, 1);
         lines.push('', table.header(), ...rows.map((r) => table.line(r)));
       }

@@ -7,10 +7,7 @@ import { print } from '../output';
 /** `berth version`: this client's version, and the server's from its OpenAPI document. */
 export function registerVersion(program: Command): void {
   withConnectionOptions(
-    program
-      .command('version')
-      .description('print the client\'s version and the server\'s')
-      .option('--client', 'only the client\'s; do not ask the server'),
+    program.command('version').description("print the client's version and the server's").option('--client', "only the client's; do not ask the server"),
   ).action(
     clientAction<{ client?: boolean }>(async (client, _args, options) => {
       print(`Client: ${BERTH_VERSION}`);

@@ -41,13 +41,12 @@ export function AppView({ name }: { name: string }) {
       </div>
       {file && (
         <p class="note" data-testid="file-note">
-          Declared by <code>{file}</code> in the apps folder. Edits go through the repository: change the file and
-          berth applies it; the API refuses to change or delete this App.
+          Declared by <code>{file}</code> in the apps folder. Edits go through the repository: change the file and berth applies it; the API refuses to change
+          or delete this App.
           {app.status.syncState === 'Error' && (
             <>
               <br />
-              <strong>The file does not apply now:</strong> {app.status.syncMessage} (the last good state stays).{' '}
-              <a href={href.sources()}>Sources</a>
+              <strong>The file does not apply now:</strong> {app.status.syncMessage} (the last good state stays). <a href={href.sources()}>Sources</a>
             </>
           )}
         </p>

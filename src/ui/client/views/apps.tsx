@@ -101,14 +101,7 @@ export function AppsView() {
           </thead>
           <tbody>
             {rows.map((app) => (
-              <AppRow
-                key={app.metadata.uid}
-                app={app}
-                last={live.lastRun.get(app.name)}
-                now={now}
-                starting={starting === app.name}
-                onRun={run}
-              />
+              <AppRow key={app.metadata.uid} app={app} last={live.lastRun.get(app.name)} now={now} starting={starting === app.name} onRun={run} />
             ))}
           </tbody>
         </table>

@@ -78,7 +78,11 @@ export function RunView({ app, run: runRef }: { app: string; run: string }) {
           <>
             <dt>Environment</dt>
             <dd>
-              <code>{Object.entries(run.spec.env).map(([k, v]) => `${k}=${v}`).join(' ')}</code>
+              <code>
+                {Object.entries(run.spec.env)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(' ')}
+              </code>
             </dd>
           </>
         )}
@@ -224,7 +228,10 @@ function Logs({ app, run }: { app: string; run: RunAnswer }) {
           setState({ following: false, note: (err as Error).message });
           // Too many followers (503): show what is stored meanwhile.
           if (err instanceof ApiError && err.status === 503) {
-            const stored = await request(path, { signal: stop.signal, accept: 'text/plain' }).then((r) => r.text(), () => null);
+            const stored = await request(path, { signal: stop.signal, accept: 'text/plain' }).then(
+              (r) => r.text(),
+              () => null,
+            );
             if (stored !== null) show(stored, true);
           }
         }

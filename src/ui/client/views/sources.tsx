@@ -50,7 +50,12 @@ export function SourcesView() {
         {report && (
           <span class="muted">
             <code>{report.dir}</code>
-            {report.git && <> at commit <code>{report.git.commit.slice(0, 12)}</code></>}
+            {report.git && (
+              <>
+                {' '}
+                at commit <code>{report.git.commit.slice(0, 12)}</code>
+              </>
+            )}
             {report.lastSyncAt && <>, synced {age(report.lastSyncAt, now)} ago</>}
             {!report.ready && <>, first scan in progress</>}
           </span>

@@ -13,8 +13,7 @@ export function TokenPrompt({ reason }: { reason: string }) {
       <form class="dialog" onSubmit={submit} aria-labelledby="token-title">
         <h2 id="token-title">Token needed</h2>
         <p>
-          This berth asks for its API token (<code>BERTH_TOKEN</code>). It is kept in this tab until you close it and sent
-          with each request.
+          This berth asks for its API token (<code>BERTH_TOKEN</code>). It is kept in this tab until you close it and sent with each request.
         </p>
         <p class="muted" data-testid="token-reason">
           The server said: {reason}
