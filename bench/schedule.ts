@@ -100,12 +100,14 @@ async function main(): Promise<void> {
   const restartedMs = Date.now();
   berth = await startBerth(flags, { dir });
   // The scheduler handles the gap on its first pass, which may come before any event stream could open:
-  // the gap's runs are read once, by their due-time label, well before the next due time.
+  // the gap's runs are read once per App, by their due-time label, well before the next due time.
   await sleepUntil(restartedMs + 20_000);
   const afterGap: Made[] = [];
-  for (const due of gap) {
-    const list = await api<{ items: RunObject[] }>(`${berth.url}/runs/?limit=1000&labelSelector=${SCHEDULED_AT}=${due}`);
-    for (const run of list.items) afterGap.push({ app: run.spec.app, due, createdMs: Date.parse(run.metadata.creationTimestamp), seenMs: NaN });
+  for (const app of apps) {
+    for (const run of await api<RunObject[]>(`${berth.url}/apps/${app}/run/?limit=50`)) {
+      const due = Number(run.metadata.labels?.[SCHEDULED_AT]);
+      if (gap.includes(due)) afterGap.push({ app: run.spec.app, due, createdMs: Date.parse(run.metadata.creationTimestamp), seenMs: NaN });
+    }
   }
   await berth.stop();
 
