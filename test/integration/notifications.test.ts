@@ -8,39 +8,15 @@ import type { NotifyWebhook, RunStatus, ScheduleSpec } from '../../src/model/typ
 import { Store, type StoredApp, type StoredRun } from '../../src/store/store';
 import type { Registry } from 'prom-client';
 import { startTestApi } from '../helpers/api';
-import { appSpec, tempSqliteStore, uniqueName } from '../helpers/fixtures';
+import { appSpec, uniqueName } from '../helpers/fixtures';
 import { signatureIsValid, startReceiver, type Receiver } from '../helpers/notification-receiver';
-import { createDatabase } from '../helpers/postgres';
+import { STORE_DIALECTS, TestClock } from '../helpers/stores';
 import { waitFor } from '../helpers/wait';
-
-/** A clock the test moves by hand. */
-class TestClock {
-  constructor(private ms: number) {}
-  now = (): Date => new Date(this.ms);
-  advance(ms: number): void {
-    this.ms += ms;
-  }
-  set(iso: string): void {
-    this.ms = Date.parse(iso);
-  }
-}
 
 const SECRET_ENV = 'BERTH_TEST_NOTIFY_SECRET';
 const SECRET = 'a-webhook-secret-for-tests';
 
-/** The outbox is raw SQL on each dialect: both are tested. */
-const stores: [string, () => Promise<{ store: Store; drop?: () => Promise<void> }>][] = [
-  ['SQLite', tempSqliteStore],
-  [
-    'PostgreSQL',
-    async () => {
-      const db = await createDatabase();
-      return { store: await Store.open(db.url), drop: db.drop };
-    },
-  ],
-];
-
-for (const [dialect, openStore] of stores) {
+for (const [dialect, openStore] of STORE_DIALECTS) {
   describe(`Notifier (real ${dialect} store, real HTTP receivers, injected clock)`, () => {
     let store: Store;
     let drop: (() => Promise<void>) | undefined;

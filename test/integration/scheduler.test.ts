@@ -5,31 +5,10 @@ import { createMetrics, createRegistry, type BerthMetrics } from '../../src/metr
 import { SCHEDULE_DEFAULTS } from '../../src/model/schedule';
 import type { ScheduleSpec } from '../../src/model/types';
 import { Store, type StoredApp } from '../../src/store/store';
-import { appSpec, tempSqliteStore, uniqueName } from '../helpers/fixtures';
-import { createDatabase } from '../helpers/postgres';
+import { appSpec, uniqueName } from '../helpers/fixtures';
+import { STORE_DIALECTS, TestClock } from '../helpers/stores';
 
-/** A clock the test moves by hand. */
-class TestClock {
-  constructor(private ms: number) {}
-  now = (): Date => new Date(this.ms);
-  set(iso: string): void {
-    this.ms = Date.parse(iso);
-  }
-}
-
-/** Each store the scheduler's bookkeeping is written to: it has a column of its own (0005-schedules). */
-const stores: [string, () => Promise<{ store: Store; drop?: () => Promise<void> }>][] = [
-  ['SQLite', tempSqliteStore],
-  [
-    'PostgreSQL',
-    async () => {
-      const db = await createDatabase();
-      return { store: await Store.open(db.url), drop: db.drop };
-    },
-  ],
-];
-
-for (const [dialect, openStore] of stores) {
+for (const [dialect, openStore] of STORE_DIALECTS) {
   describe(`Scheduler (real ${dialect} store, injected clock)`, () => {
     let store: Store;
     let drop: (() => Promise<void>) | undefined;
