@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { ConflictError, TooManyRequestsError, ValidationError } from '../errors';
 import { resolveParameters } from '../model/parameters';
 import { ConcurrencyPolicy, type AppSpec, type RunOverrides, type RunSpec } from '../model/types';
-import type { Store, StoredApp, StoredRun } from '../store/store';
+import type { NewRun, RunInsertion, Store, StoredApp, StoredRun } from '../store/store';
 
 /** A request for a run of an App. */
 export interface RunRequest {
@@ -55,16 +55,58 @@ const PENDING_RETRY_AFTER_SECONDS = 10;
  * @throws TooManyRequestsError when `pendingLimits` are reached.
  */
 export async function requestRun(store: Store, app: StoredApp, request: RunRequest = {}): Promise<{ run: StoredRun; created: boolean }> {
-  const overrides = withParameters(app, request.overrides ?? {}, request.fieldPrefix ?? '');
+  const input = newRun(app, request);
   if (request.pendingLimits) await checkPendingLimits(store, app, request.pendingLimits);
+  return outcomeOf(app, await store.insertRun(app, input));
+}
+
+/**
+ * `requestRun` for many runs at once, inserted in one transaction (the
+ * scheduler's runs of a due time: one commit for all of them, not one each).
+ * Each entry of the answer is what `requestRun` would have answered for that
+ * request alone, or the error it would have thrown. `pendingLimits` are not
+ * checked here: a due time's runs are not refused for a full line.
+ */
+export async function requestRuns(
+  store: Store,
+  requests: { app: StoredApp; request: RunRequest }[],
+): Promise<({ run: StoredRun; created: boolean } | Error)[]> {
+  const answers: ({ run: StoredRun; created: boolean } | Error)[] = requests.map(() => new Error('not asked'));
+  const items: { app: StoredApp; input: NewRun; at: number }[] = [];
+  requests.forEach(({ app, request }, at) => {
+    try {
+      items.push({ app, input: newRun(app, request), at });
+    } catch (err) {
+      answers[at] = err as Error;
+    }
+  });
+  const inserted = await store.insertRuns(items);
+  items.forEach(({ app, at }, i) => {
+    const one = inserted[i];
+    try {
+      answers[at] = one instanceof Error ? one : outcomeOf(app, one);
+    } catch (err) {
+      answers[at] = err as Error;
+    }
+  });
+  return answers;
+}
+
+/** What the store is asked to insert for `request`. @throws ValidationError as `requestRun` says. */
+function newRun(app: StoredApp, request: RunRequest): NewRun {
+  const overrides = withParameters(app, request.overrides ?? {}, request.fieldPrefix ?? '');
   const spec: RunSpec = { app: app.metadata.name, ...overrides, template: runTemplate(app.spec, overrides) };
-  const inserted = await store.insertRun(app, {
+  return {
     name: request.name ?? `${app.metadata.name}-${randomBytes(4).toString('hex')}`,
     labels: request.labels,
     spec,
     idempotencyKey: request.idempotencyKey,
     exclusive: app.spec.concurrencyPolicy === ConcurrencyPolicy.Forbid,
-  });
+  };
+}
+
+/** The store's insertion as `requestRun` answers it. @throws ConflictError for a run refused by Forbid. */
+function outcomeOf(app: StoredApp, inserted: RunInsertion): { run: StoredRun; created: boolean } {
   if (inserted.outcome === 'active') {
     const { name, phase } = inserted.active;
     throw new ConflictError(`app "${app.metadata.name}" has concurrencyPolicy Forbid and run "${name}" is still ${phase}`);

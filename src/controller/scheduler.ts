@@ -20,7 +20,7 @@ import { metrics as processMetrics, type BerthMetrics } from '../metrics';
 import { Schedule } from '../model/schedule';
 import { MissedRunPolicy, type ScheduleStatus } from '../model/types';
 import type { Store, StoredApp } from '../store/store';
-import { requestRun } from './run-requests';
+import { requestRuns } from './run-requests';
 
 /** A due time reached later than this counts as missed (dropped under `Skip`). */
 export const ON_TIME_MS = 10_000;
@@ -74,6 +74,20 @@ export interface SchedulerOptions {
   onMissed?: (app: StoredApp, due: Date) => Promise<void>;
 }
 
+/** One App's part of a pass (see `Scheduler.tick`). */
+interface Pass {
+  app: StoredApp;
+  schedule: Schedule;
+  /** Due times to make a run for now. */
+  run: Date[];
+  missed: Date[];
+  /** What the App's status says once the pass is done. */
+  status: ScheduleStatus;
+  nextFire?: number;
+  /** A run could not be made: nothing of this pass is recorded, so the next tick tries again. */
+  failed: boolean;
+}
+
 /** Makes scheduled runs while `start`'s signal has not aborted. */
 export class Scheduler {
   private readonly store: Store;
@@ -110,67 +124,103 @@ export class Scheduler {
   }
 
   /**
-   * One pass over every scheduled App. An App whose pass fails is tried again
-   * on the next. Returns when the earliest next run is due (ms since the
-   * epoch, jitter included), if any is.
+   * One pass over every scheduled App: the runs now due for all of them are
+   * made together, in one transaction (200 Apps on one cron line come due in
+   * the same instant; made one after another, the last would be made seconds
+   * late), and their bookkeeping written in one statement. An App whose pass
+   * fails is tried again on the next. Returns when the earliest next run is
+   * due (ms since the epoch, jitter included), if any is.
    */
   async tick(): Promise<number | undefined> {
     const { items } = await this.store.listApps();
-    const seen = new Set<string>();
-    let earliest: number | undefined;
+    const now = this.clock();
+    const passes: Pass[] = [];
     for (const app of items) {
       if (!app.spec.schedule) continue;
-      seen.add(app.metadata.uid);
       try {
-        const nextFire = await this.pass(app);
-        if (nextFire !== undefined && (earliest === undefined || nextFire < earliest)) earliest = nextFire;
+        passes.push(this.plan(app, now));
       } catch (err) {
-        this.log.warn({ err, app: app.metadata.name }, 'schedule pass of an app failed; trying again next tick');
+        this.log.warn({ err, app: app.metadata.name }, 'schedule of an app does not parse; trying again next tick');
       }
     }
+    const seen = new Set(items.map((app) => app.metadata.uid));
     for (const uid of this.parsed.keys()) if (!seen.has(uid)) this.parsed.delete(uid);
+
+    await this.makeRuns(passes);
+    const records: { appId: number; status: ScheduleStatus }[] = [];
+    let earliest: number | undefined;
+    for (const pass of passes) {
+      if (pass.failed) continue;
+      try {
+        for (const due of pass.missed) {
+          this.log.info({ app: pass.app.metadata.name, due: due.toISOString() }, 'scheduled run missed: its due time passed without a run');
+          await this.onMissed?.(pass.app, due);
+        }
+      } catch (err) {
+        this.log.warn({ err, app: pass.app.metadata.name }, 'schedule pass of an app failed; trying again next tick');
+        continue;
+      }
+      // Written only when it changed: most ticks change nothing.
+      if (JSON.stringify(pass.app.status.schedule ?? {}) !== JSON.stringify(pass.status)) records.push({ appId: pass.app.id, status: pass.status });
+      if (pass.nextFire !== undefined && (earliest === undefined || pass.nextFire < earliest)) earliest = pass.nextFire;
+    }
+    await this.store.setScheduleStatuses(records);
     return earliest;
   }
 
-  /** Makes the App's runs that are due, and returns when its next one is (ms since the epoch), if ever. */
-  private async pass(app: StoredApp): Promise<number | undefined> {
+  /** What one App's pass at `now` is to do: the runs due, the due times missed, and the status to record after. */
+  private plan(app: StoredApp, now: Date): Pass {
     const schedule = this.scheduleOf(app);
-    const now = this.clock();
     const stored = app.status.schedule?.lastScheduleTime;
     // First sight of this schedule: nothing before it is owed, so start from the latest due time whose run would be made by now.
     const until = new Date(now.getTime() - schedule.jitterMs);
     let last = stored ? new Date(stored) : (schedule.dueBetween(new Date(0), until, 1)[0] ?? until);
+    let run: Date[] = [];
+    let missed: Date[] = [];
     if (!schedule.spec.suspend) {
-      const plan = planDue(schedule, last, now);
-      for (const due of plan.run) await this.makeRun(app, schedule, due);
-      for (const due of plan.missed) {
-        this.log.info({ app: app.metadata.name, due: due.toISOString() }, 'scheduled run missed: its due time passed without a run');
-        await this.onMissed?.(app, due);
-      }
-      last = plan.last;
+      ({ run, missed, last } = planDue(schedule, last, now));
     }
     const next = schedule.spec.suspend ? null : schedule.nextDue(new Date(Math.max(last.getTime(), until.getTime())));
-    await this.record(app, { lastScheduleTime: last.toISOString(), ...(next ? { nextScheduleTime: next.toISOString() } : {}) });
-    return next ? schedule.fireAt(next).getTime() : undefined;
+    return {
+      app,
+      schedule,
+      run,
+      missed,
+      status: { lastScheduleTime: last.toISOString(), ...(next ? { nextScheduleTime: next.toISOString() } : {}) },
+      nextFire: next ? schedule.fireAt(next).getTime() : undefined,
+      failed: false,
+    };
   }
 
-  private async makeRun(app: StoredApp, schedule: Schedule, due: Date): Promise<void> {
-    const minutes = String(Math.floor(due.getTime() / 60_000));
-    try {
-      const { run, created } = await requestRun(this.store, app, {
-        name: scheduledRunName(app.metadata.name, due),
-        labels: { [SCHEDULED_AT_LABEL]: minutes },
-        idempotencyKey: `schedule:${minutes}`,
-      });
-      if (!created) return;
-      const lateness = (this.clock().getTime() - schedule.fireAt(due).getTime()) / 1000;
-      this.metrics.scheduleLateness.observe(Math.max(0, lateness));
-      this.log.info({ app: app.metadata.name, run: run.metadata.name, due: due.toISOString(), lateness }, 'scheduled run made');
-    } catch (err) {
-      // Forbid with a run still going, or a run of that name made by hand: this due time gets no run.
-      if (!(err instanceof ConflictError)) throw err;
-      this.log.info({ app: app.metadata.name, due: due.toISOString(), reason: err.message }, 'scheduled run not made');
-    }
+  /** Makes every pass's due runs in one go; a pass whose run could not be made (other than refused) is marked failed, to be tried again. */
+  private async makeRuns(passes: Pass[]): Promise<void> {
+    const asked = passes.flatMap((pass) => pass.run.map((due) => ({ pass, due })));
+    if (asked.length === 0) return;
+    const answers = await requestRuns(
+      this.store,
+      asked.map(({ pass, due }) => {
+        const minutes = String(Math.floor(due.getTime() / 60_000));
+        return {
+          app: pass.app,
+          request: { name: scheduledRunName(pass.app.metadata.name, due), labels: { [SCHEDULED_AT_LABEL]: minutes }, idempotencyKey: `schedule:${minutes}` },
+        };
+      }),
+    ).catch((err: Error) => asked.map(() => err));
+    answers.forEach((answer, i) => {
+      const { pass, due } = asked[i];
+      const app = pass.app.metadata.name;
+      if (answer instanceof ConflictError) {
+        // Forbid with a run still going, or a run of that name made by hand: this due time gets no run.
+        this.log.info({ app, due: due.toISOString(), reason: answer.message }, 'scheduled run not made');
+      } else if (answer instanceof Error) {
+        pass.failed = true;
+        this.log.warn({ err: answer, app }, 'schedule pass of an app failed; trying again next tick');
+      } else if (answer.created) {
+        const lateness = (this.clock().getTime() - pass.schedule.fireAt(due).getTime()) / 1000;
+        this.metrics.scheduleLateness.observe(Math.max(0, lateness));
+        this.log.info({ app, run: answer.run.metadata.name, due: due.toISOString(), lateness }, 'scheduled run made');
+      }
+    });
   }
 
   private scheduleOf(app: StoredApp): Schedule {
@@ -181,11 +231,5 @@ export class Scheduler {
     const schedule = new Schedule(app.metadata.name, app.spec.schedule!);
     this.parsed.set(app.metadata.uid, { key, schedule });
     return schedule;
-  }
-
-  private async record(app: StoredApp, status: ScheduleStatus): Promise<void> {
-    // Written only when it changed: most ticks change nothing.
-    if (JSON.stringify(app.status.schedule ?? {}) === JSON.stringify(status)) return;
-    await this.store.setScheduleStatus(app.id, status);
   }
 }

@@ -230,7 +230,19 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    * not made stale once a minute.
    */
   async setScheduleStatus(appId: number, status: ScheduleStatus): Promise<void> {
-    await this.sql.execute('UPDATE apps SET schedule_status = ? WHERE id = ?', [JSON.stringify(status), appId]);
+    await this.setScheduleStatuses([{ appId, status }]);
+  }
+
+  /** setScheduleStatus for many Apps, in one statement per 200 (a due time's bookkeeping for every App it concerns). */
+  async setScheduleStatuses(entries: { appId: number; status: ScheduleStatus }[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += 200) {
+      const chunk = entries.slice(i, i + 200);
+      // PostgreSQL types a CASE of parameters as text, which a json column does not take as it is.
+      const value = this.dialect === 'postgres' ? 'CAST(? AS json)' : '?';
+      const cases = chunk.map(() => `WHEN ? THEN ${value}`).join(' ');
+      const values = [...chunk.flatMap(({ appId, status }) => [appId, JSON.stringify(status)]), ...chunk.map(({ appId }) => appId)];
+      await this.sql.execute(`UPDATE apps SET schedule_status = CASE id ${cases} END WHERE id IN (${chunk.map(() => '?').join(', ')})`, values);
+    }
   }
 
   /**
@@ -281,44 +293,107 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    * @throws ConflictError when a run of that name exists.
    */
   async insertRun(app: StoredApp, input: NewRun): Promise<RunInsertion> {
-    return this.serialisePerApp(app.id, async () => {
-      let inserted: RunInsertion;
+    return this.serialisePerApps([app.id], () => this.insertRunNow(app, input));
+  }
+
+  /**
+   * Inserts many runs, each as `insertRun` would, in one transaction: one
+   * commit (one fsync) for them all, and none of their events sent before
+   * the last is in (the scheduler's runs of one due time). Each entry of the
+   * answer is that run's insertion, or the error `insertRun` would have
+   * thrown for it alone.
+   *
+   * A name already taken is found first and answered for that run alone. A
+   * refusal only the insert finds (another replica's insert racing this one,
+   * an App deleted meanwhile) undoes the whole transaction; then every run is
+   * inserted again on its own, in order, and answers for itself.
+   */
+  async insertRuns(items: { app: StoredApp; input: NewRun }[]): Promise<(RunInsertion | Error)[]> {
+    if (items.length === 0) return [];
+    const appIds = [...new Set(items.map(({ app }) => app.id))];
+    return this.serialisePerApps(appIds, async () => {
+      let answers: (RunInsertion | Error)[];
       try {
-        // Exclusive inserts on PostgreSQL lock the App's row first, so another replica's insert for the
-        // same App waits for this one to commit and then sees its run as active.
-        inserted =
-          input.exclusive && this.dialect === 'postgres'
-            ? await this.sequelize.transaction(async (transaction) => {
-                await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', {
-                  replacements: { id: app.id },
-                  type: QueryTypes.SELECT,
-                  transaction,
-                });
-                return this.insertRunChecked(app, input, transaction);
-              })
-            : await this.insertRunChecked(app, input);
+        answers = await this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, async (transaction) => {
+          if (this.dialect === 'postgres') {
+            // As insertRun does for an exclusive insert, in id order so two batches cannot deadlock.
+            const exclusive = [...new Set(items.filter(({ input }) => input.exclusive).map(({ app }) => app.id))].sort((a, b) => a - b);
+            for (const id of exclusive)
+              await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', { replacements: { id }, type: QueryTypes.SELECT, transaction });
+          }
+          const taken = new Set(
+            (
+              (await this.sequelize.query('SELECT name FROM runs WHERE name IN (:names)', {
+                replacements: { names: items.map(({ input }) => input.name) },
+                type: QueryTypes.SELECT,
+                transaction,
+              })) as { name: string }[]
+            ).map(({ name }) => name),
+          );
+          const done: (RunInsertion | Error)[] = [];
+          for (const { app, input } of items) {
+            // A replayed idempotency key answers its run before the name is looked at, as in insertRun.
+            const answer = await this.insertRunChecked(app, input, transaction, taken);
+            if (answer.outcome === 'created') taken.add(input.name);
+            done.push(answer.outcome === 'taken' ? new ConflictError(`run "${input.name}" already exists`) : answer);
+          }
+          return done;
+        });
       } catch (err) {
-        // The App was deleted since it was read (or is being deleted, and that committed first): no run for it.
-        if (err instanceof ForeignKeyConstraintError)
-          throw new NotFoundError('app', app.metadata.name, 'it was deleted as the run was asked for; no run was created');
-        if (!(err instanceof UniqueConstraintError)) throw err;
-        // Another replica inserted a run with this idempotency key between our check and our insert
-        // (the unique index on (app_id, idempotency_key) refused ours): answer its run.
-        const earlier = input.idempotencyKey ? await this.models.Run.findOne({ where: { appId: app.id, idempotencyKey: input.idempotencyKey } }) : null;
-        if (earlier) return { outcome: 'replayed', run: toRun(earlier) };
-        throw new ConflictError(`run "${input.name}" already exists`);
+        if (!(err instanceof UniqueConstraintError || err instanceof ForeignKeyConstraintError)) throw err;
+        answers = [];
+        for (const { app, input } of items) answers.push(await this.insertRunNow(app, input, false).catch((e: Error) => e));
       }
-      if (inserted.outcome === 'created') this.publish({ type: 'ADDED', kind: 'Run', object: inserted.run });
-      return inserted;
+      for (const done of answers) if (!(done instanceof Error) && done.outcome === 'created') this.publish({ type: 'ADDED', kind: 'Run', object: done.run });
+      return answers;
     });
   }
 
-  /** insertRun's checks and insert, inside `transaction` when given; emits nothing (the caller does, once committed). */
-  private async insertRunChecked(app: StoredApp, input: NewRun, transaction?: Transaction): Promise<RunInsertion> {
+  /** insertRun, once the App's earlier insertions in this process are done; the caller publishes a created run when `publish` is false. */
+  private async insertRunNow(app: StoredApp, input: NewRun, publish = true): Promise<RunInsertion> {
+    let inserted: RunInsertion;
+    try {
+      // Exclusive inserts on PostgreSQL lock the App's row first, so another replica's insert for the
+      // same App waits for this one to commit and then sees its run as active.
+      const checked =
+        input.exclusive && this.dialect === 'postgres'
+          ? await this.sequelize.transaction(async (transaction) => {
+              await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', {
+                replacements: { id: app.id },
+                type: QueryTypes.SELECT,
+                transaction,
+              });
+              return this.insertRunChecked(app, input, transaction);
+            })
+          : await this.insertRunChecked(app, input);
+      if (checked.outcome === 'taken') throw new ConflictError(`run "${input.name}" already exists`); // not asked for: no `taken` given
+      inserted = checked;
+    } catch (err) {
+      // The App was deleted since it was read (or is being deleted, and that committed first): no run for it.
+      if (err instanceof ForeignKeyConstraintError)
+        throw new NotFoundError('app', app.metadata.name, 'it was deleted as the run was asked for; no run was created');
+      if (!(err instanceof UniqueConstraintError)) throw err;
+      // Another replica inserted a run with this idempotency key between our check and our insert
+      // (the unique index on (app_id, idempotency_key) refused ours): answer its run.
+      const earlier = input.idempotencyKey ? await this.models.Run.findOne({ where: { appId: app.id, idempotencyKey: input.idempotencyKey } }) : null;
+      if (earlier) return { outcome: 'replayed', run: toRun(earlier) };
+      throw new ConflictError(`run "${input.name}" already exists`);
+    }
+    if (publish && inserted.outcome === 'created') this.publish({ type: 'ADDED', kind: 'Run', object: inserted.run });
+    return inserted;
+  }
+
+  /**
+   * insertRun's checks and insert, inside `transaction` when given; emits
+   * nothing (the caller does, once committed). `taken`: run names known to
+   * exist, answered without trying the insert.
+   */
+  private async insertRunChecked(app: StoredApp, input: NewRun, transaction?: Transaction, taken?: Set<string>): Promise<RunInsertion | { outcome: 'taken' }> {
     if (input.idempotencyKey) {
       const earlier = await this.models.Run.findOne({ where: { appId: app.id, idempotencyKey: input.idempotencyKey }, transaction });
       if (earlier) return { outcome: 'replayed', run: toRun(earlier) };
     }
+    if (taken?.has(input.name)) return { outcome: 'taken' };
     if (input.exclusive) {
       const active = await this.models.Run.findOne({ where: { appId: app.id, phase: { [Op.in]: ACTIVE_PHASES } }, transaction });
       if (active) return { outcome: 'active', active: { name: active.name, phase: active.phase as RunPhase } };
@@ -493,16 +568,17 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     return this.dialect === 'postgres' ? Sequelize.literal(`("${column}"->>'${escaped}')`) : Sequelize.literal(`json_extract("${column}", '$."${escaped}"')`);
   }
 
-  private async serialisePerApp<T>(appId: number, work: () => Promise<T>): Promise<T> {
-    const previous = this.runCreation.get(appId) ?? Promise.resolve();
-    const next = previous.then(work, work);
+  /** Runs `work` once the earlier insertions of each of these Apps in this process are done; theirs after it wait for it in turn. */
+  private async serialisePerApps<T>(appIds: number[], work: () => Promise<T>): Promise<T> {
+    const previous = Promise.all(appIds.map((id) => this.runCreation.get(id)));
+    const next = previous.then(work);
     const settled = next.then(
       () => undefined,
       () => undefined,
     );
-    this.runCreation.set(appId, settled);
+    for (const id of appIds) this.runCreation.set(id, settled);
     void settled.then(() => {
-      if (this.runCreation.get(appId) === settled) this.runCreation.delete(appId);
+      for (const id of appIds) if (this.runCreation.get(id) === settled) this.runCreation.delete(id);
     });
     return next;
   }

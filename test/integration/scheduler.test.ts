@@ -7,6 +7,7 @@ import type { ScheduleSpec } from '../../src/model/types';
 import { Store, type StoredApp } from '../../src/store/store';
 import { appSpec, uniqueName } from '../helpers/fixtures';
 import { STORE_DIALECTS, TestClock } from '../helpers/stores';
+import { waitFor } from '../helpers/wait';
 
 for (const [dialect, openStore] of STORE_DIALECTS) {
   describe(`Scheduler (real ${dialect} store, injected clock)`, () => {
@@ -102,6 +103,37 @@ for (const [dialect, openStore] of STORE_DIALECTS) {
       clock.set('2026-05-01T12:03:40Z');
       await scheduler().tick();
       assert.deepEqual(await runNames(app), [`${app.metadata.name}-${minutes('2026-05-01T12:03:00Z')}`]);
+    });
+
+    it('makes the runs of every App due at once together, and a run refused for one App does not hold up the others', async () => {
+      const apps = await Promise.all(Array.from({ length: 20 }, () => scheduledApp()));
+      await scheduler().tick();
+      // A run made by hand under the name 12:01's scheduled run of one App will want.
+      const taken = apps[7];
+      await store.insertRun(taken, {
+        name: `${taken.metadata.name}-${minutes('2026-05-01T12:01:00Z')}`,
+        spec: { app: taken.metadata.name, template: taken.spec },
+      });
+      const ours = new Set(apps.map((app) => app.id));
+      const inStoreAtFirstEvent: number[] = [];
+      store.on('change', (event) => {
+        if (event.type !== 'ADDED' || event.kind !== 'Run' || !ours.has(event.object.appId) || inStoreAtFirstEvent.length) return;
+        inStoreAtFirstEvent.push(-1);
+        void store.listRuns({ limit: 1000 }).then((page) => (inStoreAtFirstEvent[0] = page.items.filter((r) => ours.has(r.appId)).length));
+      });
+
+      clock.set('2026-05-01T12:01:00.200Z');
+      await scheduler().tick();
+      for (const app of apps) {
+        const names = await runNames(app);
+        assert.deepEqual(names, [`${app.metadata.name}-${minutes('2026-05-01T12:01:00Z')}`], app.metadata.name);
+        assert.equal((await store.mustGetApp(app.id)).status.schedule?.lastScheduleTime, '2026-05-01T12:01:00.000Z');
+      }
+      const scheduled = (await store.listRuns({ limit: 1000 })).items.filter((r) => ours.has(r.appId) && r.metadata.labels[SCHEDULED_AT_LABEL]);
+      assert.equal(scheduled.length, 19, 'every App but the one whose run name was taken');
+      await waitFor('the count taken at the first ADDED event', () => inStoreAtFirstEvent[0] >= 0);
+      // No run was announced before the last of them was in: one transaction, not twenty.
+      assert.equal(inStoreAtFirstEvent[0], 20);
     });
 
     it('gives a due time no run while a Forbid App still has one going, and moves on', async () => {
