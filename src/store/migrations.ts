@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { DataTypes, QueryInterface, QueryTypes, Sequelize } from 'sequelize';
-import { Umzug, SequelizeStorage } from 'umzug';
 
 type Migration = { name: string; up: (qi: QueryInterface) => Promise<void>; down: (qi: QueryInterface) => Promise<void> };
 
@@ -223,8 +222,15 @@ async function rebuildSqliteTables(sequelize: Sequelize, change: 'add' | 'drop')
   }
 }
 
+/** The table where the names of the applied migrations are kept (umzug's SequelizeStorage). */
+const MIGRATIONS_TABLE = 'berth_migrations';
+
 /** Brings the schema up to date (or up to the migration named `to`); returns the names of the migrations applied now. */
 export async function migrate(sequelize: Sequelize, { to }: { to?: string } = {}): Promise<string[]> {
+  if (to === undefined && (await upToDate(sequelize))) return [];
+  // Loaded only when there is something to apply: umzug's code is about 17 MB of memory that a store
+  // already up to date (every start but the first after an upgrade) would carry for nothing.
+  const { Umzug, SequelizeStorage } = await import('umzug');
   const umzug = new Umzug<QueryInterface>({
     migrations: migrations.map((m) => ({
       name: m.name,
@@ -232,9 +238,21 @@ export async function migrate(sequelize: Sequelize, { to }: { to?: string } = {}
       down: ({ context }: { context: QueryInterface }) => m.down(context),
     })),
     context: sequelize.getQueryInterface(),
-    storage: new SequelizeStorage({ sequelize, tableName: 'berth_migrations' }),
+    storage: new SequelizeStorage({ sequelize, tableName: MIGRATIONS_TABLE }),
     logger: undefined,
   });
   const applied = await umzug.up(to ? { to } : {});
   return applied.map((m) => m.name);
+}
+
+/** Whether every migration is applied already, read without umzug. */
+async function upToDate(sequelize: Sequelize): Promise<boolean> {
+  let rows: { name: string }[];
+  try {
+    rows = (await sequelize.query(`SELECT name FROM ${MIGRATIONS_TABLE}`, { type: QueryTypes.SELECT })) as { name: string }[];
+  } catch {
+    return false; // no such table: a new store, for umzug to create
+  }
+  const applied = new Set(rows.map((row) => row.name));
+  return migrations.every((m) => applied.has(m.name));
 }

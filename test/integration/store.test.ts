@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ConflictError } from '../../src/errors';
 import type { StoreEvent } from '../../src/store/store';
 import { Store } from '../../src/store/store';
@@ -162,3 +166,28 @@ for (const database of databases) {
     });
   });
 }
+
+describe('Opening a store', () => {
+  /** Opens the store at `file` in a process of its own and says whether umzug was loaded to do it. */
+  const openAndTell = (file: string): string =>
+    execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `require(${JSON.stringify(path.join(__dirname, '../../src/store/store'))}).Store.open(${JSON.stringify(file)})
+           .then((s) => s.close()).then(() => console.log(Object.keys(require.cache).some((m) => m.includes('/node_modules/umzug/')) ? 'umzug' : 'plain'))`,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
+
+  it('migrates a new SQLite store with umzug, and opens one already up to date without loading it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-open-'));
+    try {
+      const file = path.join(dir, 'berth.sqlite');
+      assert.equal(openAndTell(file), 'umzug');
+      assert.equal(openAndTell(file), 'plain');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
