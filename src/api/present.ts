@@ -32,6 +32,25 @@ export function presentApp(app: StoredApp): AppAnswer {
   };
 }
 
+/** The JSON of frozen Apps (the store's kept ones), by object: such an App never changes, so neither does its answer. */
+const appJson = new WeakMap<StoredApp, string>();
+
+/**
+ * A list of Apps as the JSON text of `presentApp`'s answers. An App the store
+ * keeps (src/store/app-cache.ts) is the same frozen object until it changes,
+ * so its text is made once: serialising was a large part of a list's cost.
+ */
+export function presentAppsJson(apps: StoredApp[]): string {
+  const parts = apps.map((app) => {
+    const kept = appJson.get(app);
+    if (kept !== undefined) return kept;
+    const json = JSON.stringify(presentApp(app));
+    if (Object.isFrozen(app)) appJson.set(app, json);
+    return json;
+  });
+  return `[${parts.join(',')}]`;
+}
+
 export function presentRun(run: StoredRun): RunAnswer {
   return {
     id: run.id,

@@ -10,6 +10,8 @@ import { LeadershipRecords } from './leadership';
 import { NotificationRecords } from './notifications';
 import { AppRow, defineModels, Models, RunRow } from './models';
 import { isForeignKeyViolation, PlainSql } from './plain-sql';
+import { AppCache, APP_VERSION_SELECT, type AppVersion } from './app-cache';
+import { insertRunsAtOnce, isConstraintViolation, RUNS_PER_STATEMENT } from './run-batch';
 import { APP_SELECT, checkPrecondition, newAppRow, parseJson, refWhere, RUN_SELECT, sameJson, staleWrite, toApp, toRun } from './rows';
 import type {
   ActiveRunState,
@@ -53,6 +55,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   readonly notifications: NotificationRecords;
   /** This instance, as the origin of the changes it publishes to other replicas. */
   private readonly instance = randomUUID();
+  /** Apps as last read by a plain list, reused while their version is the same (see `listAppsPlainly`). */
+  private readonly appCache = new AppCache();
   /** On PostgreSQL: other replicas' changes, re-emitted here (./change-feed.ts). */
   private listener?: ChangeListener;
 
@@ -173,7 +177,15 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     return { items: rows.map(toApp), total: count };
   }
 
-  /** listApps for SQLite by label, in plain queries (see `select`); counts only when the page does not tell the total. */
+  /**
+   * listApps for SQLite by label, in plain queries (see `select`); counts only
+   * when the page does not tell the total.
+   *
+   * The page is read in two steps: which Apps, at which versions (small
+   * columns), then the whole rows of only those not already in `appCache` at
+   * that version. Reading and parsing every spec and status was most of a
+   * list's cost, and Apps change far less often than they are listed.
+   */
   private async listAppsPlainly(options: AppListOptions): Promise<Page<StoredApp>> {
     const labels = Object.entries(options.labels ?? {});
     const where = labels.length ? ` WHERE ${labels.map(() => 'json_extract(labels, ?) = ?').join(' AND ')}` : '';
@@ -181,15 +193,18 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const offset = options.offset ?? 0;
     const page = options.limit === undefined ? '' : ' LIMIT ? OFFSET ?';
     const pageValues = options.limit === undefined ? [] : [options.limit, offset];
-    const sql = `${APP_SELECT}${where} ORDER BY id ASC${page || (offset ? ' LIMIT -1 OFFSET ?' : '')}`;
-    const rows = await this.sql.select<AppRow>(sql, [...values, ...(page ? pageValues : offset ? [offset] : [])]);
-    const pageIsShort = options.limit === undefined || rows.length < options.limit;
-    let total = offset + rows.length;
-    if (!pageIsShort || (rows.length === 0 && offset > 0)) {
+    const sql = `${APP_VERSION_SELECT}${where} ORDER BY id ASC${page || (offset ? ' LIMIT -1 OFFSET ?' : '')}`;
+    const versions = await this.sql.select<AppVersion>(sql, [...values, ...(page ? pageValues : offset ? [offset] : [])]);
+    const pageIsShort = options.limit === undefined || versions.length < options.limit;
+    let total = offset + versions.length;
+    if (!pageIsShort || (versions.length === 0 && offset > 0)) {
       const [{ count }] = await this.sql.select<{ count: number }>(`SELECT COUNT(*) AS count FROM apps${where}`, values);
       total = Number(count);
     }
-    return { items: rows.map(toApp), total };
+    return {
+      items: await this.appCache.read(versions, (ids) => this.sql.select<AppRow>(`${APP_SELECT} WHERE id IN (${ids.map(() => '?').join(', ')})`, ids)),
+      total,
+    };
   }
 
   /** The distinct sources of file-owned Apps (`file:<path>`), without reading the Apps themselves. */
@@ -297,56 +312,49 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   }
 
   /**
-   * Inserts many runs, each as `insertRun` would, in one transaction: one
-   * commit (one fsync) for them all, and none of their events sent before
-   * the last is in (the scheduler's runs of one due time). Each entry of the
-   * answer is that run's insertion, or the error `insertRun` would have
-   * thrown for it alone.
+   * Inserts many runs, each as `insertRun` would, at once: the scheduler's
+   * runs of one due time, which were made seconds late one by one. Each
+   * entry of the answer is that run's insertion, or the error `insertRun`
+   * would have thrown for it alone; no run's event is sent before the last
+   * run is in.
    *
-   * A name already taken is found first and answered for that run alone. A
-   * refusal only the insert finds (another replica's insert racing this one,
-   * an App deleted meanwhile) undoes the whole transaction; then every run is
-   * inserted again on its own, in order, and answers for itself.
+   * On SQLite, by one INSERT statement per RUNS_PER_STATEMENT (./run-batch.ts
+   * says why not a transaction); on PostgreSQL, in one transaction that locks
+   * the rows of exclusive Apps as insertRun does. A refusal only the insert
+   * finds (a race with another insert, an App deleted meanwhile) undoes the
+   * statement or transaction, and then its runs are inserted one by one.
    */
   async insertRuns(items: { app: StoredApp; input: NewRun }[]): Promise<(RunInsertion | Error)[]> {
-    if (items.length === 0) return [];
-    const appIds = [...new Set(items.map(({ app }) => app.id))];
-    return this.serialisePerApps(appIds, async () => {
-      let answers: (RunInsertion | Error)[];
-      try {
-        answers = await this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, async (transaction) => {
-          if (this.dialect === 'postgres') {
-            // As insertRun does for an exclusive insert, in id order so two batches cannot deadlock.
-            const exclusive = [...new Set(items.filter(({ input }) => input.exclusive).map(({ app }) => app.id))].sort((a, b) => a - b);
-            for (const id of exclusive)
-              await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', { replacements: { id }, type: QueryTypes.SELECT, transaction });
-          }
-          const taken = new Set(
-            (
-              (await this.sequelize.query('SELECT name FROM runs WHERE name IN (:names)', {
-                replacements: { names: items.map(({ input }) => input.name) },
-                type: QueryTypes.SELECT,
-                transaction,
-              })) as { name: string }[]
-            ).map(({ name }) => name),
-          );
-          const done: (RunInsertion | Error)[] = [];
-          for (const { app, input } of items) {
-            // A replayed idempotency key answers its run before the name is looked at, as in insertRun.
-            const answer = await this.insertRunChecked(app, input, transaction, taken);
-            if (answer.outcome === 'created') taken.add(input.name);
-            done.push(answer.outcome === 'taken' ? new ConflictError(`run "${input.name}" already exists`) : answer);
-          }
-          return done;
-        });
-      } catch (err) {
-        if (!(err instanceof UniqueConstraintError || err instanceof ForeignKeyConstraintError)) throw err;
-        answers = [];
-        for (const { app, input } of items) answers.push(await this.insertRunNow(app, input, false).catch((e: Error) => e));
-      }
-      for (const done of answers) if (!(done instanceof Error) && done.outcome === 'created') this.publish({ type: 'ADDED', kind: 'Run', object: done.run });
-      return answers;
-    });
+    const answers: (RunInsertion | Error)[] = [];
+    for (let i = 0; i < items.length; i += RUNS_PER_STATEMENT) {
+      const chunk = items.slice(i, i + RUNS_PER_STATEMENT);
+      const appIds = [...new Set(chunk.map(({ app }) => app.id))];
+      answers.push(...(await this.serialisePerApps(appIds, () => this.insertRunsNow(chunk))));
+    }
+    for (const done of answers) if (!(done instanceof Error) && done.outcome === 'created') this.publish({ type: 'ADDED', kind: 'Run', object: done.run });
+    return answers;
+  }
+
+  /** insertRuns for one chunk, once its Apps' earlier insertions in this process are done; publishes nothing. */
+  private async insertRunsNow(items: { app: StoredApp; input: NewRun }[]): Promise<(RunInsertion | Error)[]> {
+    try {
+      if (this.dialect !== 'postgres') return await insertRunsAtOnce(this.sql, items);
+      return await this.sequelize.transaction(async (transaction) => {
+        // As insertRun does for an exclusive insert, in id order so two batches cannot deadlock.
+        const exclusive = [...new Set(items.filter(({ input }) => input.exclusive).map(({ app }) => app.id))].sort((a, b) => a - b);
+        for (const id of exclusive)
+          await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', { replacements: { id }, type: QueryTypes.SELECT, transaction });
+        // A name taken (a run made by hand) fails the insert and so the transaction: then one at a time, below.
+        const done: RunInsertion[] = [];
+        for (const { app, input } of items) done.push(await this.insertRunChecked(app, input, transaction));
+        return done;
+      });
+    } catch (err) {
+      if (!(err instanceof UniqueConstraintError || err instanceof ForeignKeyConstraintError || isConstraintViolation(err))) throw err;
+      const one: (RunInsertion | Error)[] = [];
+      for (const { app, input } of items) one.push(await this.insertRunNow(app, input, false).catch((e: Error) => e));
+      return one;
+    }
   }
 
   /** insertRun, once the App's earlier insertions in this process are done; the caller publishes a created run when `publish` is false. */
@@ -355,7 +363,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     try {
       // Exclusive inserts on PostgreSQL lock the App's row first, so another replica's insert for the
       // same App waits for this one to commit and then sees its run as active.
-      const checked =
+      inserted =
         input.exclusive && this.dialect === 'postgres'
           ? await this.sequelize.transaction(async (transaction) => {
               await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', {
@@ -366,8 +374,6 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
               return this.insertRunChecked(app, input, transaction);
             })
           : await this.insertRunChecked(app, input);
-      if (checked.outcome === 'taken') throw new ConflictError(`run "${input.name}" already exists`); // not asked for: no `taken` given
-      inserted = checked;
     } catch (err) {
       // The App was deleted since it was read (or is being deleted, and that committed first): no run for it.
       if (err instanceof ForeignKeyConstraintError)
@@ -383,17 +389,12 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     return inserted;
   }
 
-  /**
-   * insertRun's checks and insert, inside `transaction` when given; emits
-   * nothing (the caller does, once committed). `taken`: run names known to
-   * exist, answered without trying the insert.
-   */
-  private async insertRunChecked(app: StoredApp, input: NewRun, transaction?: Transaction, taken?: Set<string>): Promise<RunInsertion | { outcome: 'taken' }> {
+  /** insertRun's checks and insert, inside `transaction` when given; emits nothing (the caller does, once committed). */
+  private async insertRunChecked(app: StoredApp, input: NewRun, transaction?: Transaction): Promise<RunInsertion> {
     if (input.idempotencyKey) {
       const earlier = await this.models.Run.findOne({ where: { appId: app.id, idempotencyKey: input.idempotencyKey }, transaction });
       if (earlier) return { outcome: 'replayed', run: toRun(earlier) };
     }
-    if (taken?.has(input.name)) return { outcome: 'taken' };
     if (input.exclusive) {
       const active = await this.models.Run.findOne({ where: { appId: app.id, phase: { [Op.in]: ACTIVE_PHASES } }, transaction });
       if (active) return { outcome: 'active', active: { name: active.name, phase: active.phase as RunPhase } };

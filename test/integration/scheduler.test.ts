@@ -4,7 +4,7 @@ import { createLogger } from '../../src/log';
 import { createMetrics, createRegistry, type BerthMetrics } from '../../src/metrics';
 import { SCHEDULE_DEFAULTS } from '../../src/model/schedule';
 import type { ScheduleSpec } from '../../src/model/types';
-import { Store, type StoredApp } from '../../src/store/store';
+import { Store, type StoredApp, type StoredRun } from '../../src/store/store';
 import { appSpec, uniqueName } from '../helpers/fixtures';
 import { STORE_DIALECTS, TestClock } from '../helpers/stores';
 import { waitFor } from '../helpers/wait';
@@ -134,6 +134,38 @@ for (const [dialect, openStore] of STORE_DIALECTS) {
       await waitFor('the count taken at the first ADDED event', () => inStoreAtFirstEvent[0] >= 0);
       // No run was announced before the last of them was in: one transaction, not twenty.
       assert.equal(inStoreAtFirstEvent[0], 20);
+    });
+
+    it('makes 300 due runs at once while other writes go on, none of which waits for the lock or fails', async () => {
+      const apps = await Promise.all(Array.from({ length: 300 }, () => scheduledApp()));
+      await scheduler().tick();
+      const busy: StoredRun[] = [];
+      for (const app of apps.slice(0, 16))
+        busy.push(((await store.insertRun(app, { name: uniqueName('busy'), spec: { app: app.metadata.name, template: app.spec } })) as { run: StoredRun }).run);
+      // The controller's kind of writes, many at once, as fast as they go, for as long as the due runs take.
+      let writing = true;
+      let writes = 0;
+      let slowest = 0;
+      const writer = Promise.all(
+        busy.map(async (run) => {
+          while (writing) {
+            const started = Date.now();
+            await store.mutateRunStatus(run.id, (current) => ({ ...current.status, message: `write ${writes}` }));
+            slowest = Math.max(slowest, Date.now() - started);
+            writes++;
+          }
+        }),
+      );
+      clock.set('2026-05-01T12:01:00.100Z');
+      const started = Date.now();
+      await scheduler().tick();
+      const took = Date.now() - started;
+      writing = false;
+      await writer;
+      assert.equal((await store.listRuns({ limit: 1000 })).items.filter((r) => r.metadata.labels[SCHEDULED_AT_LABEL]).length, 300);
+      assert.ok(writes > 0, 'the other writes went on');
+      // Waiting out the busy timeout (5 s) would mean a write stood in line behind a lock held across statements.
+      assert.ok(slowest < 4000, `the slowest other write took ${slowest} ms (the due runs ${took} ms)`);
     });
 
     it('gives a due time no run while a Forbid App still has one going, and moves on', async () => {

@@ -7,6 +7,8 @@ import { ConflictError } from '../../src/errors';
 import type { StoreEvent } from '../../src/store/store';
 import { Store } from '../../src/store/store';
 import { requestRun } from '../../src/controller/run-requests';
+import { SCHEDULE_DEFAULTS } from '../../src/model/schedule';
+import type { ScheduleSpec } from '../../src/model/types';
 import { appSpec, POSTGRES_URL, tempSqliteStore, uniqueName } from '../helpers/fixtures';
 
 /** The same cases against each database the store supports. */
@@ -188,6 +190,47 @@ describe('Opening a store', () => {
       assert.equal(openAndTell(file), 'plain');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Listing Apps, read again only when they changed (SQLite)', () => {
+  it('shows each App as it is after every kind of write, however often the list was read before', async () => {
+    const { store } = await tempSqliteStore();
+    try {
+      const label = { list: uniqueName('l') };
+      const a = await store.createApp({ name: uniqueName('la'), labels: label, spec: appSpec(), source: 'api' });
+      const b = await store.createApp({
+        name: uniqueName('lb'),
+        labels: label,
+        spec: appSpec({ schedule: { ...SCHEDULE_DEFAULTS, cron: '* * * * *' } as ScheduleSpec }),
+        source: 'api',
+      });
+      const list = async () => (await store.listApps({ labels: label })).items;
+      const first = await list();
+      assert.deepEqual(
+        first.map((app) => app.metadata.name),
+        [a.metadata.name, b.metadata.name],
+      );
+      // The same objects while nothing changed, and frozen: every reader shares them.
+      const again = await list();
+      assert.equal(again[0], first[0]);
+      assert.ok(Object.isFrozen(again[0].spec.env));
+
+      await store.updateApp(a.id, { spec: appSpec({ image: 'busybox:changed' }) });
+      await store.setScheduleStatus(b.id, { lastScheduleTime: '2026-05-01T12:00:00.000Z' }); // no resourceVersion bump
+      const changed = await list();
+      assert.equal(changed[0].spec.image, 'busybox:changed');
+      assert.equal(changed[1].status.schedule?.lastScheduleTime, '2026-05-01T12:00:00.000Z');
+      assert.equal(changed[1].metadata.resourceVersion, b.metadata.resourceVersion);
+
+      await store.deleteApp(a.id);
+      assert.deepEqual(
+        (await list()).map((app) => app.metadata.name),
+        [b.metadata.name],
+      );
+    } finally {
+      await store.close();
     }
   });
 });

@@ -10,7 +10,7 @@ import { requestBody } from '../body';
 import type { ApiDeps } from '../deps';
 import { listProjection } from '../fields';
 import { assertApiOwned, etag, precondition } from '../ownership';
-import { appPath, presentApp } from '../present';
+import { appPath, presentApp, presentAppsJson } from '../present';
 import { flag, labelSelector, pagination, setTotal } from '../query';
 
 /**
@@ -44,7 +44,12 @@ export function appsRoutes(deps: ApiDeps): Router {
     const project = listProjection(ctx, 'App');
     const { items, total } = await store.listApps({ ...page, labels: labelSelector(ctx) });
     setTotal(ctx, total);
-    ctx.body = project ? items.map((app) => project(presentApp(app))) : items.map(presentApp);
+    if (project) {
+      ctx.body = items.map((app) => project(presentApp(app)));
+    } else {
+      ctx.type = 'application/json';
+      ctx.body = presentAppsJson(items);
+    }
   });
 
   router.get('/apps/:app', async (ctx) => {
