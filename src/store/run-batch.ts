@@ -58,14 +58,26 @@ export async function insertRunsAtOnce(sql: PlainSql, items: { app: StoredApp; i
   const batchKeys = new Map<string, number>();
   const values: unknown[] = [];
   const now = sql.now();
-  items.forEach(({ app, input }, at) => {
+  for (const [at, { app, input }] of items.entries()) {
     const key = input.idempotencyKey === undefined ? undefined : keyOf(app.id, input.idempotencyKey);
     const replay = key === undefined ? undefined : replays.get(key);
-    if (replay) return void (answers[at] = { outcome: 'replayed', run: replay });
-    if (key !== undefined && batchKeys.has(key)) return void (answers[at] = { sameAs: batchKeys.get(key)! });
+    if (replay) {
+      answers[at] = { outcome: 'replayed', run: replay };
+      continue;
+    }
+    if (key !== undefined && batchKeys.has(key)) {
+      answers[at] = { sameAs: batchKeys.get(key)! };
+      continue;
+    }
     const running = input.exclusive ? active.get(app.id) : undefined;
-    if (running) return void (answers[at] = { outcome: 'active', active: running });
-    if (taken.has(input.name)) return void (answers[at] = new ConflictError(`run "${input.name}" already exists`));
+    if (running) {
+      answers[at] = { outcome: 'active', active: running };
+      continue;
+    }
+    if (taken.has(input.name)) {
+      answers[at] = new ConflictError(`run "${input.name}" already exists`);
+      continue;
+    }
     taken.add(input.name);
     if (key !== undefined) batchKeys.set(key, at);
     if (input.exclusive) active.set(app.id, { name: input.name, phase: RunPhase.Pending });
@@ -86,7 +98,7 @@ export async function insertRunsAtOnce(sql: PlainSql, items: { app: StoredApp; i
       now,
     );
     answers[at] = { insert: true };
-  });
+  }
 
   const inserted = items.filter((_, at) => 'insert' in answers[at]).map(({ input }) => input.name);
   if (inserted.length) {
