@@ -4,6 +4,8 @@
  * it again without remembering anything: the engine is the state.
  */
 
+// First: dockerode then loads without its BuildKit and ssh code (see the file).
+import './dockerode-extras';
 import Docker from 'dockerode';
 import type { Readable } from 'node:stream';
 import { BerthError, ConfigError, ImagePullError, NotFoundError, RuntimeApiError, RuntimeRefusedError, RuntimeUnavailableError } from '../../errors';
