@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApi } from './api/app';
-import type { ApiDeps, ApiLimits, ReadinessCheck, SourceReporter, SyncReport } from './api/deps';
+import type { ApiDeps, ApiLimits, SourceReporter, SyncReport } from './api/deps';
 import { Controller, type ControllerOptions } from './controller/controller';
 import type { LaunchFence } from './controller/reconciler';
 import { Notifier, type NotifierOptions } from './controller/notifier';
@@ -28,6 +28,7 @@ import { DEFAULT_CONTAINMENT, type ContainmentPolicy } from './model/containment
 import { RuntimeName } from './model/types';
 import { FolderSource } from './sources/folder';
 import { isPostgresUrl } from './store/db';
+import type { ReadinessCheck, ServerPart } from './server-part';
 import { Store, type Term } from './store/store';
 
 export interface ServerConfig {
@@ -139,18 +140,6 @@ export interface RunningServer {
   folder?: FolderSource;
   /** Stops accepting, lets in-flight requests finish, stops the parts, closes the store. Safe to call twice. */
   stop(): Promise<void>;
-}
-
-/**
- * A long-running part of the server (the controller, the folder source):
- * `start` runs until `signal` aborts and then resolves once the part has
- * let go of everything, so the store can be closed after it.
- */
-export interface ServerPart {
-  name: string;
-  start(signal: AbortSignal): Promise<void>;
-  /** Joins `/readyz` when given. */
-  readiness?: ReadinessCheck;
 }
 
 /** Opens the store and serves the API; rejects with a ConfigError naming the problem when it cannot. */

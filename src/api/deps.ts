@@ -3,10 +3,10 @@ import type { Registry } from 'prom-client';
 import type { Runtimes } from '../executors/runtimes';
 import type { ContainmentPolicy } from '../model/containment';
 import type { Store } from '../store/store';
-import type { ReadinessCheck } from '../health';
+import type { ReadinessCheck } from '../server-part';
 import type { PendingLimits } from '../controller/run-requests';
 
-export type { ReadinessCheck } from '../health';
+export type { ReadinessCheck } from '../server-part';
 
 /** What the folder source reports about its files, for `GET /sources/`. */
 export interface SourceReporter {

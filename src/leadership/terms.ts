@@ -5,9 +5,9 @@
  * keeps serving the API meanwhile.
  */
 import type { Gauge } from 'prom-client';
-import type { ReadinessCheck } from '../health';
+import type { ReadinessCheck } from '../server-part';
 import type { Logger } from '../log';
-import type { ServerPart } from '../server';
+import type { ServerPart } from '../server-part';
 import type { LeaderRecord, LeadershipRecords } from '../store/leadership';
 import { CONTROLLER_LOCK, type Leadership } from './leadership';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import pino, { type Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { ReadinessCheck } from '../health';
+import type { ReadinessCheck } from '../server-part';
 import { ConfigError } from '../errors';
 import type { Admission } from '../model/containment';
 import { registry as processRegistry } from '../metrics';
