@@ -61,8 +61,8 @@ export async function requestRun(store: Store, app: StoredApp, request: RunReque
 }
 
 /**
- * `requestRun` for many runs at once, inserted in one transaction (the
- * scheduler's runs of a due time: one commit for all of them, not one each).
+ * `requestRun` for many runs at once, inserted together (the scheduler's
+ * runs of a due time; Store.insertRuns says how).
  * Each entry of the answer is what `requestRun` would have answered for that
  * request alone, or the error it would have thrown. `pendingLimits` are not
  * checked here: a due time's runs are not refused for a full line.
@@ -71,7 +71,7 @@ export async function requestRuns(
   store: Store,
   requests: { app: StoredApp; request: RunRequest }[],
 ): Promise<({ run: StoredRun; created: boolean } | Error)[]> {
-  const answers: ({ run: StoredRun; created: boolean } | Error)[] = requests.map(() => new Error('not asked'));
+  const answers: ({ run: StoredRun; created: boolean } | Error)[] = new Array(requests.length);
   const items: { app: StoredApp; input: NewRun; at: number }[] = [];
   requests.forEach(({ app, request }, at) => {
     try {

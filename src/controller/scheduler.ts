@@ -125,9 +125,9 @@ export class Scheduler {
 
   /**
    * One pass over every scheduled App: the runs now due for all of them are
-   * made together, in one transaction (200 Apps on one cron line come due in
-   * the same instant; made one after another, the last would be made seconds
-   * late), and their bookkeeping written in one statement. An App whose pass
+   * made together (Store.insertRuns: 200 Apps on one cron line come due in
+   * the same instant, and made one after another, the last would be made
+   * seconds late), and their bookkeeping written in one statement. An App whose pass
    * fails is tried again on the next. Returns when the earliest next run is
    * due (ms since the epoch, jitter included), if any is.
    */

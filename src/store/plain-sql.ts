@@ -10,6 +10,11 @@ export function isForeignKeyViolation(err: unknown): boolean {
   return code === '23503' || (code === 'SQLITE_CONSTRAINT' && typeof message === 'string' && message.includes('FOREIGN KEY constraint failed'));
 }
 
+/** Whether a plain statement on SQLite was refused by a unique or foreign key (it changed nothing). */
+export function isConstraintViolation(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'SQLITE_CONSTRAINT';
+}
+
 /** The part of a sqlite3 Database that plain reads use. */
 interface SqliteConnection {
   all(sql: string, values: unknown[], callback: (err: Error | null, rows: unknown[]) => void): void;

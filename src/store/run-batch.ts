@@ -117,9 +117,4 @@ export async function insertRunsAtOnce(sql: PlainSql, items: { app: StoredApp; i
   });
 }
 
-/** Whether a plain statement on SQLite was refused by a unique or foreign key (it changed nothing). */
-export function isConstraintViolation(err: unknown): boolean {
-  return (err as { code?: unknown } | null)?.code === 'SQLITE_CONSTRAINT';
-}
-
 const keyOf = (appId: number, key: string): string => `${appId}\u0000${key}`;

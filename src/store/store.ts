@@ -9,9 +9,9 @@ import { migrate } from './migrations';
 import { LeadershipRecords } from './leadership';
 import { NotificationRecords } from './notifications';
 import { AppRow, defineModels, Models, RunRow } from './models';
-import { isForeignKeyViolation, PlainSql } from './plain-sql';
+import { isConstraintViolation, isForeignKeyViolation, PlainSql } from './plain-sql';
 import { AppCache, APP_VERSION_SELECT, type AppVersion } from './app-cache';
-import { insertRunsAtOnce, isConstraintViolation, RUNS_PER_STATEMENT } from './run-batch';
+import { insertRunsAtOnce, RUNS_PER_STATEMENT } from './run-batch';
 import { APP_SELECT, checkPrecondition, newAppRow, parseJson, refWhere, RUN_SELECT, sameJson, staleWrite, toApp, toRun } from './rows';
 import type {
   ActiveRunState,
@@ -342,8 +342,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
       return await this.sequelize.transaction(async (transaction) => {
         // As insertRun does for an exclusive insert, in id order so two batches cannot deadlock.
         const exclusive = [...new Set(items.filter(({ input }) => input.exclusive).map(({ app }) => app.id))].sort((a, b) => a - b);
-        for (const id of exclusive)
-          await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', { replacements: { id }, type: QueryTypes.SELECT, transaction });
+        for (const id of exclusive) await this.lockApp(id, transaction);
         // A name taken (a run made by hand) fails the insert and so the transaction: then one at a time, below.
         const done: RunInsertion[] = [];
         for (const { app, input } of items) done.push(await this.insertRunChecked(app, input, transaction));
@@ -366,11 +365,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
       inserted =
         input.exclusive && this.dialect === 'postgres'
           ? await this.sequelize.transaction(async (transaction) => {
-              await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', {
-                replacements: { id: app.id },
-                type: QueryTypes.SELECT,
-                transaction,
-              });
+              await this.lockApp(app.id, transaction);
               return this.insertRunChecked(app, input, transaction);
             })
           : await this.insertRunChecked(app, input);
@@ -387,6 +382,11 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     }
     if (publish && inserted.outcome === 'created') this.publish({ type: 'ADDED', kind: 'Run', object: inserted.run });
     return inserted;
+  }
+
+  /** On PostgreSQL: holds the App's row until `transaction` ends, so another replica's exclusive insert for it waits. */
+  private async lockApp(appId: number, transaction: Transaction): Promise<void> {
+    await this.sequelize.query('SELECT id FROM apps WHERE id = :id FOR UPDATE', { replacements: { id: appId }, type: QueryTypes.SELECT, transaction });
   }
 
   /** insertRun's checks and insert, inside `transaction` when given; emits nothing (the caller does, once committed). */

@@ -132,7 +132,7 @@ for (const [dialect, openStore] of STORE_DIALECTS) {
       const scheduled = (await store.listRuns({ limit: 1000 })).items.filter((r) => ours.has(r.appId) && r.metadata.labels[SCHEDULED_AT_LABEL]);
       assert.equal(scheduled.length, 19, 'every App but the one whose run name was taken');
       await waitFor('the count taken at the first ADDED event', () => inStoreAtFirstEvent[0] >= 0);
-      // No run was announced before the last of them was in: one transaction, not twenty.
+      // No run was announced before the last of them was in: made together, not one by one.
       assert.equal(inStoreAtFirstEvent[0], 20);
     });
 

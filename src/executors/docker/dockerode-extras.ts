@@ -13,9 +13,7 @@
  */
 import Module from 'node:module';
 
-/** The modules deferred: each exports one function, which is all its callers use. */
-const DEFERRED = ['dockerode/lib/session.js', 'docker-modem/lib/ssh.js'];
-
+/** Puts a stand-in for the module `request` (one that exports a function, which is all its callers use) in the module cache. */
 function defer(request: string, paths: string[]): void {
   const file = require.resolve(request, { paths });
   if (require.cache[file]) return;
@@ -34,5 +32,5 @@ function defer(request: string, paths: string[]): void {
 }
 
 // docker-modem is dockerode's dependency: resolve it from where dockerode would.
-defer(DEFERRED[0], [__dirname]);
-defer(DEFERRED[1], [require.resolve('dockerode')]);
+defer('dockerode/lib/session.js', [__dirname]);
+defer('docker-modem/lib/ssh.js', [require.resolve('dockerode')]);
