@@ -12,7 +12,8 @@
  *
  * BENCH_DURATION_S sets the seconds per run (default 5); BENCH_NODE_FLAGS
  * passes flags to the server's node (e.g. `--cpu-prof`); BENCH_LOG_LEVEL the server's
- * `--log-level` (default warn; `info` writes the access log line of each request).
+ * `--log-level` (default warn; `info` writes the access log line of each request);
+ * BENCH_ONLY the one endpoint to drive (its name as printed, e.g. `POST /apps/`), for a profile of it alone.
  */
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
@@ -142,6 +143,7 @@ async function main(): Promise<void> {
       'GET /apps/?limit=200&view=summary': () => ({ path: `/apps/?limit=200&view=summary&offset=${200 * Math.floor(Math.random() * (APPS / 200))}` }),
     };
     for (const [name, request] of Object.entries(calls)) {
+      if (process.env.BENCH_ONLY && name !== process.env.BENCH_ONLY) continue;
       berth[name] = await drive(server.pid, base, request);
       print('berth', name, berth[name]);
     }
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
     console.log('');
     report('RSS idle (MB)', idleRss, 'MB', { op: '<', limit: 90 });
     report('RSS peak under load (MB)', peakRss, 'MB', { op: '<', limit: 120 });
+    if (process.env.BENCH_ONLY) return;
     report('GET /apps/?limit=200 @16 (req/s)', berth['GET /apps/?limit=200'].rps, 'req/s', { op: '>=', limit: 2000 });
     report('GET /apps/?limit=200 @16 p99 (ms)', berth['GET /apps/?limit=200'].p99, 'ms', { op: '<', limit: 20 });
     report('GET /apps/{id}/ @16 (req/s)', berth['GET /apps/{id}/'].rps, 'req/s', { op: '>=', limit: 8000 });

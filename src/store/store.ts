@@ -10,6 +10,7 @@ import { LeadershipRecords } from './leadership';
 import { NotificationRecords } from './notifications';
 import { AppRow, defineModels, Models, RunRow } from './models';
 import { isConstraintViolation, isForeignKeyViolation, PlainSql } from './plain-sql';
+import { AppInserts } from './app-inserts';
 import { AppCache, APP_VERSION_SELECT, type AppVersion } from './app-cache';
 import { insertRunsAtOnce, RUNS_PER_STATEMENT } from './run-batch';
 import { APP_SELECT, checkPrecondition, newAppRow, parseJson, refWhere, RUN_SELECT, sameJson, staleWrite, toApp, toRun } from './rows';
@@ -57,6 +58,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   private readonly instance = randomUUID();
   /** Apps as last read by a plain list, reused while their version is the same (see `listAppsPlainly`). */
   private readonly appCache = new AppCache();
+  /** On SQLite: creates of Apps, gathered into shared statements under load (./app-inserts.ts). */
+  private readonly appInserts: AppInserts;
   /** On PostgreSQL: other replicas' changes, re-emitted here (./change-feed.ts). */
   private listener?: ChangeListener;
 
@@ -69,6 +72,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     this.setMaxListeners(0);
     this.models = defineModels(sequelize);
     this.sql = new PlainSql(sequelize);
+    this.appInserts = new AppInserts(this.sql);
     this.leadership = new LeadershipRecords(sequelize);
     this.notifications = new NotificationRecords(sequelize);
   }
@@ -110,10 +114,10 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   async createApp(input: NewApp): Promise<StoredApp> {
     try {
-      const row = await this.models.App.create(newAppRow(input));
+      const row = this.dialect === 'sqlite' ? await this.appInserts.insert(newAppRow(input)) : await this.models.App.create(newAppRow(input));
       return this.emitApp('ADDED', row);
     } catch (err) {
-      if (err instanceof UniqueConstraintError) throw new ConflictError(`app "${input.name}" already exists`);
+      if (err instanceof UniqueConstraintError || isConstraintViolation(err)) throw new ConflictError(`app "${input.name}" already exists`);
       throw err;
     }
   }

@@ -37,6 +37,42 @@ for (const database of databases) {
       );
     });
 
+    it('answers creates made at once each with its own App and ADDED event; a name taken, or given twice, fails only its own create', async () => {
+      const taken = await newApp();
+      const names = Array.from({ length: 40 }, () => uniqueName('st'));
+      const twice = uniqueName('st');
+      const added: string[] = [];
+      const onChange = (event: StoreEvent) => {
+        if (event.type === 'ADDED' && event.kind === 'App') added.push(event.object.metadata.name);
+      };
+      store.on('change', onChange);
+      try {
+        // The creates after the first wait for its statement and go together in the next (src/store/app-inserts.ts).
+        const results = await Promise.allSettled([
+          ...names.map((name, i) => store.createApp({ name, labels: { i: String(i) }, spec: appSpec({ env: { AT: String(i) } }), source: 'api' })),
+          store.createApp({ name: taken.metadata.name, spec: appSpec(), source: 'api' }),
+          store.createApp({ name: twice, spec: appSpec(), source: 'api' }),
+          store.createApp({ name: twice, spec: appSpec(), source: 'api' }),
+        ]);
+        const created = results
+          .slice(0, names.length)
+          .map((r) => (r.status === 'fulfilled' ? r.value : assert.fail(String((r as PromiseRejectedResult).reason))));
+        assert.deepEqual(
+          created.map((app) => [app.metadata.name, app.metadata.labels.i, app.spec.env.AT, app.metadata.resourceVersion]),
+          names.map((name, i) => [name, String(i), String(i), '1']),
+        );
+        assert.equal(new Set(created.map((app) => app.id)).size, names.length);
+        const refusals = results.slice(names.length).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        // The taken name, and one of the two creates of the same name.
+        assert.equal(refusals.length, 2);
+        for (const { reason } of refusals) assert.ok(reason instanceof ConflictError, String(reason));
+        assert.deepEqual([...added].sort(), [...names, twice].sort());
+        for (const app of created) assert.deepEqual(await store.getApp(app.id), app);
+      } finally {
+        store.off('change', onChange);
+      }
+    });
+
     it('bumps resourceVersion on every write and generation on spec changes; refuses a stale write', async () => {
       const app = await newApp();
       const relabelled = await store.updateApp(app.id, { labels: { a: 'b' } }, { resourceVersion: '1' });
