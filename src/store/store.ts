@@ -10,7 +10,8 @@ import { LeadershipRecords } from './leadership';
 import { NotificationRecords } from './notifications';
 import { AppRow, defineModels, Models, RunRow } from './models';
 import { isConstraintViolation, isForeignKeyViolation, PlainSql } from './plain-sql';
-import { AppInserts } from './app-inserts';
+import { gatheredInserts, gatheredReads, type NewAppRow } from './gathered-apps';
+import type { Gathering } from './gathering';
 import { AppCache, APP_VERSION_SELECT, type AppVersion } from './app-cache';
 import { insertRunsAtOnce, RUNS_PER_STATEMENT } from './run-batch';
 import { APP_SELECT, checkPrecondition, newAppRow, parseJson, refWhere, RUN_SELECT, sameJson, staleWrite, toApp, toRun } from './rows';
@@ -58,8 +59,9 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   private readonly instance = randomUUID();
   /** Apps as last read by a plain list, reused while their version is the same (see `listAppsPlainly`). */
   private readonly appCache = new AppCache();
-  /** On SQLite: creates of Apps, gathered into shared statements under load (./app-inserts.ts). */
-  private readonly appInserts: AppInserts;
+  /** On SQLite: creates and reads of one App, gathered into shared statements under load (./gathered-apps.ts). */
+  private readonly appInserts: Gathering<NewAppRow, AppRow>;
+  private readonly appReads: Gathering<string | number, StoredApp | null>;
   /** On PostgreSQL: other replicas' changes, re-emitted here (./change-feed.ts). */
   private listener?: ChangeListener;
 
@@ -72,7 +74,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     this.setMaxListeners(0);
     this.models = defineModels(sequelize);
     this.sql = new PlainSql(sequelize);
-    this.appInserts = new AppInserts(this.sql);
+    this.appInserts = gatheredInserts(this.sql);
+    this.appReads = gatheredReads(this.sql);
     this.leadership = new LeadershipRecords(sequelize);
     this.notifications = new NotificationRecords(sequelize);
   }
@@ -114,7 +117,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   async createApp(input: NewApp): Promise<StoredApp> {
     try {
-      const row = this.dialect === 'sqlite' ? await this.appInserts.insert(newAppRow(input)) : await this.models.App.create(newAppRow(input));
+      const row = this.dialect === 'sqlite' ? await this.appInserts.add(newAppRow(input)) : await this.models.App.create(newAppRow(input));
       return this.emitApp('ADDED', row);
     } catch (err) {
       if (err instanceof UniqueConstraintError || isConstraintViolation(err)) throw new ConflictError(`app "${input.name}" already exists`);
@@ -153,6 +156,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   async getApp(ref: string | number): Promise<StoredApp | null> {
     // The API's hottest read. A plain query, because sequelize's model path on
     // SQLite runs an extra `PRAGMA table_info` before every SELECT.
+    if (this.dialect === 'sqlite') return this.appReads.add(ref);
     const where = refWhere(ref);
     const [column, value] = 'id' in where ? ['id', where.id] : ['name', where.name];
     const rows = await this.sql.select<AppRow>(`${APP_SELECT} WHERE ${column} = ?`, [value]);

@@ -73,6 +73,18 @@ for (const database of databases) {
       }
     });
 
+    it('answers reads of one App made at once, by id and by name, each with its own App or null', async () => {
+      const apps = await Promise.all(Array.from({ length: 12 }, (_, i) => newApp({ i: String(i) })));
+      const refs: (string | number)[] = [...apps.map((app) => app.id), ...apps.map((app) => app.metadata.name), String(apps[3].id), uniqueName('st'), 0];
+      // The reads after the first go together in one statement (src/store/gathered-apps.ts).
+      const read = await Promise.all(refs.map((ref) => store.getApp(ref)));
+      assert.deepEqual(read, [...apps, ...apps, apps[3], null, null]);
+      // Each its own: changing one read changes no other.
+      read[0]!.metadata.labels.changed = 'yes';
+      assert.equal(read[apps.length]!.metadata.labels.changed, undefined);
+      assert.deepEqual(await store.getApp(apps[0].id), apps[0]);
+    });
+
     it('bumps resourceVersion on every write and generation on spec changes; refuses a stale write', async () => {
       const app = await newApp();
       const relabelled = await store.updateApp(app.id, { labels: { a: 'b' } }, { resourceVersion: '1' });
