@@ -12,7 +12,7 @@ import { AppRow, defineModels, Models, RunRow } from './models';
 import { isConstraintViolation, isForeignKeyViolation, PlainSql } from './plain-sql';
 import { gatheredInserts, gatheredReads, type NewAppRow } from './gathered-apps';
 import type { Gathering } from './gathering';
-import { AppCache, APP_VERSION_SELECT, type AppVersion } from './app-cache';
+import { AppCache, PAGE_OF_VERSIONS, pageOfVersions, VERSION_COLUMNS } from './app-cache';
 import { insertRunsAtOnce, RUNS_PER_STATEMENT } from './run-batch';
 import { APP_SELECT, checkPrecondition, newAppRow, parseJson, refWhere, RUN_SELECT, sameJson, staleWrite, toApp, toRun } from './rows';
 import type {
@@ -199,16 +199,16 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const where = labels.length ? ` WHERE ${labels.map(() => 'json_extract(labels, ?) = ?').join(' AND ')}` : '';
     const values = labels.flatMap(([key, value]) => [`$."${key.replace(/"/g, '""')}"`, value]);
     const offset = options.offset ?? 0;
-    const page = options.limit === undefined ? '' : ' LIMIT ? OFFSET ?';
-    const pageValues = options.limit === undefined ? [] : [options.limit, offset];
-    const sql = `${APP_VERSION_SELECT}${where} ORDER BY id ASC${page || (offset ? ' LIMIT -1 OFFSET ?' : '')}`;
-    const versions = await this.sql.select<AppVersion>(sql, [...values, ...(page ? pageValues : offset ? [offset] : [])]);
-    const pageIsShort = options.limit === undefined || versions.length < options.limit;
-    let total = offset + versions.length;
-    if (!pageIsShort || (versions.length === 0 && offset > 0)) {
-      const [{ count }] = await this.sql.select<{ count: number }>(`SELECT COUNT(*) AS count FROM apps${where}`, values);
-      total = Number(count);
-    }
+    const limit = options.limit ?? (offset ? -1 : undefined);
+    const page = limit === undefined ? '' : ' LIMIT ? OFFSET ?';
+    // With a limit, the page does not tell the total: it is counted in the same statement.
+    const counted = options.limit !== undefined;
+    const sql =
+      `SELECT ${PAGE_OF_VERSIONS} AS page${counted ? `, (SELECT COUNT(*) FROM apps${where}) AS total` : ''} ` +
+      `FROM (SELECT ${VERSION_COLUMNS} FROM apps${where} ORDER BY id ASC${page})`;
+    const [row] = await this.sql.select<{ page: string; total?: number }>(sql, [...(counted ? values : []), ...values, ...(page ? [limit, offset] : [])]);
+    const versions = pageOfVersions(row.page);
+    const total = counted ? Number(row.total) : offset + versions.length;
     return {
       items: await this.appCache.read(versions, (ids) => this.sql.select<AppRow>(`${APP_SELECT} WHERE id IN (${ids.map(() => '?').join(', ')})`, ids)),
       total,
