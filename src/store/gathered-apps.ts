@@ -1,6 +1,7 @@
 /**
  * The App statements SQLite serves gathered (./gathering.ts): creates, as one
- * multi-row `INSERT … RETURNING`, and reads of one App, as one `SELECT … IN`.
+ * multi-row `INSERT … RETURNING`, and reads of one App, as one `SELECT … IN`
+ * whose rows come as one JSON text.
  *
  * A create is answered only after the statement that holds it has committed,
  * so what an answer acknowledges is as durable as a create made alone (the
@@ -11,7 +12,7 @@
  */
 import type { AppRow } from './models';
 import { isConstraintViolation, type PlainSql } from './plain-sql';
-import { APP_SELECT, refWhere, toApp, type newAppRow } from './rows';
+import { APP_JSON_OBJECT, refWhere, toApp, type newAppRow } from './rows';
 import { Gathering, type Waiting } from './gathering';
 import type { StoredApp } from './types';
 
@@ -50,14 +51,24 @@ export function gatheredReads(sql: PlainSql): Gathering<string | number, StoredA
     const ids = [...new Set(wheres.flatMap((where) => ('id' in where ? [where.id] : [])))];
     const names = [...new Set(wheres.flatMap((where) => ('name' in where ? [where.name] : [])))];
     const clauses = [ids.length ? `id IN (${marks(ids)})` : '', names.length ? `name IN (${marks(names)})` : ''].filter(Boolean);
-    const rows = await sql.select<AppRow>(`${APP_SELECT} WHERE ${clauses.join(' OR ')}`, [...ids, ...names]);
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    const byName = new Map(rows.map((row) => [row.name, row]));
+    const [{ rows }] = await sql.select<{ rows: string }>(`SELECT json_group_array(${APP_JSON_OBJECT}) AS rows FROM apps WHERE ${clauses.join(' OR ')}`, [
+      ...ids,
+      ...names,
+    ]);
+    const found = JSON.parse(rows) as AppRow[];
+    const byId = new Map(found.map((row) => [row.id, row]));
+    const byName = new Map(found.map((row) => [row.name, row]));
+    const given = new Set<AppRow>();
     for (const [at, w] of batch.entries()) {
       const where = wheres[at];
       const row = 'id' in where ? byId.get(where.id) : byName.get(where.name);
-      // Parsed for each caller: an App read is the caller's to change.
-      w.resolve(row ? toApp(row) : null);
+      if (!row) {
+        w.resolve(null);
+        continue;
+      }
+      // An App read is the caller's to change: one asked for twice is given twice, in copies of its own.
+      w.resolve(given.has(row) ? structuredClone(toApp(row)) : toApp(row));
+      given.add(row);
     }
   });
 }
