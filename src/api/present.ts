@@ -33,23 +33,38 @@ export function presentApp(app: StoredApp): AppAnswer {
 }
 
 /** The JSON of frozen Apps (the store's kept ones), by object: such an App never changes, so neither does its answer. */
-const appJson = new WeakMap<StoredApp, string>();
+const appJson = new WeakMap<StoredApp, Buffer>();
+/** The last body made for a page, by the page's first App: the same Apps, in the same order, make the same body. */
+const pageBodies = new WeakMap<StoredApp, { apps: StoredApp[]; body: Buffer }>();
 
 /**
- * A list of Apps as the JSON text of `presentApp`'s answers. An App the store
- * keeps (src/store/app-cache.ts) is the same frozen object until it changes,
- * so its text is made once: serialising was a large part of a list's cost.
+ * A list of Apps as the JSON of `presentApp`'s answers, encoded. An App the
+ * store keeps (src/store/app-cache.ts) is the same frozen object until it
+ * changes, so its JSON is made once, and a page of unchanged Apps is the
+ * same body as last time: serialising, and encoding a page of 100 KB or more,
+ * were most of a list's cost.
  */
-export function presentAppsJson(apps: StoredApp[]): string {
-  const parts = apps.map((app) => {
-    const kept = appJson.get(app);
-    if (kept !== undefined) return kept;
-    const json = JSON.stringify(presentApp(app));
-    if (Object.isFrozen(app)) appJson.set(app, json);
-    return json;
-  });
-  return `[${parts.join(',')}]`;
+export function presentAppsJson(apps: StoredApp[]): Buffer {
+  const first = apps[0];
+  const kept = first && pageBodies.get(first);
+  if (kept && kept.apps.length === apps.length && kept.apps.every((app, at) => app === apps[at])) return kept.body;
+  const parts: Buffer[] = [Buffer.from('[')];
+  for (const [at, app] of apps.entries()) {
+    if (at > 0) parts.push(COMMA);
+    let json = appJson.get(app);
+    if (json === undefined) {
+      json = Buffer.from(JSON.stringify(presentApp(app)));
+      if (Object.isFrozen(app)) appJson.set(app, json);
+    }
+    parts.push(json);
+  }
+  parts.push(Buffer.from(']'));
+  const body = Buffer.concat(parts);
+  if (first && apps.every((app) => Object.isFrozen(app))) pageBodies.set(first, { apps: [...apps], body });
+  return body;
 }
+
+const COMMA = Buffer.from(',');
 
 export function presentRun(run: StoredRun): RunAnswer {
   return {

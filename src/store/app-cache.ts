@@ -26,10 +26,11 @@ export const VERSION_COLUMNS = 'id, resource_version, schedule_status';
  */
 export const PAGE_OF_VERSIONS = 'json_group_array(json_array(id, resource_version, schedule_status) ORDER BY id)';
 
-export type AppVersion = Pick<AppRow, 'id' | 'resourceVersion' | 'scheduleStatus'>;
+/** A page's versions as PAGE_OF_VERSIONS gives them: `[id, resource_version, schedule_status]`. */
+export type AppVersion = [id: number, resourceVersion: number, scheduleStatus: string | null];
 
 export function pageOfVersions(json: string): AppVersion[] {
-  return (JSON.parse(json) as [number, number, string | null][]).map(([id, resourceVersion, scheduleStatus]) => ({ id, resourceVersion, scheduleStatus }));
+  return JSON.parse(json) as AppVersion[];
 }
 
 /** Apps kept at most; the least recently read go first. Each is a few KB. */
@@ -37,8 +38,20 @@ const CAPACITY = 5000;
 /** Rows read per statement, within SQLite's limit on parameters. */
 const CHUNK = 500;
 
+interface Kept {
+  resourceVersion: number;
+  /** schedule_status's text, as the list reads it. */
+  schedule: string | null;
+  app: StoredApp;
+  /** When it was last read (a count of reads), for eviction. */
+  readAt: number;
+}
+
 export class AppCache {
-  private readonly kept = new Map<number, { version: string; app: StoredApp }>();
+  private readonly kept = new Map<number, Kept>();
+  private reads = 0;
+
+  constructor(private readonly capacity = CAPACITY) {}
 
   /**
    * The Apps of `versions`, in their order: kept ones when their version
@@ -46,36 +59,37 @@ export class AppCache {
    * between the two reads is left out, as if the list had been read after.
    */
   async read(versions: AppVersion[], readRows: (ids: number[]) => Promise<AppRow[]>): Promise<StoredApp[]> {
-    const stale = versions.filter((v) => this.kept.get(v.id)?.version !== versionOf(v)).map((v) => v.id);
+    const readAt = ++this.reads;
+    const stale: number[] = [];
+    for (const [id, resourceVersion, schedule] of versions) {
+      const entry = this.kept.get(id);
+      if (entry && entry.resourceVersion === resourceVersion && entry.schedule === schedule) entry.readAt = readAt;
+      else stale.push(id);
+    }
     for (let i = 0; i < stale.length; i += CHUNK) {
-      for (const row of await readRows(stale.slice(i, i + CHUNK))) this.keep(row.id, versionOf(row), deepFreeze(toApp(row)));
+      for (const row of await readRows(stale.slice(i, i + CHUNK))) {
+        this.kept.set(row.id, { resourceVersion: row.resourceVersion, schedule: scheduleText(row.scheduleStatus), app: deepFreeze(toApp(row)), readAt });
+      }
     }
     const apps: StoredApp[] = [];
-    for (const { id } of versions) {
+    for (const [id] of versions) {
       const entry = this.kept.get(id);
-      if (!entry) continue;
-      // Read again: to the end of the line, away from eviction.
-      this.kept.delete(id);
-      this.kept.set(id, entry);
-      apps.push(entry.app);
+      if (entry) apps.push(entry.app);
     }
+    if (this.kept.size > this.capacity * 1.1) this.evict();
     return apps;
   }
 
-  private keep(id: number, version: string, app: StoredApp): void {
-    this.kept.delete(id);
-    this.kept.set(id, { version, app });
-    for (const oldest of this.kept.keys()) {
-      if (this.kept.size <= CAPACITY) break;
-      this.kept.delete(oldest);
-    }
+  /** Down to the capacity, the least recently read first; in bulk, so reads do not each reorder the map. */
+  private evict(): void {
+    const oldest = [...this.kept].sort(([, a], [, b]) => a.readAt - b.readAt);
+    for (const [id] of oldest.slice(0, this.kept.size - this.capacity)) this.kept.delete(id);
   }
 }
 
-function versionOf(row: Pick<AppRow, 'resourceVersion' | 'scheduleStatus'>): string {
-  // Plain reads give the column's text; anything else is compared as its JSON.
-  const schedule = typeof row.scheduleStatus === 'string' ? row.scheduleStatus : JSON.stringify(row.scheduleStatus ?? null);
-  return `${row.resourceVersion}\u0000${schedule}`;
+function scheduleText(value: unknown): string | null {
+  // Plain reads give the column's text, as the list's versions do.
+  return value === null || value === undefined ? null : typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 function deepFreeze<T>(value: T): T {

@@ -152,6 +152,42 @@ describe('API: Apps', () => {
       assert.ok(Number(unfiltered.headers.get('x-total-count')) >= 5);
     });
 
+    it('lists each App as it is now, however often the same page was answered before (pages are kept by their Apps)', async () => {
+      const team = uniqueName('team');
+      const names = [uniqueName('kept'), uniqueName('kept'), uniqueName('kept')];
+      for (const name of names) await api.call('POST', '/apps/', { body: manifest(name, {}, { team }) });
+      const page = async () => {
+        const res = await api.call('GET', `/apps/?labelSelector=team=${team}&limit=10`);
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+        return res.body as { name: string; image: string; metadata: { labels: Record<string, string> } }[];
+      };
+      assert.deepEqual(
+        (await page()).map((a) => a.name),
+        names,
+      );
+      assert.deepEqual(await page(), await page());
+
+      await api.call('PATCH', `/apps/${names[1]}/`, { body: { image: 'busybox:1.37' } });
+      assert.deepEqual(
+        (await page()).map((a) => a.image),
+        ['busybox:1.36', 'busybox:1.37', 'busybox:1.36'],
+      );
+      await api.call('PATCH', `/apps/${names[0]}/`, { body: { metadata: { labels: { extra: 'yes' } } } });
+      assert.deepEqual((await page())[0].metadata.labels, { team, extra: 'yes' });
+      assert.equal((await api.call('DELETE', `/apps/${names[2]}/`)).status, 204);
+      assert.deepEqual(
+        (await page()).map((a) => a.name),
+        names.slice(0, 2),
+      );
+      const added = uniqueName('kept');
+      await api.call('POST', '/apps/', { body: manifest(added, {}, { team }) });
+      assert.deepEqual(
+        (await page()).map((a) => a.name),
+        [...names.slice(0, 2), added],
+      );
+    });
+
     it('selects by several labels at once', async () => {
       const team = uniqueName('team');
       await api.call('POST', '/apps/', { body: manifest(uniqueName(), {}, { team, tier: 'batch' }) });
