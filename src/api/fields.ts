@@ -82,8 +82,8 @@ const SUMMARY: Record<ListedKind, string[]> = {
 
 const VIEWS = ['full', 'summary'];
 
-/** A function that keeps only the asked-for fields of an answer. */
-export type Projection = (item: object) => Record<string, unknown>;
+/** A function that keeps only the asked-for fields of an answer; `key` names the fields it keeps (the same for the same ones). */
+export type Projection = ((item: object) => Record<string, unknown>) & { key: string };
 
 /**
  * Reads `?fields=` and `?view=`; `undefined` means the whole object. Both at
@@ -132,8 +132,9 @@ function isKnown(path: string, kind: ListedKind): boolean {
 function projection(paths: string[]): Projection {
   // `metadata` and `metadata.name` together: the whole of metadata, copied once and never written into.
   const kept = paths.filter((p) => !paths.some((other) => p.startsWith(`${other}.`)));
-  const split = [...new Set(kept)].map((p) => p.split('.'));
-  return (item) => {
+  const unique = [...new Set(kept)];
+  const split = unique.map((p) => p.split('.'));
+  const project = (item: object) => {
     const out: Record<string, unknown> = {};
     for (const segments of split) {
       let value: unknown = item;
@@ -148,4 +149,5 @@ function projection(paths: string[]): Projection {
     }
     return out;
   };
+  return Object.assign(project, { key: unique.join(',') });
 }

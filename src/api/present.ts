@@ -1,5 +1,6 @@
 import type { StoredApp, StoredRun } from '../store/store';
 import type { App, Run } from '../model/types';
+import type { Projection } from './fields';
 
 /** An App as the API answers it: DjDockerManager's flat fields beside the object. */
 export type AppAnswer = App & {
@@ -32,39 +33,54 @@ export function presentApp(app: StoredApp): AppAnswer {
   };
 }
 
-/** The JSON of frozen Apps (the store's kept ones), by object: such an App never changes, so neither does its answer. */
-const appJson = new WeakMap<StoredApp, Buffer>();
-/** The last body made for a page, by the page's first App: the same Apps, in the same order, make the same body. */
-const pageBodies = new WeakMap<StoredApp, { apps: StoredApp[]; body: Buffer }>();
+/**
+ * The JSON of frozen Apps (the store's kept ones), by object and by the
+ * fields asked for (`''` for all): such an App never changes, so neither does
+ * its answer. A few field sets each, the last asked for.
+ */
+const appJson = new WeakMap<StoredApp, Map<string, Buffer>>();
+/** The last body made for a page, by its first App and the fields asked for: the same Apps in the same order make the same body. */
+const pageBodies = new WeakMap<StoredApp, Map<string, { apps: StoredApp[]; body: Buffer }>>();
+const FIELD_SETS_KEPT = 4;
 
 /**
- * A list of Apps as the JSON of `presentApp`'s answers, encoded. An App the
- * store keeps (src/store/app-cache.ts) is the same frozen object until it
- * changes, so its JSON is made once, and a page of unchanged Apps is the
- * same body as last time: serialising, and encoding a page of 100 KB or more,
- * were most of a list's cost.
+ * A list of Apps as the JSON of `presentApp`'s answers (`project`ed when
+ * fields or a view were asked for), encoded. An App the store keeps
+ * (src/store/app-cache.ts) is the same frozen object until it changes, so its
+ * JSON is made once, and a page of unchanged Apps is the same body as last
+ * time: serialising, and encoding a page of 100 KB or more, were most of a
+ * list's cost.
  */
-export function presentAppsJson(apps: StoredApp[]): Buffer {
+export function presentAppsJson(apps: StoredApp[], project?: Projection): Buffer {
+  const fields = project?.key ?? '';
   const first = apps[0];
-  const kept = first && pageBodies.get(first);
+  const kept = first && pageBodies.get(first)?.get(fields);
   if (kept && kept.apps.length === apps.length && kept.apps.every((app, at) => app === apps[at])) return kept.body;
   const parts: Buffer[] = [Buffer.from('[')];
   for (const [at, app] of apps.entries()) {
     if (at > 0) parts.push(COMMA);
-    let json = appJson.get(app);
+    let json = appJson.get(app)?.get(fields);
     if (json === undefined) {
-      json = Buffer.from(JSON.stringify(presentApp(app)));
-      if (Object.isFrozen(app)) appJson.set(app, json);
+      json = Buffer.from(JSON.stringify(project ? project(presentApp(app)) : presentApp(app)));
+      if (Object.isFrozen(app)) keep(appJson, app, fields, json);
     }
     parts.push(json);
   }
   parts.push(Buffer.from(']'));
   const body = Buffer.concat(parts);
-  if (first && apps.every((app) => Object.isFrozen(app))) pageBodies.set(first, { apps: [...apps], body });
+  if (first && apps.every((app) => Object.isFrozen(app))) keep(pageBodies, first, fields, { apps: [...apps], body });
   return body;
 }
 
 const COMMA = Buffer.from(',');
+
+function keep<V>(map: WeakMap<StoredApp, Map<string, V>>, app: StoredApp, fields: string, value: V): void {
+  let byFields = map.get(app);
+  if (!byFields) map.set(app, (byFields = new Map()));
+  byFields.delete(fields);
+  byFields.set(fields, value);
+  if (byFields.size > FIELD_SETS_KEPT) byFields.delete(byFields.keys().next().value!);
+}
 
 export function presentRun(run: StoredRun): RunAnswer {
   return {

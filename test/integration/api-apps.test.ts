@@ -167,11 +167,25 @@ describe('API: Apps', () => {
         names,
       );
       assert.deepEqual(await page(), await page());
+      const summary = async (view: string) => (await api.call('GET', `/apps/?labelSelector=team=${team}&limit=10&${view}`)).body as Record<string, unknown>[];
+      assert.deepEqual(await summary('view=summary'), await summary('view=summary'));
+      assert.deepEqual(
+        (await summary('fields=name')).map((a) => Object.keys(a)),
+        [['name'], ['name'], ['name']],
+      );
 
       await api.call('PATCH', `/apps/${names[1]}/`, { body: { image: 'busybox:1.37' } });
       assert.deepEqual(
         (await page()).map((a) => a.image),
         ['busybox:1.36', 'busybox:1.37', 'busybox:1.36'],
+      );
+      assert.deepEqual(
+        (await summary('view=summary')).map((a) => (a.spec as { image: string }).image),
+        ['busybox:1.36', 'busybox:1.37', 'busybox:1.36'],
+      );
+      assert.deepEqual(
+        (await summary('fields=name,spec.image')).map((a) => a.spec),
+        [{ image: 'busybox:1.36' }, { image: 'busybox:1.37' }, { image: 'busybox:1.36' }],
       );
       await api.call('PATCH', `/apps/${names[0]}/`, { body: { metadata: { labels: { extra: 'yes' } } } });
       assert.deepEqual((await page())[0].metadata.labels, { team, extra: 'yes' });

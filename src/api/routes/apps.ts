@@ -44,12 +44,8 @@ export function appsRoutes(deps: ApiDeps): Router {
     const project = listProjection(ctx, 'App');
     const { items, total } = await store.listApps({ ...page, labels: labelSelector(ctx) });
     setTotal(ctx, total);
-    if (project) {
-      ctx.body = items.map((app) => project(presentApp(app)));
-    } else {
-      ctx.type = 'application/json';
-      ctx.body = presentAppsJson(items);
-    }
+    ctx.type = 'application/json';
+    ctx.body = presentAppsJson(items, project);
   });
 
   router.get('/apps/:app', async (ctx) => {
