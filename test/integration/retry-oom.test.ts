@@ -52,12 +52,13 @@ describe('retryPolicy.onOOM on a real Docker engine', function () {
   });
 
   it('retries an OOM-killed attempt with twice the memory until it fits', async () => {
-    // Holds 24 MiB in a shell variable: killed under 16Mi and 32Mi, fits in 64Mi (as measured on this engine).
+    // Holds 18 MiB in a shell variable, which takes more than 32Mi and less than 48Mi (measured on this engine):
+    // killed under 16Mi and 32Mi, fits in 64Mi with room to spare. (24 MiB needed 48–64Mi: too near the last limit.)
     const app = await store.createApp({
       name: appName,
       source: 'api',
       spec: appSpec({
-        command: ['sh', '-c', 'x=$(head -c 24m /dev/zero | tr "\\0" a); echo ${#x}'],
+        command: ['sh', '-c', 'x=$(head -c 18m /dev/zero | tr "\\0" a); echo ${#x}'],
         retries: 3,
         network,
         resources: { memory: '16Mi' },
@@ -85,14 +86,14 @@ describe('retryPolicy.onOOM on a real Docker engine', function () {
       [1, 2, 3].map(async (attempt) => (await docker.getContainer(workloadName(run.metadata.uid, attempt)).inspect()).HostConfig.Memory),
     );
     assert.deepEqual(limits, [16 * Mi, 32 * Mi, 64 * Mi]);
-    assert.match((await store.getLogs(run.id))?.content ?? '', /25165824/);
+    assert.match((await store.getLogs(run.id))?.content ?? '', /18874368/);
   });
 
   it('without onOOM retries an OOM kill with the same memory', async () => {
     const app = await store.createApp({
       name: appName,
       source: 'api',
-      spec: appSpec({ command: ['sh', '-c', 'x=$(head -c 24m /dev/zero | tr "\\0" a); echo ${#x}'], retries: 1, network, resources: { memory: '16Mi' } }),
+      spec: appSpec({ command: ['sh', '-c', 'x=$(head -c 18m /dev/zero | tr "\\0" a); echo ${#x}'], retries: 1, network, resources: { memory: '16Mi' } }),
     });
     const asked = (await requestRun(store, app, {})).run;
     const run: StoredRun = await waitFor(`run ${asked.metadata.name} to finish`, async () => {
