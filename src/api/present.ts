@@ -39,9 +39,16 @@ export function presentApp(app: StoredApp): AppAnswer {
  * its answer. A few field sets each, the last asked for.
  */
 const appJson = new WeakMap<StoredApp, Map<string, Buffer>>();
-/** The last body made for a page, by its first App and the fields asked for: the same Apps in the same order make the same body. */
-const pageBodies = new WeakMap<StoredApp, Map<string, { apps: StoredApp[]; body: Buffer }>>();
 const FIELD_SETS_KEPT = 4;
+/**
+ * The bodies last made for pages, by first App, length and fields asked for:
+ * the same Apps in the same order make the same body. Bounded in bytes, the
+ * least recently answered going first, since a client paging by ones would
+ * otherwise keep a body for every App.
+ */
+const pageBodies = new Map<string, { apps: StoredApp[]; body: Buffer }>();
+const PAGE_BODY_BYTES = 16 * 1024 * 1024;
+let pageBodyBytes = 0;
 
 /**
  * A list of Apps as the JSON of `presentApp`'s answers (`project`ed when
@@ -53,30 +60,48 @@ const FIELD_SETS_KEPT = 4;
  */
 export function presentAppsJson(apps: StoredApp[], project?: Projection): Buffer {
   const fields = project?.key ?? '';
-  const first = apps[0];
-  const kept = first && pageBodies.get(first)?.get(fields);
-  if (kept && kept.apps.length === apps.length && kept.apps.every((app, at) => app === apps[at])) return kept.body;
+  const page = apps.length ? `${apps[0].id}\u0000${apps.length}\u0000${fields}` : '';
+  const kept = pageBodies.get(page);
+  if (kept && kept.apps.every((app, at) => app === apps[at])) {
+    // Answered again: to the end of the line, away from eviction.
+    pageBodies.delete(page);
+    pageBodies.set(page, kept);
+    return kept.body;
+  }
   const parts: Buffer[] = [Buffer.from('[')];
   for (const [at, app] of apps.entries()) {
     if (at > 0) parts.push(COMMA);
     let json = appJson.get(app)?.get(fields);
     if (json === undefined) {
       json = Buffer.from(JSON.stringify(project ? project(presentApp(app)) : presentApp(app)));
-      if (Object.isFrozen(app)) keep(appJson, app, fields, json);
+      if (Object.isFrozen(app)) keep(app, fields, json);
     }
     parts.push(json);
   }
   parts.push(Buffer.from(']'));
   const body = Buffer.concat(parts);
-  if (first && apps.every((app) => Object.isFrozen(app))) keep(pageBodies, first, fields, { apps: [...apps], body });
+  if (page && apps.every((app) => Object.isFrozen(app))) keepPage(page, { apps: [...apps], body });
   return body;
+}
+
+function keepPage(page: string, entry: { apps: StoredApp[]; body: Buffer }): void {
+  const replaced = pageBodies.get(page);
+  if (replaced) pageBodyBytes -= replaced.body.length;
+  pageBodies.delete(page);
+  pageBodies.set(page, entry);
+  pageBodyBytes += entry.body.length;
+  for (const [oldest, { body }] of pageBodies) {
+    if (pageBodyBytes <= PAGE_BODY_BYTES) break;
+    pageBodies.delete(oldest);
+    pageBodyBytes -= body.length;
+  }
 }
 
 const COMMA = Buffer.from(',');
 
-function keep<V>(map: WeakMap<StoredApp, Map<string, V>>, app: StoredApp, fields: string, value: V): void {
-  let byFields = map.get(app);
-  if (!byFields) map.set(app, (byFields = new Map()));
+function keep(app: StoredApp, fields: string, value: Buffer): void {
+  let byFields = appJson.get(app);
+  if (!byFields) appJson.set(app, (byFields = new Map()));
   byFields.delete(fields);
   byFields.set(fields, value);
   if (byFields.size > FIELD_SETS_KEPT) byFields.delete(byFields.keys().next().value!);
