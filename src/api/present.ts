@@ -62,7 +62,7 @@ export function presentAppsJson(apps: StoredApp[], project?: Projection): Buffer
   const fields = project?.key ?? '';
   const page = apps.length ? `${apps[0].id}\u0000${apps.length}\u0000${fields}` : '';
   const kept = pageBodies.get(page);
-  if (kept && kept.apps.every((app, at) => app === apps[at])) {
+  if (kept?.apps.every((app, at) => app === apps[at])) {
     // Answered again: to the end of the line, away from eviction.
     pageBodies.delete(page);
     pageBodies.set(page, kept);
