@@ -68,7 +68,7 @@ export function presentAppsJson(apps: StoredApp[], project?: Projection): Buffer
     pageBodies.set(page, kept);
     return kept.body;
   }
-  const parts: Buffer[] = [Buffer.from('[')];
+  const parts: Buffer[] = [OPEN];
   for (const [at, app] of apps.entries()) {
     if (at > 0) parts.push(COMMA);
     let json = appJson.get(app)?.get(fields);
@@ -78,7 +78,7 @@ export function presentAppsJson(apps: StoredApp[], project?: Projection): Buffer
     }
     parts.push(json);
   }
-  parts.push(Buffer.from(']'));
+  parts.push(CLOSE);
   const body = Buffer.concat(parts);
   if (page && apps.every((app) => Object.isFrozen(app))) keepPage(page, { apps: [...apps], body });
   return body;
@@ -97,7 +97,9 @@ function keepPage(page: string, entry: { apps: StoredApp[]; body: Buffer }): voi
   }
 }
 
+const OPEN = Buffer.from('[');
 const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from(']');
 
 function keep(app: StoredApp, fields: string, value: Buffer): void {
   let byFields = appJson.get(app);

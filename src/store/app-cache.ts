@@ -24,7 +24,7 @@ export const VERSION_COLUMNS = 'id, resource_version, schedule_status';
  * sqlite3 builds each row object through N-API, slowly, and a page of 200
  * rows cost more than parsing one text does.
  */
-export const PAGE_OF_VERSIONS = 'json_group_array(json_array(id, resource_version, schedule_status) ORDER BY id)';
+export const PAGE_OF_VERSIONS = `json_group_array(json_array(${VERSION_COLUMNS}) ORDER BY id)`;
 
 /** A page's versions as PAGE_OF_VERSIONS gives them: `[id, resource_version, schedule_status]`. */
 export type AppVersion = [id: number, resourceVersion: number, scheduleStatus: string | null];

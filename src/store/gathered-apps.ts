@@ -11,17 +11,14 @@
  * one fails.
  */
 import type { AppRow } from './models';
-import { isConstraintViolation, type PlainSql } from './plain-sql';
-import { APP_JSON_OBJECT, refWhere, toApp, type newAppRow } from './rows';
+import { isConstraintViolation, marks, type PlainSql } from './plain-sql';
+import { APP_COLUMNS, APP_JSON_OBJECT, refWhere, toApp, type newAppRow } from './rows';
 import { Gathering, type Waiting } from './gathering';
 import type { StoredApp } from './types';
 
 export type NewAppRow = ReturnType<typeof newAppRow>;
 
 const COLUMNS = 'name, uid, generation, resource_version, source, labels, spec, status, created_at, updated_at';
-/** The columns of APP_SELECT, for RETURNING. */
-const RETURNED =
-  'id, name, uid, generation, resource_version AS "resourceVersion", labels, spec, status, schedule_status AS "scheduleStatus", created_at AS "createdAt"';
 /** Rows per statement: ten variables each for a create, well within SQLite's limit. */
 const PER_STATEMENT = 500;
 
@@ -88,7 +85,5 @@ function insertRows(sql: PlainSql, batch: Waiting<NewAppRow, AppRow>[]): Promise
     now,
   ]);
   const rows = batch.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ');
-  return sql.select<AppRow>(`INSERT INTO apps (${COLUMNS}) VALUES ${rows} RETURNING ${RETURNED}`, values);
+  return sql.select<AppRow>(`INSERT INTO apps (${COLUMNS}) VALUES ${rows} RETURNING ${APP_COLUMNS}`, values);
 }
-
-const marks = (values: unknown[]): string => values.map(() => '?').join(', ');

@@ -15,6 +15,9 @@ export function isConstraintViolation(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 'SQLITE_CONSTRAINT';
 }
 
+/** `?, ?, ?`: a placeholder for each of `values`, as in `IN (…)` on either dialect. */
+export const marks = (values: unknown[]): string => values.map(() => '?').join(', ');
+
 /** The part of a sqlite3 Database that plain reads use. */
 interface SqliteConnection {
   all(sql: string, values: unknown[], callback: (err: Error | null, rows: unknown[]) => void): void;

@@ -9,8 +9,9 @@ import type { AppRow, RunRow } from './models';
 import type { NewApp, Precondition, StoredApp, StoredRun } from './types';
 
 /** The columns of an App row under the names the model gives them, for plain queries. */
-export const APP_SELECT =
-  'SELECT id, name, uid, generation, resource_version AS "resourceVersion", labels, spec, status, schedule_status AS "scheduleStatus", created_at AS "createdAt" FROM apps';
+export const APP_COLUMNS =
+  'id, name, uid, generation, resource_version AS "resourceVersion", labels, spec, status, schedule_status AS "scheduleStatus", created_at AS "createdAt"';
+export const APP_SELECT = `SELECT ${APP_COLUMNS} FROM apps`;
 
 /**
  * APP_SELECT's columns as one JSON object per row, its JSON columns nested

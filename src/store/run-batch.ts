@@ -22,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError } from '../errors';
 import { RunPhase, type RunStatus } from '../model/types';
 import type { RunRow } from './models';
-import type { PlainSql } from './plain-sql';
+import { marks, type PlainSql } from './plain-sql';
 import { RUN_SELECT, toRun } from './rows';
 import type { NewRun, RunInsertion, StoredApp, StoredRun } from './types';
 
@@ -33,7 +33,6 @@ const COLUMNS = 'name, uid, app_id, app_name, generation, resource_version, phas
 
 /** The runs' insertions in order, or the refusal of one of them (as `insertRun` would answer it alone). At most RUNS_PER_STATEMENT items. */
 export async function insertRunsAtOnce(sql: PlainSql, items: { app: StoredApp; input: NewRun }[]): Promise<(RunInsertion | Error)[]> {
-  const marks = (values: unknown[]) => values.map(() => '?').join(', ');
   const keys = items.flatMap(({ input }) => (input.idempotencyKey ? [input.idempotencyKey] : []));
   const replays = new Map<string, StoredRun>();
   if (keys.length) {

@@ -9,7 +9,7 @@ import { migrate } from './migrations';
 import { LeadershipRecords } from './leadership';
 import { NotificationRecords } from './notifications';
 import { AppRow, defineModels, Models, RunRow } from './models';
-import { isConstraintViolation, isForeignKeyViolation, PlainSql } from './plain-sql';
+import { isConstraintViolation, isForeignKeyViolation, marks, PlainSql } from './plain-sql';
 import { gatheredInserts, gatheredReads, type NewAppRow } from './gathered-apps';
 import type { Gathering } from './gathering';
 import { AppCache, PAGE_OF_VERSIONS, pageOfVersions, VERSION_COLUMNS } from './app-cache';
@@ -210,7 +210,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const versions = pageOfVersions(row.page);
     const total = counted ? Number(row.total) : offset + versions.length;
     return {
-      items: await this.appCache.read(versions, (ids) => this.sql.select<AppRow>(`${APP_SELECT} WHERE id IN (${ids.map(() => '?').join(', ')})`, ids)),
+      items: await this.appCache.read(versions, (ids) => this.sql.select<AppRow>(`${APP_SELECT} WHERE id IN (${marks(ids)})`, ids)),
       total,
     };
   }
@@ -264,7 +264,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
       const value = this.dialect === 'postgres' ? 'CAST(? AS json)' : '?';
       const cases = chunk.map(() => `WHEN ? THEN ${value}`).join(' ');
       const values = [...chunk.flatMap(({ appId, status }) => [appId, JSON.stringify(status)]), ...chunk.map(({ appId }) => appId)];
-      await this.sql.execute(`UPDATE apps SET schedule_status = CASE id ${cases} END WHERE id IN (${chunk.map(() => '?').join(', ')})`, values);
+      await this.sql.execute(`UPDATE apps SET schedule_status = CASE id ${cases} END WHERE id IN (${marks(chunk)})`, values);
     }
   }
 
