@@ -63,6 +63,8 @@ export interface ServerConfig {
   runtimes?: RuntimeName[];
   /** @default DOCKER_HOST, else the local socket */
   dockerHost?: string;
+  /** Network sandboxes for Docker runs with network none (src/executors/docker/network-sandboxes.ts). @default maxParallel */
+  dockerNetworkSandboxes?: number;
   /** For the kubernetes runtime. @default KUBECONFIG, else in-cluster, else ~/.kube/config */
   kubeconfig?: string;
   /** The Jobs' namespace. @default in cluster the pod's own, else the kubeconfig context's, else 'default' */
@@ -203,6 +205,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await closeServer(server, config.shutdownGraceMs ?? 5000);
         await Promise.allSettled([...inFlight]);
         await Promise.all(running);
+        await executors.close();
         await store.close();
         logger.info('stopped');
       })());
@@ -220,7 +223,8 @@ function buildExecutors(config: ServerConfig, logger: Logger): Runtimes {
   wanted.add(config.runtime);
   const executors: Executor[] = [];
   const containment = config.containment ?? DEFAULT_CONTAINMENT;
-  if (wanted.has(RuntimeName.docker)) executors.push(new DockerExecutor({ dockerHost: config.dockerHost, containment }));
+  if (wanted.has(RuntimeName.docker))
+    executors.push(new DockerExecutor({ dockerHost: config.dockerHost, containment, networkSandboxes: config.dockerNetworkSandboxes ?? config.maxParallel }));
   if (wanted.has(RuntimeName.kubernetes)) {
     executors.push(
       createKubernetesExecutor({

@@ -33,6 +33,7 @@ interface ServeFlags {
   runtime: RuntimeName;
   runtimes?: RuntimeName[];
   dockerHost?: string;
+  dockerNetworkSandboxes?: number;
   kubeconfig?: string;
   namespace?: string;
   imagePullGrace: number;
@@ -106,6 +107,13 @@ export function addServeOptions(command: Command): Command {
     )
     .addOption(
       option('--docker-host <address>', 'Docker engine: unix:///path or tcp://host:port (default: DOCKER_HOST, else the local socket)', 'BERTH_DOCKER_HOST'),
+    )
+    .addOption(
+      option(
+        '--docker-network-sandboxes <n>',
+        'network namespaces kept ready for runs with network none to join; 0: each such run makes its own (default: --max-parallel)',
+        'BERTH_DOCKER_NETWORK_SANDBOXES',
+      ).argParser(integer(0, 1000)),
     )
     .addOption(
       option(
@@ -298,6 +306,7 @@ export function serveConfig(command: Command): ServerConfig {
     runtime: flags.runtime,
     runtimes,
     dockerHost: flags.dockerHost,
+    dockerNetworkSandboxes: flags.dockerNetworkSandboxes,
     kubeconfig: flags.kubeconfig,
     namespace: flags.namespace,
     imagePullGraceMs: flags.imagePullGrace * 1000,

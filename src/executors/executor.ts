@@ -171,4 +171,9 @@ export interface Executor {
    * retried, never thrown.
    */
   watch(onEvent: (event: WorkloadEvent) => void, signal: AbortSignal): Promise<void>;
+  /**
+   * Lets go of what the executor keeps on the runtime besides workloads (Docker's idle
+   * network sandboxes), once the server has stopped launching. Never throws.
+   */
+  close?(): Promise<void>;
 }

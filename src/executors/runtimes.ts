@@ -40,6 +40,11 @@ export class Runtimes {
     return this.byName.get(runtime);
   }
 
+  /** Closes every executor; see Executor.close. */
+  async close(): Promise<void> {
+    await Promise.all([...this.byName.values()].map((executor) => executor.close?.()));
+  }
+
   get size(): number {
     return this.byName.size;
   }

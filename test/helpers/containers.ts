@@ -1,4 +1,5 @@
 import Docker from 'dockerode';
+import { LABEL_NETWORK_SANDBOX, joinedContainer } from '../../src/executors/docker/network-sandboxes';
 import { LABEL_APP } from '../../src/executors/executor';
 import { waitFor } from './wait';
 
@@ -21,4 +22,17 @@ export async function removeContainersOf(apps: Iterable<string>): Promise<void> 
     ),
   );
   await waitFor(`the containers of ${[...names].join(', ')} to be gone`, async () => (await ours()).length === 0, { timeoutMs: 60_000 });
+}
+
+/**
+ * The network a container is on: its NetworkMode, or for one that joined a
+ * network sandbox (src/executors/docker/network-sandboxes.ts), the sandbox's,
+ * which must then be a berth sandbox.
+ */
+export async function effectiveNetwork(info: Docker.ContainerInspectInfo): Promise<string> {
+  const joined = joinedContainer(info.HostConfig.NetworkMode);
+  if (!joined) return info.HostConfig.NetworkMode ?? '';
+  const sandbox = await new Docker().getContainer(joined).inspect();
+  if (sandbox.Config.Labels?.[LABEL_NETWORK_SANDBOX] === undefined) throw new Error(`${info.Name} joined ${joined}, which is not a berth network sandbox`);
+  return sandbox.HostConfig.NetworkMode ?? '';
 }

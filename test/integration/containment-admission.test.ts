@@ -15,7 +15,7 @@ import { LABEL_APP } from '../../src/executors/executor';
 import { serve, exited, freePort, json, runOf, type Berth } from '../helpers/berth-process';
 import { REGISTRY_IMAGE, TEST_IMAGE, tempDir, uniqueName } from '../helpers/fixtures';
 import { waitFor } from '../helpers/wait';
-import { removeContainersOf } from '../helpers/containers';
+import { effectiveNetwork, removeContainersOf } from '../helpers/containers';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 
@@ -185,9 +185,10 @@ describe('containment through berth serve', function () {
     assert.match(logs, /^\s*lo$/m);
     assert.doesNotMatch(logs, /eth0/);
     assert.match(logs, /can't fork/);
-    const { HostConfig: host } = await docker.getContainer(run.status.containerName).inspect();
+    const info = await docker.getContainer(run.status.containerName).inspect();
+    const host = info.HostConfig;
     assert.equal(host.PidsLimit, 24);
-    assert.equal(host.NetworkMode, 'none');
+    assert.equal(await effectiveNetwork(info), 'none');
     assert.equal(host.Memory, 128 * 1024 * 1024);
     assert.equal(host.NanoCpus, 500_000_000);
   });

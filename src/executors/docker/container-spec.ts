@@ -24,11 +24,12 @@ export function workloadLabels(request: Pick<LaunchRequest, 'runUid' | 'appName'
 }
 
 /**
- * Create options for a run's container.
+ * Create options for a run's container; with `sandbox`, the container joins
+ * that container's network namespace instead of making its own (network-sandboxes.ts).
  *
  * @throws Error naming the rule when `resources` holds a quantity that cannot be read.
  */
-export function containerCreateOptions(request: LaunchRequest, policy: ContainmentPolicy = DEFAULT_CONTAINMENT): ContainerCreateOptions {
+export function containerCreateOptions(request: LaunchRequest, policy: ContainmentPolicy = DEFAULT_CONTAINMENT, sandbox?: string): ContainerCreateOptions {
   const { template } = request;
   const { resources } = effectiveResources(launchResources(request), policy);
   const memory = resources.memory ? parseMemoryBytes(resources.memory) : undefined;
@@ -63,7 +64,7 @@ export function containerCreateOptions(request: LaunchRequest, policy: Containme
       SecurityOpt: policy.allowPrivilegeEscalation ? [] : ['no-new-privileges'],
       // A fork bomb stops at the limit instead of at the host's.
       ...(policy.pidsLimit > 0 ? { PidsLimit: policy.pidsLimit } : {}),
-      NetworkMode: dockerNetwork(template, policy),
+      NetworkMode: sandbox ? `container:${sandbox}` : dockerNetwork(template, policy),
       // The engine keeps a container's output on the host's disk until it is removed; rotation bounds it.
       LogConfig: { Type: 'json-file', Config: { 'max-size': String(policy.logMaxSizeBytes), 'max-file': String(policy.logMaxFiles) } },
       ...(memory !== undefined

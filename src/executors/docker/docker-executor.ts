@@ -31,6 +31,7 @@ import { defaultDockerHost, parseDockerHost } from './docker-host';
 import { watchEngineEvents } from './event-watch';
 import { awaitPull } from './image-pull';
 import { LogFrameDecoder } from './log-frames';
+import { NetworkSandboxes, joinedContainer, joinsSandbox } from './network-sandboxes';
 import { observationOf } from './observation';
 
 /** How to reach the engine, and how long to wait for it. */
@@ -64,6 +65,12 @@ export interface DockerExecutorOptions {
    * @default DEFAULT_CONTAINMENT
    */
   containment?: ContainmentPolicy;
+  /**
+   * How many network sandboxes may exist on the engine for runs with no
+   * network to join (network-sandboxes.ts); 0: every run makes its own namespace.
+   * @default 4
+   */
+  networkSandboxes?: number;
 }
 
 /** How many containers `listOwned` inspects at once: enough to be quick, few enough not to flood the engine. */
@@ -81,6 +88,7 @@ export class DockerExecutor implements Executor {
   private readonly watchMaxBackoffMs: number;
   private readonly onWatchError?: (error: Error) => void;
   private readonly containment: ContainmentPolicy;
+  private readonly sandboxes: NetworkSandboxes;
 
   /** @throws ConfigError when `dockerHost` is not a docker host address or a timeout is not positive. */
   constructor(options: DockerExecutorOptions = {}) {
@@ -96,6 +104,9 @@ export class DockerExecutor implements Executor {
     this.watchMaxBackoffMs = positive('watchMaxBackoffMs', options.watchMaxBackoffMs ?? 30_000);
     this.onWatchError = options.onWatchError;
     this.containment = options.containment ?? DEFAULT_CONTAINMENT;
+    const sandboxes = options.networkSandboxes ?? 4;
+    if (!Number.isInteger(sandboxes) || sandboxes < 0) throw new ConfigError(`networkSandboxes: must be a whole number, 0 or more, got ${sandboxes}`);
+    this.sandboxes = new NetworkSandboxes(this.docker, (doing, request) => this.call(doing, request), sandboxes);
   }
 
   async ping(): Promise<void> {
@@ -130,29 +141,43 @@ export class DockerExecutor implements Executor {
     assertLaunchAllowed(request.name, request.template, this.containment, RuntimeName.docker);
     await this.ensureNetwork(request);
     if (imagePullPolicy === ImagePullPolicy.Always && !(await this.inspect(request.name))) await this.pull(image, request.onPullingImage);
-    // Create first and ask questions after: the common case (a new run, an image already here)
-    // then costs the engine one call instead of three inspects before it.
-    let outcome = await this.create(request);
-    if (outcome === 'no-image') {
-      await this.ensureImage(image, imagePullPolicy, request.onPullingImage);
-      outcome = await this.create(request);
-      if (outcome === 'no-image')
-        throw new ImagePullError(image, `image "${image}" is still not present on the docker engine at ${this.dockerHost} after pulling it`);
+    const network = dockerNetwork(request.template, this.containment);
+    const sandbox = joinsSandbox(network, request.template.capabilities?.add) ? await this.sandboxes.reserve() : undefined;
+    let outcome: Awaited<ReturnType<DockerExecutor['create']>>;
+    try {
+      // Create first and ask questions after: the common case (a new run, an image already here)
+      // then costs the engine one call instead of three inspects before it.
+      outcome = await this.create(request, sandbox?.id);
+      if (outcome === 'no-image') {
+        await this.ensureImage(image, imagePullPolicy, request.onPullingImage);
+        outcome = await this.create(request, sandbox?.id);
+        if (outcome === 'no-image')
+          throw new ImagePullError(image, `image "${image}" is still not present on the docker engine at ${this.dockerHost} after pulling it`);
+      }
+    } finally {
+      // From here the engine shows the sandbox as taken: the container names it.
+      sandbox?.settle();
     }
     if (outcome === 'exists') {
       const existing = await this.inspect(request.name);
       // Started before (running, exited, or failed to start): a repeated launch leaves it as it is.
-      if (existing && (existing.State.Status !== 'created' || existing.State.Error)) return;
+      // One whose sandbox went away before it started is started again below, and so made again.
+      if (existing && (existing.State.Status !== 'created' || (existing.State.Error && !sandboxGone(existing, existing.State.Error)))) return;
     }
-    await this.start(request.name);
+    if ((await this.start(request.name)) === 'sandbox-gone') {
+      // The sandbox was stopped or removed under it: the container is made again with a namespace of its own.
+      await this.remove(request.name);
+      await this.create(request);
+      await this.start(request.name);
+    }
   }
 
   /** Creates the run's container: `exists` when one of that name is there already, `no-image` when the image is absent. */
-  private async create(request: LaunchRequest): Promise<'created' | 'exists' | 'no-image'> {
+  private async create(request: LaunchRequest, sandbox?: string): Promise<'created' | 'exists' | 'no-image'> {
     const doing = `creating container ${request.name}`;
     let options: Docker.ContainerCreateOptions;
     try {
-      options = containerCreateOptions(request, this.containment);
+      options = containerCreateOptions(request, this.containment, sandbox);
     } catch (error) {
       // Validation at the edge keeps such quantities out; one that slips through is refused, never sent.
       throw new RuntimeRefusedError(`cannot create container ${request.name}: ${(error as Error).message}`);
@@ -282,6 +307,11 @@ export class DockerExecutor implements Executor {
     return owned.sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** Removes the network sandboxes no container uses: the ones in use go with a later close. */
+  async close(): Promise<void> {
+    await this.sandboxes.removeIdle();
+  }
+
   /** Resolves once `signal` aborts; an engine that cannot be reached is retried with backoff and told to `onWatchError`. */
   watch(onEvent: (event: WorkloadEvent) => void, signal: AbortSignal): Promise<void> {
     return watchEngineEvents(
@@ -293,14 +323,17 @@ export class DockerExecutor implements Executor {
     );
   }
 
-  private async start(name: string): Promise<void> {
+  /** Starts the container; `sandbox-gone` when the network sandbox it was made to join is no longer running. */
+  private async start(name: string): Promise<'started' | 'sandbox-gone'> {
     try {
       await this.call(`starting container ${name}`, (abortSignal) => this.docker.getContainer(name).start({ abortSignal }));
+      return 'started';
     } catch (error) {
       if (error instanceof RuntimeUnavailableError) throw error;
-      if (statusOf(error) === 304) return; // already started
+      if (statusOf(error) === 304) return 'started'; // already started
       const after = await this.inspect(name);
-      if (after?.State.Error) return; // the workload's own failure, recorded on the container
+      if (after && sandboxGone(after, daemonMessage(error))) return 'sandbox-gone';
+      if (after?.State.Error) return 'started'; // the workload's own failure, recorded on the container
       // Removed between create and start (a cancel, a cleanup): the next launch creates it again.
       if (!after) throw new RuntimeApiError(`container ${name} was removed before it could be started`);
       throw this.rethrown(`starting container ${name}`, error);
@@ -418,6 +451,12 @@ export class DockerExecutor implements Executor {
 function engineTail(options: LogOptions): number | 'all' {
   const tails = [options.tail, options.limitBytes].filter((n): n is number => n !== undefined);
   return tails.length > 0 ? Math.min(...tails) : 'all';
+}
+
+/** Whether `message` (a start's error) says the network sandbox `info`'s container joins is gone: the engine names it. */
+function sandboxGone(info: Docker.ContainerInspectInfo, message: string): boolean {
+  const sandbox = joinedContainer(info.HostConfig.NetworkMode);
+  return sandbox !== undefined && message.includes(sandbox);
 }
 
 function positive(option: string, value: number): number {

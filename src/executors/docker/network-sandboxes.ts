@@ -1,0 +1,201 @@
+/**
+ * Network sandboxes: network namespaces made ahead, for runs with no network.
+ *
+ * Why: of a short container's start on Docker, most is the engine making its
+ * network namespace (measured on the project's machine: a start takes ≈ 440
+ * ms with its own namespace, ≈ 170 ms joining one that exists), and a
+ * container with `network: none` gets nothing from that namespace but a
+ * loopback interface. So such a run's container joins the namespace of a
+ * sandbox instead (`NetworkMode: container:<sandbox>`), as a Kubernetes pod's
+ * containers join their pause container's. A sandbox is a container running
+ * berth's `pause` program (sandbox-image.ts) with `network: none`.
+ *
+ * Invariants:
+ *  - A sandbox serves at most one live (created, running or paused)
+ *    container at a time, so a run's loopback, its ports and its abstract
+ *    sockets are its own while it runs, as with a namespace of its own.
+ *    Reuse is sequential: a run finds nothing of the one before, whose
+ *    processes all ended with its container.
+ *  - Which sandboxes are taken is read from the engine at each reservation
+ *    (the containers whose NetworkMode names them), so it survives a restart
+ *    of berth and holds across processes. Within this process, the sandboxes
+ *    chosen by launches that have not created their container yet are held
+ *    in `reserved` until they have. Two berth processes on one engine could
+ *    still choose the same idle sandbox in the same instant; picking at
+ *    random among the idle ones makes that unlikely, not impossible.
+ *  - A run whose App may change a namespace (NET_ADMIN, SYS_ADMIN) never
+ *    joins one: what it did there would outlive it.
+ *  - A sandbox is never needed for a run to happen: when there is none to
+ *    have (the limit is reached, the engine cannot run the program, the
+ *    engine refused), the run makes its own namespace, as it would without
+ *    sandboxes; the executor does the same when a sandbox is gone by the time
+ *    the container starts.
+ *
+ * What a run sees differently: its hostname is the sandbox's (the engine
+ * gives a container that joins another's network that one's hostname).
+ */
+
+import { randomBytes } from 'node:crypto';
+import type Docker from 'dockerode';
+import { LABEL_MANAGED_BY, MANAGED_BY } from '../executor';
+import { SANDBOX_COMMAND, SANDBOX_IMAGE, importSandboxImage, sandboxArchitecture } from './sandbox-image';
+import { statusOf } from './docker-errors';
+
+/** Marks a container as a network sandbox. */
+export const LABEL_NETWORK_SANDBOX = 'berth.dev/network-sandbox';
+
+/** Capabilities with which a run could change the namespace it runs in. */
+const NAMESPACE_CHANGING = ['NET_ADMIN', 'SYS_ADMIN'];
+
+/** How long a failure to make the sandbox image keeps sandboxes off before it is tried again. */
+const RETRY_IMAGE_MS = 60_000;
+
+/** One engine call with the executor's deadline and error mapping. */
+export type EngineCall = <T>(doing: string, request: (abortSignal: AbortSignal) => Promise<T>) => Promise<T>;
+
+/** A sandbox chosen for one container; `settle` once that container is created (or its creation failed). */
+export interface SandboxReservation {
+  readonly id: string;
+  settle(): void;
+}
+
+/** Whether a run with this network and these added capabilities may join a sandbox. */
+export function joinsSandbox(network: string, capabilities: readonly string[] = []): boolean {
+  return network === 'none' && !capabilities.some((name) => NAMESPACE_CHANGING.includes(name.toUpperCase().replace(/^CAP_/, '')));
+}
+
+/** The sandbox a container joined, from its NetworkMode, if it joined one. */
+export function joinedContainer(networkMode: string | undefined): string | undefined {
+  return networkMode?.startsWith('container:') ? networkMode.slice('container:'.length) : undefined;
+}
+
+export class NetworkSandboxes {
+  /** Sandboxes chosen by launches in this process that have not created their container yet. */
+  private readonly reserved = new Set<string>();
+  /** Sandboxes being made by this process, counted against the limit. */
+  private making = 0;
+  /** Whether the engine can run sandboxes: its architecture, and the image present or imported. */
+  private usable: Promise<boolean> | undefined;
+
+  /** @param limit how many sandboxes may exist on the engine; 0 turns them off. */
+  constructor(
+    private readonly docker: Docker,
+    private readonly call: EngineCall,
+    readonly limit: number,
+  ) {}
+
+  /** A sandbox for one container to join, or undefined: that container makes its own namespace. */
+  async reserve(): Promise<SandboxReservation | undefined> {
+    if (this.limit <= 0 || !(await this.engineCanRun())) return undefined;
+    try {
+      const { sandboxes, idle } = await this.survey();
+      if (idle.length > 0) return this.hold(idle[Math.floor(Math.random() * idle.length)].Id);
+      if (sandboxes.length + this.making >= this.limit) return undefined;
+      return this.hold(await this.make());
+    } catch {
+      // A sandbox only saves time; the container makes its own namespace instead.
+      return undefined;
+    }
+  }
+
+  /**
+   * Removes the sandboxes no container uses or is about to: at shutdown, so
+   * that a stopped server leaves nothing running. Never throws: what stays
+   * is reused by the next server, or removed by its close.
+   */
+  async removeIdle(): Promise<void> {
+    if (this.limit <= 0) return;
+    try {
+      const { idle } = await this.survey();
+      await Promise.all(
+        idle.map((sandbox) =>
+          this.docker
+            .getContainer(sandbox.Id)
+            .remove({ force: true })
+            .catch(() => undefined),
+        ),
+      );
+    } catch {
+      // The engine is unreachable: nothing can be removed now.
+    }
+  }
+
+  /** The live sandboxes on the engine, and those of them no live container joins and no launch here has chosen. */
+  private async survey(): Promise<{ sandboxes: Docker.ContainerInfo[]; idle: Docker.ContainerInfo[] }> {
+    const live = await this.call('listing berth containers for a network sandbox', (abortSignal) =>
+      this.docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL_MANAGED_BY}=${MANAGED_BY}`], status: ['created', 'running', 'restarting', 'paused'] },
+        abortSignal,
+      }),
+    );
+    const taken = new Set(this.reserved);
+    for (const container of live) {
+      const joined = joinedContainer(container.HostConfig?.NetworkMode);
+      if (joined) taken.add(joined);
+    }
+    const sandboxes = live.filter((container) => container.Labels?.[LABEL_NETWORK_SANDBOX] !== undefined);
+    return { sandboxes, idle: sandboxes.filter((sandbox) => sandbox.State === 'running' && !taken.has(sandbox.Id)) };
+  }
+
+  private hold(id: string): SandboxReservation {
+    this.reserved.add(id);
+    return { id, settle: () => this.reserved.delete(id) };
+  }
+
+  /** Creates and starts a sandbox: the one namespace the engine makes, then kept for the runs after. */
+  private async make(): Promise<string> {
+    this.making += 1;
+    try {
+      const sandbox = await this.call('creating a network sandbox', (abortSignal) =>
+        this.docker.createContainer({
+          name: `berth-network-sandbox-${randomBytes(4).toString('hex')}`,
+          Image: SANDBOX_IMAGE,
+          Cmd: SANDBOX_COMMAND,
+          Labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NETWORK_SANDBOX]: '1' },
+          HostConfig: {
+            NetworkMode: 'none',
+            CapDrop: ['ALL'],
+            SecurityOpt: ['no-new-privileges'],
+            RestartPolicy: { Name: 'no' },
+            LogConfig: { Type: 'none', Config: {} },
+          },
+          abortSignal,
+        }),
+      );
+      try {
+        await this.call('starting a network sandbox', (abortSignal) => sandbox.start({ abortSignal }));
+      } catch (error) {
+        await sandbox.remove({ force: true }).catch(() => undefined);
+        throw error;
+      }
+      return sandbox.id;
+    } finally {
+      this.making -= 1;
+    }
+  }
+
+  /** True once the sandbox image is on the engine; false on an architecture the program is not for. */
+  private engineCanRun(): Promise<boolean> {
+    this.usable ??= this.prepareImage().catch(() => {
+      // Tried again after a while: an engine that was down at the first launch comes back.
+      setTimeout(() => {
+        this.usable = undefined;
+      }, RETRY_IMAGE_MS).unref();
+      return false;
+    });
+    return this.usable;
+  }
+
+  private async prepareImage(): Promise<boolean> {
+    const info = (await this.call('reading the engine architecture', () => this.docker.info())) as { Architecture?: string };
+    if (!sandboxArchitecture(info.Architecture)) return false;
+    try {
+      await this.call(`inspecting image ${SANDBOX_IMAGE}`, () => this.docker.getImage(SANDBOX_IMAGE).inspect());
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+      await this.call(`importing image ${SANDBOX_IMAGE}`, (abortSignal) => importSandboxImage(this.docker, abortSignal));
+    }
+    return true;
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * Network sandboxes on a real engine (src/executors/docker/network-sandboxes.ts):
+ * runs with network none join a namespace made ahead, one run per sandbox at a
+ * time, and a run never depends on a sandbox being there.
+ */
+
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import Docker from 'dockerode';
+import { DockerExecutor } from '../../src/executors/docker';
+import { containerCreateOptions } from '../../src/executors/docker/container-spec';
+import { LABEL_NETWORK_SANDBOX, joinedContainer } from '../../src/executors/docker/network-sandboxes';
+import { SANDBOX_IMAGE, oneFileTar, pauseProgram } from '../../src/executors/docker/sandbox-image';
+import { LABEL_APP, workloadName, type LaunchRequest, type Observation } from '../../src/executors/executor';
+import { DEFAULT_CONTAINMENT } from '../../src/model/containment';
+import type { AppSpec } from '../../src/model/types';
+import { readText } from '../contract/executor.contract';
+import { appSpec, uniqueName } from '../helpers/fixtures';
+import { waitFor } from '../helpers/wait';
+
+describe('Docker network sandboxes', function () {
+  this.timeout(60_000);
+
+  const docker = new Docker();
+  let appName: string;
+  /** Sandboxes this test saw, removed after it with its containers. */
+  let sandboxes: Set<string>;
+
+  beforeEach(async () => {
+    appName = uniqueName('sandbox');
+    sandboxes = new Set();
+    // Idle sandboxes other servers left on this engine would be chosen at random, and count against the limits here.
+    await new DockerExecutor().close();
+  });
+
+  afterEach(async () => {
+    const leftovers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_APP}=${appName}`] } });
+    await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    await Promise.all(
+      [...sandboxes].map((id) =>
+        docker
+          .getContainer(id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
+  });
+
+  const request = (spec: Partial<AppSpec>): LaunchRequest => {
+    const runUid = randomUUID();
+    return { name: workloadName(runUid, 1), runUid, runName: uniqueName('run'), appName, attempt: 1, template: appSpec({ network: 'none', ...spec }) };
+  };
+
+  /** The sandbox a container joined, remembered for cleanup; undefined when it made its own namespace. */
+  const sandboxOf = async (name: string): Promise<string | undefined> => {
+    const joined = joinedContainer((await docker.getContainer(name).inspect()).HostConfig.NetworkMode);
+    if (joined) sandboxes.add(joined);
+    return joined;
+  };
+
+  const exited = (on: DockerExecutor, name: string) =>
+    waitFor(`${name} to exit`, async () => {
+      const observation = await on.observe(name);
+      return observation.state === 'exited' ? (observation as Extract<Observation, { state: 'exited' }>) : undefined;
+    });
+
+  it('makes a 129-byte static program and a one-file archive the engine imports', () => {
+    const program = pauseProgram();
+    assert.equal(program.length, 129);
+    assert.deepEqual([...program.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46]);
+    const archive = oneFileTar('pause', program);
+    assert.equal(archive.length, 512 * 4);
+    assert.equal(archive.subarray(0, 5).toString(), 'pause');
+    assert.deepEqual(archive.subarray(512, 512 + 129), program);
+  });
+
+  it('runs a network-none run in a sandbox: only loopback, its own exit and output, and the sandbox reused by the next run', async () => {
+    const executor = new DockerExecutor({ networkSandboxes: 1 });
+    const first = request({ command: ['sh', '-c', 'tail -n +3 /proc/net/dev | cut -d: -f1; exit 3'] });
+    await executor.launch(first);
+    const sandbox = await sandboxOf(first.name);
+    assert.ok(sandbox, 'the run joined no sandbox');
+    const held = await docker.getContainer(sandbox).inspect();
+    assert.equal(held.Config.Labels[LABEL_NETWORK_SANDBOX], '1');
+    assert.equal(held.Config.Image, SANDBOX_IMAGE);
+    assert.equal(held.HostConfig.NetworkMode, 'none');
+    assert.equal(held.State.Status, 'running');
+    assert.equal((await exited(executor, first.name)).exitCode, 3);
+    assert.deepEqual(
+      (await readText(await executor.logs(first.name)))
+        .split('\n')
+        .map((line) => line.trim())
+        .filter(Boolean),
+      ['lo'],
+    );
+
+    // The first container still exists but has exited: the sandbox is free for the next run.
+    const second = request({ command: ['true'] });
+    await executor.launch(second);
+    assert.equal(await sandboxOf(second.name), sandbox);
+    assert.equal((await exited(executor, second.name)).exitCode, 0);
+  });
+
+  it('gives runs that run at once a sandbox each, so each binds the same loopback port', async () => {
+    const executor = new DockerExecutor({ networkSandboxes: 3 });
+    // Each listens on port 7000 (its loopback is all it has) for a second; in one namespace the second bind would fail.
+    const launches = [1, 2, 3].map(() => request({ command: ['sh', '-c', 'nc -l -p 7000 & sleep 1; kill -0 $! && echo listening'] }));
+    await Promise.all(launches.map((launch) => executor.launch(launch)));
+    const joined = await Promise.all(launches.map((launch) => sandboxOf(launch.name)));
+    assert.ok(
+      joined.every((id) => id !== undefined),
+      `each run joins a sandbox: ${joined}`,
+    );
+    assert.equal(new Set(joined).size, 3, `three runs at once share no sandbox: ${joined}`);
+    for (const launch of launches) {
+      assert.equal((await exited(executor, launch.name)).exitCode, 0);
+      assert.match(await readText(await executor.logs(launch.name)), /listening/);
+    }
+  });
+
+  it('makes its own namespace past the limit, when turned off, and for an App that may change one', async () => {
+    const one = new DockerExecutor({ networkSandboxes: 1 });
+    const long = request({ command: ['sleep', '30'] });
+    await one.launch(long);
+    assert.ok(await sandboxOf(long.name));
+    // Sandboxes left by other servers on this engine count against the limit too; either way this one finds none free.
+    const beyond = request({ command: ['true'] });
+    await one.launch(beyond);
+    assert.equal((await docker.getContainer(beyond.name).inspect()).HostConfig.NetworkMode, 'none');
+
+    const off = request({ command: ['true'] });
+    await new DockerExecutor({ networkSandboxes: 0 }).launch(off);
+    assert.equal((await docker.getContainer(off.name).inspect()).HostConfig.NetworkMode, 'none');
+
+    const admin = request({ command: ['true'], capabilities: { add: ['NET_ADMIN'] } });
+    await new DockerExecutor({ networkSandboxes: 4, containment: { ...DEFAULT_CONTAINMENT, allowedCapabilities: ['NET_ADMIN'] } }).launch(admin);
+    assert.equal((await docker.getContainer(admin.name).inspect()).HostConfig.NetworkMode, 'none');
+
+    const bridged = request({ command: ['true'], network: 'bridge' });
+    await new DockerExecutor({ networkSandboxes: 4 }).launch(bridged);
+    assert.equal((await docker.getContainer(bridged.name).inspect()).HostConfig.NetworkMode, 'bridge');
+  });
+
+  it('makes the container again with its own namespace when its sandbox is gone before it starts', async () => {
+    const executor = new DockerExecutor({ networkSandboxes: 1 });
+    const warmup = request({ command: ['true'] });
+    await executor.launch(warmup);
+    const sandbox = await sandboxOf(warmup.name);
+    assert.ok(sandbox);
+    await exited(executor, warmup.name);
+    // A container made to join the sandbox (as a launch interrupted after its create would leave it), then the sandbox stops.
+    const launch = request({ command: ['sh', '-c', 'echo ran'] });
+    await docker.createContainer(containerCreateOptions(launch, DEFAULT_CONTAINMENT, sandbox));
+    await docker.getContainer(sandbox).remove({ force: true });
+
+    await executor.launch(launch);
+    const info = await docker.getContainer(launch.name).inspect();
+    assert.equal(info.HostConfig.NetworkMode, 'none');
+    assert.equal((await exited(executor, launch.name)).exitCode, 0);
+    assert.equal((await readText(await executor.logs(launch.name))).trim(), 'ran');
+  });
+
+  it('removes its idle sandboxes on close and keeps the ones a container uses', async () => {
+    const executor = new DockerExecutor({ networkSandboxes: 2 });
+    const done = request({ command: ['true'] });
+    const busy = request({ command: ['sleep', '30'] });
+    await Promise.all([executor.launch(done), executor.launch(busy)]);
+    const idleOne = await sandboxOf(done.name);
+    const busyOne = await sandboxOf(busy.name);
+    assert.ok(idleOne && busyOne && idleOne !== busyOne);
+    await exited(executor, done.name);
+    await executor.remove(done.name);
+
+    await executor.close();
+    await assert.rejects(docker.getContainer(idleOne).inspect(), /no such container/i);
+    assert.equal((await docker.getContainer(busyOne).inspect()).State.Status, 'running');
+  });
+});
