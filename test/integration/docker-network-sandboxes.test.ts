@@ -81,7 +81,7 @@ describe('Docker network sandboxes', function () {
     const sandbox = await sandboxOf(first.name);
     assert.ok(sandbox, 'the run joined no sandbox');
     const held = await docker.getContainer(sandbox).inspect();
-    assert.equal(held.Config.Labels[LABEL_NETWORK_SANDBOX], '1');
+    assert.equal(held.Config.Labels[LABEL_NETWORK_SANDBOX], 'none');
     assert.equal(held.Config.Image, SANDBOX_IMAGE);
     assert.equal(held.HostConfig.NetworkMode, 'none');
     assert.equal(held.State.Status, 'running');
@@ -135,10 +135,26 @@ describe('Docker network sandboxes', function () {
     const admin = request({ command: ['true'], capabilities: { add: ['NET_ADMIN'] } });
     await new DockerExecutor({ networkSandboxes: 4, containment: { ...DEFAULT_CONTAINMENT, allowedCapabilities: ['NET_ADMIN'] } }).launch(admin);
     assert.equal((await docker.getContainer(admin.name).inspect()).HostConfig.NetworkMode, 'none');
+  });
 
-    const bridged = request({ command: ['true'], network: 'bridge' });
-    await new DockerExecutor({ networkSandboxes: 4 }).launch(bridged);
-    assert.equal((await docker.getContainer(bridged.name).inspect()).HostConfig.NetworkMode, 'bridge');
+  it('puts a bridge run in a sandbox on the bridge, with the sandbox’s address, never in one of another network', async () => {
+    const executor = new DockerExecutor({ networkSandboxes: 2 });
+    const quiet = request({ command: ['true'] });
+    await executor.launch(quiet);
+    const noneSandbox = await sandboxOf(quiet.name);
+    await exited(executor, quiet.name);
+
+    const bridged = request({ network: 'bridge', command: ['sh', '-c', 'ip -4 -o addr show eth0'] });
+    await executor.launch(bridged);
+    const sandbox = await sandboxOf(bridged.name);
+    assert.ok(sandbox && sandbox !== noneSandbox, `a bridge sandbox, not ${noneSandbox}`);
+    const held = await docker.getContainer(sandbox).inspect();
+    assert.equal(held.HostConfig.NetworkMode, 'bridge');
+    assert.equal(held.Config.Labels[LABEL_NETWORK_SANDBOX], 'bridge');
+    assert.equal((await exited(executor, bridged.name)).exitCode, 0);
+    const address = held.NetworkSettings.Networks.bridge.IPAddress;
+    assert.ok(address, 'the sandbox has an address on the bridge');
+    assert.match(await readText(await executor.logs(bridged.name)), new RegExp(`inet ${address.replaceAll('.', '\\.')}/`));
   });
 
   it('makes the container again with its own namespace when its sandbox is gone before it starts', async () => {

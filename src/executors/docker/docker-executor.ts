@@ -142,7 +142,7 @@ export class DockerExecutor implements Executor {
     await this.ensureNetwork(request);
     if (imagePullPolicy === ImagePullPolicy.Always && !(await this.inspect(request.name))) await this.pull(image, request.onPullingImage);
     const network = dockerNetwork(request.template, this.containment);
-    const sandbox = joinsSandbox(network, request.template.capabilities?.add) ? await this.sandboxes.reserve() : undefined;
+    const sandbox = joinsSandbox(network, request.template.capabilities?.add) ? await this.sandboxes.reserve(network) : undefined;
     let outcome: Awaited<ReturnType<DockerExecutor['create']>>;
     try {
       // Create first and ask questions after: the common case (a new run, an image already here)

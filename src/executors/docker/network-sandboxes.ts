@@ -1,14 +1,16 @@
 /**
- * Network sandboxes: network namespaces made ahead, for runs with no network.
+ * Network sandboxes: network namespaces made ahead, for runs on the engine's
+ * built-in networks (`none`, and the default `bridge`).
  *
  * Why: of a short container's start on Docker, most is the engine making its
  * network namespace (measured on the project's machine: a start takes ≈ 440
- * ms with its own namespace, ≈ 170 ms joining one that exists), and a
- * container with `network: none` gets nothing from that namespace but a
- * loopback interface. So such a run's container joins the namespace of a
- * sandbox instead (`NetworkMode: container:<sandbox>`), as a Kubernetes pod's
- * containers join their pause container's. A sandbox is a container running
- * berth's `pause` program (sandbox-image.ts) with `network: none`.
+ * ms with its own namespace, ≈ 170 ms joining one that exists). So such a
+ * run's container joins the namespace of a sandbox instead (`NetworkMode:
+ * container:<sandbox>`), as a Kubernetes pod's containers join their pause
+ * container's. A sandbox is a container running berth's `pause` program
+ * (sandbox-image.ts) on the run's network; on `bridge` the run then has the
+ * sandbox's address. Named networks are left alone: there a container is
+ * found by its own name, which a joined one does not have on the network.
  *
  * Invariants:
  *  - A sandbox serves at most one live (created, running or paused)
@@ -25,6 +27,8 @@
  *    random among the idle ones makes that unlikely, not impossible.
  *  - A run whose App may change a namespace (NET_ADMIN, SYS_ADMIN) never
  *    joins one: what it did there would outlive it.
+ *  - A run joins only a sandbox on its own network; `--docker-network-sandboxes`
+ *    bounds the sandboxes of each network.
  *  - A sandbox is never needed for a run to happen: when there is none to
  *    have (the limit is reached, the engine cannot run the program, the
  *    engine refused), the run makes its own namespace, as it would without
@@ -41,7 +45,7 @@ import { LABEL_MANAGED_BY, MANAGED_BY } from '../executor';
 import { SANDBOX_COMMAND, SANDBOX_IMAGE, importSandboxImage, sandboxArchitecture } from './sandbox-image';
 import { statusOf } from './docker-errors';
 
-/** Marks a container as a network sandbox. */
+/** Marks a container as a network sandbox; its value is the sandbox's network. */
 export const LABEL_NETWORK_SANDBOX = 'berth.dev/network-sandbox';
 
 /** Capabilities with which a run could change the namespace it runs in. */
@@ -59,9 +63,12 @@ export interface SandboxReservation {
   settle(): void;
 }
 
+/** The networks whose runs join sandboxes. */
+const SANDBOXED_NETWORKS = ['none', 'bridge'];
+
 /** Whether a run with this network and these added capabilities may join a sandbox. */
 export function joinsSandbox(network: string, capabilities: readonly string[] = []): boolean {
-  return network === 'none' && !capabilities.some((name) => NAMESPACE_CHANGING.includes(name.toUpperCase().replace(/^CAP_/, '')));
+  return SANDBOXED_NETWORKS.includes(network) && !capabilities.some((name) => NAMESPACE_CHANGING.includes(name.toUpperCase().replace(/^CAP_/, '')));
 }
 
 /** The sandbox a container joined, from its NetworkMode, if it joined one. */
@@ -72,26 +79,26 @@ export function joinedContainer(networkMode: string | undefined): string | undef
 export class NetworkSandboxes {
   /** Sandboxes chosen by launches in this process that have not created their container yet. */
   private readonly reserved = new Set<string>();
-  /** Sandboxes being made by this process, counted against the limit. */
-  private making = 0;
+  /** Sandboxes being made by this process, by network, counted against the limit. */
+  private readonly making = new Map<string, number>();
   /** Whether the engine can run sandboxes: its architecture, and the image present or imported. */
   private usable: Promise<boolean> | undefined;
 
-  /** @param limit how many sandboxes may exist on the engine; 0 turns them off. */
+  /** @param limit how many sandboxes of each network may exist on the engine; 0 turns them off. */
   constructor(
     private readonly docker: Docker,
     private readonly call: EngineCall,
     readonly limit: number,
   ) {}
 
-  /** A sandbox for one container to join, or undefined: that container makes its own namespace. */
-  async reserve(): Promise<SandboxReservation | undefined> {
+  /** A sandbox on `network` for one container to join, or undefined: that container makes its own namespace. */
+  async reserve(network: string): Promise<SandboxReservation | undefined> {
     if (this.limit <= 0 || !(await this.engineCanRun())) return undefined;
     try {
-      const { sandboxes, idle } = await this.survey();
+      const { sandboxes, idle } = await this.survey(network);
       if (idle.length > 0) return this.hold(idle[Math.floor(Math.random() * idle.length)].Id);
-      if (sandboxes.length + this.making >= this.limit) return undefined;
-      return this.hold(await this.make());
+      if (sandboxes.length + (this.making.get(network) ?? 0) >= this.limit) return undefined;
+      return this.hold(await this.make(network));
     } catch {
       // A sandbox only saves time; the container makes its own namespace instead.
       return undefined;
@@ -120,8 +127,11 @@ export class NetworkSandboxes {
     }
   }
 
-  /** The live sandboxes on the engine, and those of them no live container joins and no launch here has chosen. */
-  private async survey(): Promise<{ sandboxes: Docker.ContainerInfo[]; idle: Docker.ContainerInfo[] }> {
+  /**
+   * The live sandboxes on the engine (on `network`, when given), and those of
+   * them no live container joins and no launch here has chosen.
+   */
+  private async survey(network?: string): Promise<{ sandboxes: Docker.ContainerInfo[]; idle: Docker.ContainerInfo[] }> {
     const live = await this.call('listing berth containers for a network sandbox', (abortSignal) =>
       this.docker.listContainers({
         all: true,
@@ -134,7 +144,10 @@ export class NetworkSandboxes {
       const joined = joinedContainer(container.HostConfig?.NetworkMode);
       if (joined) taken.add(joined);
     }
-    const sandboxes = live.filter((container) => container.Labels?.[LABEL_NETWORK_SANDBOX] !== undefined);
+    const sandboxes = live.filter((container) => {
+      const on = container.Labels?.[LABEL_NETWORK_SANDBOX];
+      return on !== undefined && (network === undefined || on === network);
+    });
     return { sandboxes, idle: sandboxes.filter((sandbox) => sandbox.State === 'running' && !taken.has(sandbox.Id)) };
   }
 
@@ -143,18 +156,18 @@ export class NetworkSandboxes {
     return { id, settle: () => this.reserved.delete(id) };
   }
 
-  /** Creates and starts a sandbox: the one namespace the engine makes, then kept for the runs after. */
-  private async make(): Promise<string> {
-    this.making += 1;
+  /** Creates and starts a sandbox on `network`: the one namespace the engine makes, then kept for the runs after. */
+  private async make(network: string): Promise<string> {
+    this.making.set(network, (this.making.get(network) ?? 0) + 1);
     try {
       const sandbox = await this.call('creating a network sandbox', (abortSignal) =>
         this.docker.createContainer({
           name: `berth-network-sandbox-${randomBytes(4).toString('hex')}`,
           Image: SANDBOX_IMAGE,
           Cmd: SANDBOX_COMMAND,
-          Labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NETWORK_SANDBOX]: '1' },
+          Labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NETWORK_SANDBOX]: network },
           HostConfig: {
-            NetworkMode: 'none',
+            NetworkMode: network,
             CapDrop: ['ALL'],
             SecurityOpt: ['no-new-privileges'],
             RestartPolicy: { Name: 'no' },
@@ -171,7 +184,7 @@ export class NetworkSandboxes {
       }
       return sandbox.id;
     } finally {
-      this.making -= 1;
+      this.making.set(network, (this.making.get(network) ?? 1) - 1);
     }
   }
 
