@@ -56,5 +56,5 @@ ENV BERTH_HOST=0.0.0.0 \
 USER 10001:10001
 EXPOSE 8000
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz.
-ENTRYPOINT ["node", "/app/dist/src/cli/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=16", "/app/dist/src/cli/main.js"]
 CMD ["serve"]

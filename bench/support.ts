@@ -37,6 +37,9 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts `berth serve` on a fresh SQLite file (or the given one) and waits for /readyz. */
+/** As `npm start` runs the server (README, "Benchmarks"). */
+const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
+
 export async function startBerth(args: string[] = [], options: { dir?: string } = {}): Promise<BerthProcess> {
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
   fs.mkdirSync(path.join(dir, 'apps'), { recursive: true });
@@ -44,7 +47,20 @@ export async function startBerth(args: string[] = [], options: { dir?: string } 
   const cli = path.join(__dirname, '..', 'src', 'cli', 'main.js');
   const child: ChildProcess = spawn(
     process.execPath,
-    [cli, 'serve', '--port', String(port), '--db', path.join(dir, 'berth.sqlite'), '--apps-dir', path.join(dir, 'apps'), '--log-level', 'warn', ...args],
+    [
+      ...SERVER_NODE_FLAGS,
+      cli,
+      'serve',
+      '--port',
+      String(port),
+      '--db',
+      path.join(dir, 'berth.sqlite'),
+      '--apps-dir',
+      path.join(dir, 'apps'),
+      '--log-level',
+      'warn',
+      ...args,
+    ],
     { stdio: ['ignore', 'inherit', 'inherit'], env: serverEnv() },
   );
   const url = `http://127.0.0.1:${port}`;
