@@ -56,5 +56,6 @@ ENV BERTH_HOST=0.0.0.0 \
 USER 10001:10001
 EXPOSE 8000
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz.
+# The young generation's bound as `npm start` sets it (Node 22 and later would let it reach 128 MB).
 ENTRYPOINT ["node", "--max-semi-space-size=16", "/app/dist/src/cli/main.js"]
 CMD ["serve"]

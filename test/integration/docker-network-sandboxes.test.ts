@@ -176,6 +176,48 @@ describe('Docker network sandboxes', function () {
     assert.equal((await readText(await executor.logs(launch.name))).trim(), 'ran');
   });
 
+  it('makes a new sandbox when the one there has stopped, and removes the stopped one', async () => {
+    const executor = new DockerExecutor({ networkSandboxes: 1 });
+    const first = request({ command: ['true'] });
+    await executor.launch(first);
+    const stopped = await sandboxOf(first.name);
+    assert.ok(stopped);
+    await exited(executor, first.name);
+    // As an engine restart leaves it (sandboxes are not restarted).
+    await docker.getContainer(stopped).kill();
+
+    const second = request({ command: ['true'] });
+    await executor.launch(second);
+    const fresh = await sandboxOf(second.name);
+    assert.ok(fresh && fresh !== stopped, `a new sandbox, not the stopped ${stopped}`);
+    assert.equal((await exited(executor, second.name)).exitCode, 0);
+    await waitFor('the stopped sandbox to be removed', async () => (await docker.listContainers({ all: true, filters: { id: [stopped] } })).length === 0);
+  });
+
+  it('removes a sandbox no run has used for the idle time, and keeps one a long run uses past it', async () => {
+    const executor = new DockerExecutor({ networkSandboxes: 2, networkSandboxIdleMs: 1000 });
+    const short = request({ command: ['true'] });
+    const long = request({ command: ['sleep', '4'] });
+    await Promise.all([executor.launch(short), executor.launch(long)]);
+    const shortOne = await sandboxOf(short.name);
+    const longOne = await sandboxOf(long.name);
+    assert.ok(shortOne && longOne && shortOne !== longOne);
+    await waitFor('the unused sandbox to be removed', async () => (await docker.listContainers({ all: true, filters: { id: [shortOne] } })).length === 0, {
+      timeoutMs: 10_000,
+    });
+    // Past the idle time while its run goes on: kept, and free again once the run has ended.
+    assert.equal((await docker.getContainer(longOne).inspect()).State.Status, 'running');
+    await exited(executor, long.name);
+    await waitFor(
+      'the sandbox of the ended run to be removed in turn',
+      async () => (await docker.listContainers({ all: true, filters: { id: [longOne] } })).length === 0,
+      {
+        timeoutMs: 10_000,
+      },
+    );
+    await executor.close();
+  });
+
   it('removes its idle sandboxes on close and keeps the ones a container uses', async () => {
     const executor = new DockerExecutor({ networkSandboxes: 2 });
     const done = request({ command: ['true'] });

@@ -68,7 +68,7 @@ describe('container image', function () {
   it('runs `berth serve` as uid 10001, with the environment `npm start` sets and no HEALTHCHECK', async function () {
     const { Config: config } = await inspectImage();
     assert.equal(config.User, `${UID}:${UID}`);
-    assert.deepEqual(config.Entrypoint, ['node', '/app/dist/src/cli/main.js']);
+    assert.deepEqual(config.Entrypoint, ['node', '--max-semi-space-size=16', '/app/dist/src/cli/main.js']);
     assert.deepEqual(config.Cmd, ['serve']);
     assert.ok(config.Env.includes('MALLOC_ARENA_MAX=2'), config.Env.join(' '));
     assert.ok(config.Env.includes('BERTH_HOST=0.0.0.0'), config.Env.join(' '));

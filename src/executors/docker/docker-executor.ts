@@ -71,6 +71,11 @@ export interface DockerExecutorOptions {
    * @default 4
    */
   networkSandboxes?: number;
+  /**
+   * How long a network sandbox may go unused before it is removed.
+   * @default 300_000
+   */
+  networkSandboxIdleMs?: number;
 }
 
 /** How many containers `listOwned` inspects at once: enough to be quick, few enough not to flood the engine. */
@@ -106,7 +111,8 @@ export class DockerExecutor implements Executor {
     this.containment = options.containment ?? DEFAULT_CONTAINMENT;
     const sandboxes = options.networkSandboxes ?? 4;
     if (!Number.isInteger(sandboxes) || sandboxes < 0) throw new ConfigError(`networkSandboxes: must be a whole number, 0 or more, got ${sandboxes}`);
-    this.sandboxes = new NetworkSandboxes(this.docker, (doing, request) => this.call(doing, request), sandboxes);
+    const idleMs = positive('networkSandboxIdleMs', options.networkSandboxIdleMs ?? 300_000);
+    this.sandboxes = new NetworkSandboxes(this.docker, (doing, request) => this.call(doing, request), sandboxes, idleMs);
   }
 
   async ping(): Promise<void> {

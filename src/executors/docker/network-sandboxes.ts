@@ -29,6 +29,9 @@
  *    joins one: what it did there would outlive it.
  *  - A run joins only a sandbox on its own network; `--docker-network-sandboxes`
  *    bounds the sandboxes of each network.
+ *  - A sandbox no container has used for `idleMs` is removed (each holds an
+ *    engine shim, ≈ 13 MB here), so a burst of parallel runs leaves nothing
+ *    behind for long; one idle longer is made again when next needed.
  *  - A sandbox is never needed for a run to happen: when there is none to
  *    have (the limit is reached, the engine cannot run the program, the
  *    engine refused), the run makes its own namespace, as it would without
@@ -83,12 +86,21 @@ export class NetworkSandboxes {
   private readonly making = new Map<string, number>();
   /** Whether the engine can run sandboxes: its architecture, and the image present or imported. */
   private usable: Promise<boolean> | undefined;
+  /** When each sandbox was last seen taken (or first seen idle), for the idle sweep. */
+  private readonly lastUsed = new Map<string, number>();
+  /** Sandboxes the sweep is removing: never chosen meanwhile. */
+  private readonly removing = new Set<string>();
+  private sweeper: NodeJS.Timeout | undefined;
 
-  /** @param limit how many sandboxes of each network may exist on the engine; 0 turns them off. */
+  /**
+   * @param limit how many sandboxes of each network may exist on the engine; 0 turns them off.
+   * @param idleMs how long a sandbox may go unused before it is removed.
+   */
   constructor(
     private readonly docker: Docker,
     private readonly call: EngineCall,
     readonly limit: number,
+    readonly idleMs = 300_000,
   ) {}
 
   /** A sandbox on `network` for one container to join, or undefined: that container makes its own namespace. */
@@ -98,6 +110,8 @@ export class NetworkSandboxes {
       const { sandboxes, idle } = await this.survey(network);
       if (idle.length > 0) return this.hold(idle[Math.floor(Math.random() * idle.length)].Id);
       if (sandboxes.length + (this.making.get(network) ?? 0) >= this.limit) return undefined;
+      // Sandboxes stop only with the engine (a restart) or by hand; those are not waited for.
+      void this.removeStopped();
       return this.hold(await this.make(network));
     } catch {
       // A sandbox only saves time; the container makes its own namespace instead.
@@ -111,20 +125,58 @@ export class NetworkSandboxes {
    * is reused by the next server, or removed by its close.
    */
   async removeIdle(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     if (this.limit <= 0) return;
     try {
       const { idle } = await this.survey();
-      await Promise.all(
-        idle.map((sandbox) =>
-          this.docker
-            .getContainer(sandbox.Id)
-            .remove({ force: true })
-            .catch(() => undefined),
-        ),
-      );
+      await Promise.all([this.removeAll(idle), this.removeStopped()]);
     } catch {
       // The engine is unreachable: nothing can be removed now.
     }
+  }
+
+  /** Removes the idle sandboxes no container has used for `idleMs`. */
+  private async sweep(): Promise<void> {
+    try {
+      const { sandboxes, idle } = await this.survey();
+      const now = Date.now();
+      const idleIds = new Set(idle.map((sandbox) => sandbox.Id));
+      for (const sandbox of sandboxes) if (!idleIds.has(sandbox.Id) || !this.lastUsed.has(sandbox.Id)) this.lastUsed.set(sandbox.Id, now);
+      // Decided and marked in one step, after the survey: a launch that chose one since is in `reserved`.
+      const expired = idle.filter((sandbox) => !this.reserved.has(sandbox.Id) && now - (this.lastUsed.get(sandbox.Id) ?? now) >= this.idleMs);
+      for (const sandbox of expired) this.removing.add(sandbox.Id);
+      await this.removeAll(expired);
+      for (const sandbox of expired) {
+        this.removing.delete(sandbox.Id);
+        this.lastUsed.delete(sandbox.Id);
+      }
+    } catch {
+      // The engine is unreachable: swept the next time.
+    }
+  }
+
+  /** Removes the sandboxes that stopped (the engine restarted, or someone stopped them): no run can join them again. */
+  private async removeStopped(): Promise<void> {
+    try {
+      const stopped = await this.call('listing stopped network sandboxes', (abortSignal) =>
+        this.docker.listContainers({ all: true, filters: { label: [LABEL_NETWORK_SANDBOX], status: ['exited', 'dead'] }, abortSignal }),
+      );
+      await this.removeAll(stopped);
+    } catch {
+      // Tried again the next time a sandbox is made, or at close.
+    }
+  }
+
+  private async removeAll(sandboxes: Docker.ContainerInfo[]): Promise<void> {
+    await Promise.all(
+      sandboxes.map((sandbox) =>
+        this.docker
+          .getContainer(sandbox.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
   }
 
   /**
@@ -139,7 +191,7 @@ export class NetworkSandboxes {
         abortSignal,
       }),
     );
-    const taken = new Set(this.reserved);
+    const taken = new Set([...this.reserved, ...this.removing]);
     for (const container of live) {
       const joined = joinedContainer(container.HostConfig?.NetworkMode);
       if (joined) taken.add(joined);
@@ -153,6 +205,8 @@ export class NetworkSandboxes {
 
   private hold(id: string): SandboxReservation {
     this.reserved.add(id);
+    this.lastUsed.set(id, Date.now());
+    this.sweeper ??= setInterval(() => void this.sweep(), Math.min(this.idleMs, 60_000)).unref();
     return { id, settle: () => this.reserved.delete(id) };
   }
 
