@@ -21,13 +21,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuMs, freePort, report, rssMb, serverEnv } from './support';
+import { cpuMs, freePort, report, rssMb, serveArgs, serverEnv } from './support';
 
 const APPS = 1000;
 const CONNECTIONS = 16;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 60);
-const MAIN = path.resolve(__dirname, '../src/cli/main.js');
 
 interface Figure {
   rps: number;
@@ -99,26 +98,10 @@ async function main(): Promise<void> {
   // The apps folder apart from the database: the folder watcher must not see every WAL write.
   fs.mkdirSync(path.join(dir, 'apps'));
   const flags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : [];
-  const server = spawn(
-    process.execPath,
-    [
-      ...flags,
-      MAIN,
-      'serve',
-      '--port',
-      String(port),
-      '--db',
-      path.join(dir, 'berth.sqlite'),
-      '--apps-dir',
-      path.join(dir, 'apps'),
-      '--log-level',
-      process.env.BENCH_LOG_LEVEL ?? 'warn',
-    ],
-    {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: serverEnv(),
-    },
-  );
+  const server = spawn(process.execPath, serveArgs(dir, port, [], { nodeFlags: flags, logLevel: process.env.BENCH_LOG_LEVEL }), {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: serverEnv(),
+  });
   const base = `http://127.0.0.1:${port}`;
   let peakRss = 0;
   const sampler = setInterval(() => {

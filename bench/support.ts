@@ -36,33 +36,38 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts `berth serve` on a fresh SQLite file (or the given one) and waits for /readyz. */
 /** As `npm start` runs the server (README, "Benchmarks"). */
 const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
 
+/**
+ * node's arguments for `berth serve` on `port`, with its store and apps folder in `dir`,
+ * as every benchmark starts it: `nodeFlags` go to node, `flags` to berth.
+ */
+export function serveArgs(dir: string, port: number, flags: string[] = [], options: { nodeFlags?: string[]; logLevel?: string } = {}): string[] {
+  const cli = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+  return [
+    ...SERVER_NODE_FLAGS,
+    ...(options.nodeFlags ?? []),
+    cli,
+    'serve',
+    '--port',
+    String(port),
+    '--db',
+    path.join(dir, 'berth.sqlite'),
+    '--apps-dir',
+    path.join(dir, 'apps'),
+    '--log-level',
+    options.logLevel ?? 'warn',
+    ...flags,
+  ];
+}
+
+/** Starts `berth serve` on a fresh SQLite file (or the given one) and waits for /readyz. */
 export async function startBerth(args: string[] = [], options: { dir?: string } = {}): Promise<BerthProcess> {
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
   fs.mkdirSync(path.join(dir, 'apps'), { recursive: true });
   const port = await freePort();
-  const cli = path.join(__dirname, '..', 'src', 'cli', 'main.js');
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      ...SERVER_NODE_FLAGS,
-      cli,
-      'serve',
-      '--port',
-      String(port),
-      '--db',
-      path.join(dir, 'berth.sqlite'),
-      '--apps-dir',
-      path.join(dir, 'apps'),
-      '--log-level',
-      'warn',
-      ...args,
-    ],
-    { stdio: ['ignore', 'inherit', 'inherit'], env: serverEnv() },
-  );
+  const child: ChildProcess = spawn(process.execPath, serveArgs(dir, port, args), { stdio: ['ignore', 'inherit', 'inherit'], env: serverEnv() });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
