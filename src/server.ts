@@ -63,7 +63,7 @@ export interface ServerConfig {
   runtimes?: RuntimeName[];
   /** @default DOCKER_HOST, else the local socket */
   dockerHost?: string;
-  /** Network sandboxes for Docker runs with network none (src/executors/docker/network-sandboxes.ts). @default maxParallel */
+  /** Network sandboxes per network for Docker runs on none or bridge (src/executors/docker/network-sandboxes.ts). @default maxParallel */
   dockerNetworkSandboxes?: number;
   /** For the kubernetes runtime. @default KUBECONFIG, else in-cluster, else ~/.kube/config */
   kubeconfig?: string;

@@ -111,7 +111,7 @@ export function addServeOptions(command: Command): Command {
     .addOption(
       option(
         '--docker-network-sandboxes <n>',
-        'network namespaces kept ready for runs with network none to join; 0: each such run makes its own (default: --max-parallel)',
+        'network namespaces kept ready, per network, for Docker runs on none or bridge to join; 0: each run makes its own (default: --max-parallel)',
         'BERTH_DOCKER_NETWORK_SANDBOXES',
       ).argParser(integer(0, 1000)),
     )

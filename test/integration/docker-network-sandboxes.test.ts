@@ -58,6 +58,10 @@ describe('Docker network sandboxes', function () {
     return joined;
   };
 
+  /** Waits until the engine has no container `id`. */
+  const removed = (what: string, id: string, timeoutMs?: number) =>
+    waitFor(`${what} to be removed`, async () => (await docker.listContainers({ all: true, filters: { id: [id] } })).length === 0, { timeoutMs });
+
   const exited = (on: DockerExecutor, name: string) =>
     waitFor(`${name} to exit`, async () => {
       const observation = await on.observe(name);
@@ -191,7 +195,7 @@ describe('Docker network sandboxes', function () {
     const fresh = await sandboxOf(second.name);
     assert.ok(fresh && fresh !== stopped, `a new sandbox, not the stopped ${stopped}`);
     assert.equal((await exited(executor, second.name)).exitCode, 0);
-    await waitFor('the stopped sandbox to be removed', async () => (await docker.listContainers({ all: true, filters: { id: [stopped] } })).length === 0);
+    await removed('the stopped sandbox', stopped);
   });
 
   it('removes a sandbox no run has used for the idle time, and keeps one a long run uses past it', async () => {
@@ -202,19 +206,11 @@ describe('Docker network sandboxes', function () {
     const shortOne = await sandboxOf(short.name);
     const longOne = await sandboxOf(long.name);
     assert.ok(shortOne && longOne && shortOne !== longOne);
-    await waitFor('the unused sandbox to be removed', async () => (await docker.listContainers({ all: true, filters: { id: [shortOne] } })).length === 0, {
-      timeoutMs: 10_000,
-    });
+    await removed('the unused sandbox', shortOne, 10_000);
     // Past the idle time while its run goes on: kept, and free again once the run has ended.
     assert.equal((await docker.getContainer(longOne).inspect()).State.Status, 'running');
     await exited(executor, long.name);
-    await waitFor(
-      'the sandbox of the ended run to be removed in turn',
-      async () => (await docker.listContainers({ all: true, filters: { id: [longOne] } })).length === 0,
-      {
-        timeoutMs: 10_000,
-      },
-    );
+    await removed('the sandbox of the ended run, in turn,', longOne, 10_000);
     await executor.close();
   });
 

@@ -66,8 +66,8 @@ export interface DockerExecutorOptions {
    */
   containment?: ContainmentPolicy;
   /**
-   * How many network sandboxes may exist on the engine for runs with no
-   * network to join (network-sandboxes.ts); 0: every run makes its own namespace.
+   * How many network sandboxes of each network may exist on the engine for
+   * runs on `none` or `bridge` to join (network-sandboxes.ts); 0: every run makes its own namespace.
    * @default 4
    */
   networkSandboxes?: number;

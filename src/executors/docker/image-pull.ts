@@ -20,7 +20,7 @@ interface PullProgress {
  * counts a `close` that comes without `end` as a finished pull,
  * and keeps every progress line of the pull in memory.
  *
- * Reads a pull progress stream to its end. Resolves when the pull completed,
+ * Reads a pull progress stream (or an image import's, which has the same form) to its end. Resolves when the pull completed,
  * rejects with an Error carrying the registry's message when a line reports
  * one, and with the stream's own error if the connection breaks.
  */

@@ -142,6 +142,9 @@ export class NetworkSandboxes {
       const { sandboxes, idle } = await this.survey();
       const now = Date.now();
       const idleIds = new Set(idle.map((sandbox) => sandbox.Id));
+      const liveIds = new Set(sandboxes.map((sandbox) => sandbox.Id));
+      // Sandboxes removed by another server, or stopped, are forgotten.
+      for (const id of this.lastUsed.keys()) if (!liveIds.has(id)) this.lastUsed.delete(id);
       for (const sandbox of sandboxes) if (!idleIds.has(sandbox.Id) || !this.lastUsed.has(sandbox.Id)) this.lastUsed.set(sandbox.Id, now);
       // Decided and marked in one step, after the survey: a launch that chose one since is in `reserved`.
       const expired = idle.filter((sandbox) => !this.reserved.has(sandbox.Id) && now - (this.lastUsed.get(sandbox.Id) ?? now) >= this.idleMs);

@@ -10,6 +10,7 @@
 
 import type Docker from 'dockerode';
 import { Readable } from 'node:stream';
+import { awaitPull } from './image-pull';
 
 /** The sandbox image; its tag changes whenever the program does. */
 export const SANDBOX_IMAGE = 'berth/network-sandbox:1';
@@ -85,22 +86,18 @@ export function oneFileTar(name: string, content: Buffer): Buffer {
   return Buffer.concat([header, padded, Buffer.alloc(2 * BLOCK)]);
 }
 
-/** Imports the sandbox image into the engine; the answer is read to its end, which is when the image exists. */
+/**
+ * Imports the sandbox image into the engine. The answer is a progress stream
+ * like a pull's (a failure may come as an `error` line after a 200), read to
+ * its end, which is when the image exists.
+ */
 export async function importSandboxImage(docker: Docker, abortSignal: AbortSignal): Promise<void> {
   const [repo, tag] = SANDBOX_IMAGE.split(':');
   const archive = Readable.from([oneFileTar(SANDBOX_COMMAND[0].slice(1), pauseProgram())]);
-  const answer = (await docker.importImage(archive, { repo, tag, abortSignal } as object)) as NodeJS.ReadableStream;
-  await new Promise<void>((resolve, reject) => {
-    let text = '';
-    answer.on('data', (chunk: Buffer) => {
-      text += chunk.toString('utf8');
-    });
-    answer.on('error', reject);
-    answer.on('end', () => {
-      // The engine answers 200 and puts a failure in the stream's last message.
-      const failed = /"error(?:Detail)?"\s*:\s*(?:\{[^}]*"message"\s*:\s*)?"([^"]*)"/.exec(text);
-      if (failed) reject(new Error(`importing ${SANDBOX_IMAGE}: ${failed[1]}`));
-      else resolve();
-    });
-  });
+  const answer = (await docker.importImage(archive, { repo, tag, abortSignal } as object)) as Readable;
+  try {
+    await awaitPull(answer);
+  } catch (error) {
+    throw new Error(`importing ${SANDBOX_IMAGE}: ${(error as Error).message}`);
+  }
 }
