@@ -36,11 +36,16 @@ interface Figure {
   bytesPerRequest: number;
   /** The server's CPU time per answer: steadier than req/s on a machine others are loading. */
   cpuMsPerRequest: number;
+  /** This process's (autocannon's) CPU time per answer: the load generator shares the machine's cores with the server. */
+  clientCpuMsPerRequest: number;
+  /** The server's peak RSS while this call was driven (berth only). */
+  peakRssMb?: number;
 }
 
 /** One autocannon run; `request` gives each request's path (and body, for a create). */
 async function drive(pid: number | undefined, base: string, request: () => { method?: 'GET' | 'POST'; path: string; body?: string }): Promise<Figure> {
   const cpuBefore = pid ? cpuMs(pid) : 0;
+  const clientBefore = cpuMs(process.pid);
   const result = await autocannon({
     url: base,
     connections: CONNECTIONS,
@@ -54,6 +59,7 @@ async function drive(pid: number | undefined, base: string, request: () => { met
     errors: result.errors + result.non2xx,
     bytesPerRequest: result.requests.total ? result.throughput.total / result.requests.total : 0,
     cpuMsPerRequest: pid && result.requests.total ? (cpuMs(pid) - cpuBefore) / result.requests.total : NaN,
+    clientCpuMsPerRequest: result.requests.total ? (cpuMs(process.pid) - clientBefore) / result.requests.total : NaN,
   };
 }
 
@@ -104,9 +110,13 @@ async function main(): Promise<void> {
   });
   const base = `http://127.0.0.1:${port}`;
   let peakRss = 0;
+  // The peak of the endpoint being driven, to tell which call the overall peak comes from.
+  let drivenPeakRss = 0;
   const sampler = setInterval(() => {
     try {
-      peakRss = Math.max(peakRss, rssMb(server.pid!));
+      const rss = rssMb(server.pid!);
+      peakRss = Math.max(peakRss, rss);
+      drivenPeakRss = Math.max(drivenPeakRss, rss);
     } catch {
       // the server has exited; the run reports its own failure
     }
@@ -125,7 +135,7 @@ async function main(): Promise<void> {
     const ids = await seedApps(base, prefix, APPS);
     console.log(`created ${APPS} apps in ${Math.round(performance.now() - started)} ms`);
     console.log('');
-    console.log('server  endpoint                                req/s   p50 ms   p99 ms   errors   KB/answer   CPU ms/answer');
+    console.log('server  endpoint                                req/s   p50 ms   p99 ms   errors   KB/answer   CPU ms/answer   client CPU ms   peak RSS MB');
     const berth: Record<string, Figure> = {};
     const calls = {
       ...scenarios(ids, prefix),
@@ -133,7 +143,9 @@ async function main(): Promise<void> {
     };
     for (const [name, request] of Object.entries(calls)) {
       if (process.env.BENCH_ONLY && name !== process.env.BENCH_ONLY) continue;
+      drivenPeakRss = 0;
       berth[name] = await drive(server.pid, base, request);
+      berth[name].peakRssMb = drivenPeakRss;
       print('berth', name, berth[name]);
     }
     const seed: Record<string, Figure> = {};
@@ -167,7 +179,8 @@ function print(server: string, name: string, f: Figure): void {
   console.log(
     `${server.padEnd(8)}${name.padEnd(36)}${Math.round(f.rps).toString().padStart(9)}${f.p50.toFixed(1).padStart(9)}${f.p99.toFixed(1).padStart(9)}` +
       `${String(f.errors).padStart(9)}${(f.bytesPerRequest / 1024).toFixed(1).padStart(12)}` +
-      `${f.cpuMsPerRequest.toFixed(3).padStart(16)}`,
+      `${f.cpuMsPerRequest.toFixed(3).padStart(16)}${f.clientCpuMsPerRequest.toFixed(3).padStart(16)}` +
+      `${f.peakRssMb === undefined ? '' : f.peakRssMb.toFixed(0).padStart(14)}`,
   );
 }
 

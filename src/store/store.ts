@@ -13,6 +13,7 @@ import { isConstraintViolation, isForeignKeyViolation, marks, PlainSql } from '.
 import { gatheredInserts, gatheredReads, type NewAppRow } from './gathered-apps';
 import type { Gathering } from './gathering';
 import { AppCache, PAGE_OF_VERSIONS, pageOfVersions, VERSION_COLUMNS } from './app-cache';
+import { PageMemo, type Stamp, STAMP_COLUMNS } from './page-memo';
 import { insertRunsAtOnce, RUNS_PER_STATEMENT } from './run-batch';
 import { APP_SELECT, checkPrecondition, newAppRow, parseJson, refWhere, RUN_SELECT, sameJson, staleWrite, toApp, toRun } from './rows';
 import type {
@@ -59,6 +60,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   private readonly instance = randomUUID();
   /** Apps as last read by a plain list, reused while their version is the same (see `listAppsPlainly`). */
   private readonly appCache = new AppCache();
+  /** The pages of those lists, reused while the database is unchanged (./page-memo.ts). */
+  private readonly pageMemo: PageMemo;
   /** On SQLite: creates and reads of one App, gathered into shared statements under load (./gathered-apps.ts). */
   private readonly appInserts: Gathering<NewAppRow, AppRow>;
   private readonly appReads: Gathering<string | number, StoredApp | null>;
@@ -76,6 +79,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     this.sql = new PlainSql(sequelize);
     this.appInserts = gatheredInserts(this.sql);
     this.appReads = gatheredReads(this.sql);
+    this.pageMemo = new PageMemo(this.sql);
     this.leadership = new LeadershipRecords(sequelize);
     this.notifications = new NotificationRecords(sequelize);
   }
@@ -203,15 +207,21 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const page = limit === undefined ? '' : ' LIMIT ? OFFSET ?';
     // With a limit, the page does not tell the total: it is counted in the same statement.
     const counted = options.limit !== undefined;
-    const sql =
-      `SELECT ${PAGE_OF_VERSIONS} AS page${counted ? `, (SELECT COUNT(*) FROM apps${where}) AS total` : ''} ` +
-      `FROM (SELECT ${VERSION_COLUMNS} FROM apps${where} ORDER BY id ASC${page})`;
-    const [row] = await this.sql.select<{ page: string; total?: number }>(sql, [...(counted ? values : []), ...values, ...(page ? [limit, offset] : [])]);
-    const versions = pageOfVersions(row.page);
-    const total = counted ? Number(row.total) : offset + versions.length;
+    // The page and count as last read, unless the database has changed since (./page-memo.ts).
+    const read = await this.pageMemo.read(JSON.stringify([values, limit, offset, counted]), async () => {
+      const sql =
+        `SELECT ${STAMP_COLUMNS}, ${PAGE_OF_VERSIONS} AS page${counted ? `, (SELECT COUNT(*) FROM apps${where}) AS total` : ''} ` +
+        `FROM (SELECT ${VERSION_COLUMNS} FROM apps${where} ORDER BY id ASC${page})`;
+      const [row] = await this.sql.select<Stamp & { page: string; total?: number }>(sql, [
+        ...(counted ? values : []),
+        ...values,
+        ...(page ? [limit, offset] : []),
+      ]);
+      return { stamp: { changes: row.changes, version: row.version }, versions: pageOfVersions(row.page), total: counted ? Number(row.total) : undefined };
+    });
     return {
-      items: await this.appCache.read(versions, (ids) => this.sql.select<AppRow>(`${APP_SELECT} WHERE id IN (${marks(ids)})`, ids)),
-      total,
+      items: await this.appCache.read(read.versions, (ids) => this.sql.select<AppRow>(`${APP_SELECT} WHERE id IN (${marks(ids)})`, ids)),
+      total: read.total ?? offset + read.versions.length,
     };
   }
 

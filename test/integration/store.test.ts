@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import sqlite3 from 'sqlite3';
 import { ConflictError } from '../../src/errors';
 import type { StoreEvent } from '../../src/store/store';
 import { Store } from '../../src/store/store';
@@ -278,6 +279,60 @@ describe('Listing Apps, read again only when they changed (SQLite)', () => {
         [b.metadata.name],
       );
     } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('Listing Apps on SQLite, the page kept while the database is unchanged', () => {
+  /** The statements the store's own connection runs, as sqlite3 traces them. */
+  async function traced(store: Store): Promise<string[]> {
+    const manager = store.sequelize.connectionManager as unknown as { getConnection(options: object): Promise<sqlite3.Database> };
+    const connection = await manager.getConnection({});
+    const statements: string[] = [];
+    connection.on('trace', (sql: string) => statements.push(sql));
+    return statements;
+  }
+
+  it('reads neither the page nor the count again until a write, from this store or another connection, changes the database', async () => {
+    const { store, file } = await tempSqliteStore();
+    const other = new sqlite3.Database(file);
+    const run = (sql: string, values: unknown[] = []) =>
+      new Promise<void>((resolve, reject) => other.run(sql, values, (err) => (err ? reject(err) : resolve())));
+    try {
+      const scheduled = appSpec({ schedule: { ...SCHEDULE_DEFAULTS, cron: '* * * * *' } as ScheduleSpec });
+      for (let i = 0; i < 3; i++) await store.createApp({ name: uniqueName('pm'), spec: scheduled, source: 'api' });
+      const statements = await traced(store);
+      const list = () => store.listApps({ limit: 2, offset: 1 });
+      const pageReads = () => statements.filter((sql) => sql.includes('json_group_array')).length;
+
+      const first = await list();
+      assert.equal(first.total, 3);
+      assert.equal(pageReads(), 1);
+      const again = await list();
+      assert.deepEqual(again, first);
+      assert.equal(pageReads(), 1, 'an unchanged database is not read again');
+
+      // Another connection, as another process would: data_version moves.
+      await run(`UPDATE apps SET spec = json_set(spec, '$.image', 'busybox:other'), resource_version = resource_version + 1 WHERE id = ?`, [first.items[0].id]);
+      const updated = await list();
+      assert.equal(updated.items[0].spec.image, 'busybox:other');
+      await run(
+        `INSERT INTO apps (name, uid, generation, resource_version, source, labels, spec, status, created_at, updated_at) ` +
+          `SELECT name || '-copy', uid || '-copy', generation, resource_version, source, labels, spec, status, created_at, updated_at FROM apps WHERE id = ?`,
+        [first.items[0].id],
+      );
+      assert.equal((await list()).total, 4);
+      assert.equal(pageReads(), 3);
+
+      // This store's own connection: total_changes moves.
+      await store.setScheduleStatus(first.items[1].id, { lastScheduleTime: '2026-11-29T08:00:00.000Z' });
+      assert.equal((await list()).items[1].status.schedule?.lastScheduleTime, '2026-11-29T08:00:00.000Z');
+      assert.equal(pageReads(), 4);
+      await list();
+      assert.equal(pageReads(), 4);
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
       await store.close();
     }
   });
