@@ -132,7 +132,8 @@ export class Scheduler {
    * due (ms since the epoch, jitter included), if any is.
    */
   async tick(): Promise<number | undefined> {
-    const { items } = await this.store.listApps();
+    // Only the scheduled Apps: the pass runs every second, and the others may be any number (an index holds these).
+    const { items } = await this.store.listApps({ scheduled: true });
     const now = this.clock();
     const passes: Pass[] = [];
     for (const app of items) {

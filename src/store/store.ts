@@ -5,7 +5,7 @@ import { ConflictError, NotFoundError } from '../errors';
 import { AppSource, RunPhase, RunStatus, ScheduleStatus, TERMINAL_PHASES } from '../model/types';
 import { ChangeListener, noticeOf, CHANGE_CHANNEL, type ChangeNotice } from './change-feed';
 import { connect, DatabaseLocation, isPostgresUrl } from './db';
-import { migrate } from './migrations';
+import { migrate, SCHEDULED_WHERE } from './migrations';
 import { LeadershipRecords } from './leadership';
 import { NotificationRecords } from './notifications';
 import { AppRow, defineModels, Models, RunRow } from './models';
@@ -178,8 +178,9 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     const where: Record<string | symbol, unknown> = {};
     if (options.sources) where.source = { [Op.in]: options.sources };
     if (options.names) where.name = { [Op.in]: options.names };
-    const labelClauses = Object.entries(options.labels ?? {}).map(([key, value]) => Sequelize.where(this.jsonField('labels', key), value));
-    const fullWhere: WhereOptions = labelClauses.length ? { [Op.and]: [where, ...labelClauses] } : where;
+    const clauses: WhereOptions[] = Object.entries(options.labels ?? {}).map(([key, value]) => Sequelize.where(this.jsonField('labels', key), value));
+    if (options.scheduled) clauses.push(Sequelize.literal(SCHEDULED_WHERE[this.dialect === 'postgres' ? 'postgres' : 'sqlite']));
+    const fullWhere: WhereOptions = clauses.length ? { [Op.and]: [where, ...clauses] } : where;
     const { rows, count } = await this.models.App.findAndCountAll({
       where: fullWhere,
       order: [['id', 'ASC']],
@@ -200,7 +201,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    */
   private async listAppsPlainly(options: AppListOptions): Promise<Page<StoredApp>> {
     const labels = Object.entries(options.labels ?? {});
-    const where = labels.length ? ` WHERE ${labels.map(() => 'json_extract(labels, ?) = ?').join(' AND ')}` : '';
+    const conditions = [...labels.map(() => 'json_extract(labels, ?) = ?'), ...(options.scheduled ? [SCHEDULED_WHERE.sqlite] : [])];
+    const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
     const values = labels.flatMap(([key, value]) => [`$."${key.replace(/"/g, '""')}"`, value]);
     const offset = options.offset ?? 0;
     const limit = options.limit ?? (offset ? -1 : undefined);
@@ -208,7 +210,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     // With a limit, the page does not tell the total: it is counted in the same statement.
     const counted = options.limit !== undefined;
     // The page and count as last read, unless the database has changed since (./page-memo.ts).
-    const read = await this.pageMemo.read(JSON.stringify([values, limit, offset, counted]), async () => {
+    const read = await this.pageMemo.read(JSON.stringify([values, options.scheduled, limit, offset, counted]), async () => {
       const sql =
         `SELECT ${STAMP_COLUMNS}, ${PAGE_OF_VERSIONS} AS page${counted ? `, (SELECT COUNT(*) FROM apps${where}) AS total` : ''} ` +
         `FROM (SELECT ${VERSION_COLUMNS} FROM apps${where} ORDER BY id ASC${page})`;

@@ -21,6 +21,8 @@ export interface AppListOptions {
   sources?: AppSource[];
   /** Only Apps with one of these names (the folder source looks up the names a batch of files declares). */
   names?: string[];
+  /** Only Apps whose spec has a schedule (the scheduler's pass). */
+  scheduled?: boolean;
 }
 
 export interface RunListOptions {

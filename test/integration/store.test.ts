@@ -7,6 +7,8 @@ import sqlite3 from 'sqlite3';
 import { ConflictError } from '../../src/errors';
 import type { StoreEvent } from '../../src/store/store';
 import { Store } from '../../src/store/store';
+import { SCHEDULED_WHERE } from '../../src/store/migrations';
+import { QueryTypes } from 'sequelize';
 import { requestRun } from '../../src/controller/run-requests';
 import { SCHEDULE_DEFAULTS } from '../../src/model/schedule';
 import type { ScheduleSpec } from '../../src/model/types';
@@ -174,6 +176,16 @@ for (const database of databases) {
       );
     });
 
+    it('lists only the Apps with a schedule when asked, as the scheduler does', async () => {
+      const scheduled = appSpec({ schedule: { ...SCHEDULE_DEFAULTS, cron: '*/5 * * * *' } as ScheduleSpec });
+      const label = { scheduled: uniqueName('sc') };
+      const [a, , c] = [await newApp(label, scheduled), await newApp(label), await newApp(label, scheduled)];
+      const names = async () => (await store.listApps({ labels: label, scheduled: true })).items.map((app) => app.metadata.name);
+      assert.deepEqual(await names(), [a.metadata.name, c.metadata.name]);
+      await store.updateApp(c.id, { spec: appSpec() });
+      assert.deepEqual(await names(), [a.metadata.name]);
+    });
+
     it('lists the distinct files that own Apps, once each', async () => {
       const file = `file:${uniqueName('team')}/jobs.yaml` as const;
       await store.createApp({ name: uniqueName('st'), spec: appSpec(), source: file });
@@ -333,6 +345,21 @@ describe('Listing Apps on SQLite, the page kept while the database is unchanged'
       assert.equal(pageReads(), 4);
     } finally {
       await new Promise((resolve) => other.close(resolve));
+      await store.close();
+    }
+  });
+});
+
+describe('The scheduled Apps on SQLite', () => {
+  it('are found through their own index, not by reading every App', async () => {
+    const { store } = await tempSqliteStore();
+    try {
+      const plan = (await store.sequelize.query(`EXPLAIN QUERY PLAN SELECT id FROM apps WHERE ${SCHEDULED_WHERE.sqlite} ORDER BY id`, {
+        type: QueryTypes.SELECT,
+      })) as { detail: string }[];
+      assert.equal(plan.length, 1);
+      assert.match(plan[0].detail, /^SCAN apps USING (COVERING )?INDEX apps_scheduled$/);
+    } finally {
       await store.close();
     }
   });
