@@ -11,7 +11,8 @@
  * after (< 90 MB), and at its peak under load (< 120 MB).
  * `GET /apps/?limit=200&view=summary` is measured too, for what the compact form saves.
  *
- * BENCH_DURATION_S sets the seconds per run (default 5); BENCH_NODE_FLAGS
+ * BENCH_DURATION_S sets the seconds per run (default 5), BENCH_WARMUP_S the
+ * unmeasured seconds of the same calls before it (default 2); BENCH_NODE_FLAGS
  * passes flags to the server's node (e.g. `--cpu-prof`); BENCH_LOG_LEVEL the server's
  * `--log-level` (default warn; `info` writes the access log line of each request);
  * BENCH_ONLY the one endpoint to drive (its name as printed, e.g. `POST /apps/`), for a profile of it alone.
@@ -27,6 +28,12 @@ const APPS = 1000;
 const CONNECTIONS = 16;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 60);
+/**
+ * Seconds of each call driven before it is measured: after the idle wait, V8 has
+ * given back its young generation (in the server and in this process), and the
+ * first seconds of load measure it growing again rather than the steady rate.
+ */
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 2);
 
 interface Figure {
   rps: number;
@@ -42,16 +49,22 @@ interface Figure {
   peakRssMb?: number;
 }
 
-/** One autocannon run; `request` gives each request's path (and body, for a create). */
+/**
+ * One autocannon run, after WARMUP_S of the same calls unmeasured; `request`
+ * gives each request's path (and body, for a create).
+ */
 async function drive(pid: number | undefined, base: string, request: () => { method?: 'GET' | 'POST'; path: string; body?: string }): Promise<Figure> {
+  const load = (duration: number) =>
+    autocannon({
+      url: base,
+      connections: CONNECTIONS,
+      duration,
+      requests: [{ setupRequest: (r) => ({ ...r, ...request(), headers: { ...r.headers, 'content-type': 'application/json' } }) }],
+    });
+  if (WARMUP_S > 0) await load(WARMUP_S);
   const cpuBefore = pid ? cpuMs(pid) : 0;
   const clientBefore = cpuMs(process.pid);
-  const result = await autocannon({
-    url: base,
-    connections: CONNECTIONS,
-    duration: DURATION_S,
-    requests: [{ setupRequest: (r) => ({ ...r, ...request(), headers: { ...r.headers, 'content-type': 'application/json' } }) }],
-  });
+  const result = await load(DURATION_S);
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
