@@ -157,9 +157,8 @@ export const migrations: Migration[] = [
     // Apps without a schedule (most of them, and any number) cost that pass nothing.
     name: '0007-scheduled-apps',
     async up(qi) {
-      await qi.sequelize.query(
-        `CREATE INDEX apps_scheduled ON apps (id) WHERE ${SCHEDULED_WHERE[qi.sequelize.getDialect() === 'postgres' ? 'postgres' : 'sqlite']}`,
-      );
+      const scheduled = qi.sequelize.getDialect() === 'postgres' ? SCHEDULED_WHERE.postgres : SCHEDULED_WHERE.sqlite;
+      await qi.sequelize.query(`CREATE INDEX apps_scheduled ON apps (id) WHERE ${scheduled}`);
     },
     async down(qi) {
       await qi.sequelize.query('DROP INDEX apps_scheduled');
