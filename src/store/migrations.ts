@@ -157,8 +157,7 @@ export const migrations: Migration[] = [
     // Apps without a schedule (most of them, and any number) cost that pass nothing.
     name: '0007-scheduled-apps',
     async up(qi) {
-      const scheduled = qi.sequelize.getDialect() === 'postgres' ? SCHEDULED_WHERE.postgres : SCHEDULED_WHERE.sqlite;
-      await qi.sequelize.query(`CREATE INDEX apps_scheduled ON apps (id) WHERE ${scheduled}`);
+      await qi.sequelize.query(`CREATE INDEX apps_scheduled ON apps (id) WHERE ${scheduledWhere(qi.sequelize.getDialect())}`);
     },
     async down(qi) {
       await qi.sequelize.query('DROP INDEX apps_scheduled');
@@ -167,13 +166,12 @@ export const migrations: Migration[] = [
 ];
 
 /**
- * Which Apps have a schedule, in each dialect's words. A query finds them by
- * the index `0007-scheduled-apps` made only when it says the same.
+ * Which Apps have a schedule, in `dialect`'s words (sequelize's name for it).
+ * A query finds them by the index `0007-scheduled-apps` made only when it says the same.
  */
-export const SCHEDULED_WHERE = {
-  sqlite: "json_extract(spec, '$.schedule') IS NOT NULL",
-  postgres: "(spec -> 'schedule') IS NOT NULL",
-} as const;
+export function scheduledWhere(dialect: string): string {
+  return dialect === 'postgres' ? "(spec -> 'schedule') IS NOT NULL" : "json_extract(spec, '$.schedule') IS NOT NULL";
+}
 
 /** The foreign keys of 0004, child table first: each deletes its rows with the row it references. */
 const CASCADES = [

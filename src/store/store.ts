@@ -5,7 +5,7 @@ import { ConflictError, NotFoundError } from '../errors';
 import { AppSource, RunPhase, RunStatus, ScheduleStatus, TERMINAL_PHASES } from '../model/types';
 import { ChangeListener, noticeOf, CHANGE_CHANNEL, type ChangeNotice } from './change-feed';
 import { connect, DatabaseLocation, isPostgresUrl } from './db';
-import { migrate, SCHEDULED_WHERE } from './migrations';
+import { migrate, scheduledWhere } from './migrations';
 import { LeadershipRecords } from './leadership';
 import { NotificationRecords } from './notifications';
 import { AppRow, defineModels, Models, RunRow } from './models';
@@ -179,7 +179,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     if (options.sources) where.source = { [Op.in]: options.sources };
     if (options.names) where.name = { [Op.in]: options.names };
     const clauses: WhereOptions[] = Object.entries(options.labels ?? {}).map(([key, value]) => Sequelize.where(this.jsonField('labels', key), value));
-    if (options.scheduled) clauses.push(Sequelize.literal(SCHEDULED_WHERE[this.dialect === 'postgres' ? 'postgres' : 'sqlite']));
+    if (options.scheduled) clauses.push(Sequelize.literal(scheduledWhere(this.dialect)));
     const fullWhere: WhereOptions = clauses.length ? { [Op.and]: [where, ...clauses] } : where;
     const { rows, count } = await this.models.App.findAndCountAll({
       where: fullWhere,
@@ -201,7 +201,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    */
   private async listAppsPlainly(options: AppListOptions): Promise<Page<StoredApp>> {
     const labels = Object.entries(options.labels ?? {});
-    const conditions = [...labels.map(() => 'json_extract(labels, ?) = ?'), ...(options.scheduled ? [SCHEDULED_WHERE.sqlite] : [])];
+    const conditions = [...labels.map(() => 'json_extract(labels, ?) = ?'), ...(options.scheduled ? [scheduledWhere('sqlite')] : [])];
     const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
     const values = labels.flatMap(([key, value]) => [`$."${key.replace(/"/g, '""')}"`, value]);
     const offset = options.offset ?? 0;

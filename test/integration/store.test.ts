@@ -7,7 +7,7 @@ import sqlite3 from 'sqlite3';
 import { ConflictError } from '../../src/errors';
 import type { StoreEvent } from '../../src/store/store';
 import { Store } from '../../src/store/store';
-import { SCHEDULED_WHERE } from '../../src/store/migrations';
+import { scheduledWhere } from '../../src/store/migrations';
 import { QueryTypes } from 'sequelize';
 import { requestRun } from '../../src/controller/run-requests';
 import { SCHEDULE_DEFAULTS } from '../../src/model/schedule';
@@ -354,7 +354,7 @@ describe('The scheduled Apps on SQLite', () => {
   it('are found through their own index, not by reading every App', async () => {
     const { store } = await tempSqliteStore();
     try {
-      const plan = (await store.sequelize.query(`EXPLAIN QUERY PLAN SELECT id FROM apps WHERE ${SCHEDULED_WHERE.sqlite} ORDER BY id`, {
+      const plan = (await store.sequelize.query(`EXPLAIN QUERY PLAN SELECT id FROM apps WHERE ${scheduledWhere('sqlite')} ORDER BY id`, {
         type: QueryTypes.SELECT,
       })) as { detail: string }[];
       assert.equal(plan.length, 1);
