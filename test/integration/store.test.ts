@@ -13,6 +13,7 @@ import { requestRun } from '../../src/controller/run-requests';
 import { SCHEDULE_DEFAULTS } from '../../src/model/schedule';
 import type { ScheduleSpec } from '../../src/model/types';
 import { appSpec, POSTGRES_URL, tempSqliteStore, uniqueName } from '../helpers/fixtures';
+import { waitFor } from '../helpers/wait';
 
 /** The same cases against each database the store supports. */
 const databases: { name: string; open: () => Promise<Store> }[] = [
@@ -297,13 +298,23 @@ describe('Listing Apps, read again only when they changed (SQLite)', () => {
 });
 
 describe('Listing Apps on SQLite, the page kept while the database is unchanged', () => {
-  /** The statements the store's own connection runs, as sqlite3 traces them. */
-  async function traced(store: Store): Promise<string[]> {
+  /**
+   * How many statements matching `pattern` the store's own connection has run, as sqlite3
+   * traces them. Its trace events arrive after the statements' answers, in order: each count
+   * first waits for a marker statement's own event, which comes after every earlier one.
+   */
+  async function tracedCount(store: Store, pattern: string): Promise<() => Promise<number>> {
     const manager = store.sequelize.connectionManager as unknown as { getConnection(options: object): Promise<sqlite3.Database> };
     const connection = await manager.getConnection({});
     const statements: string[] = [];
     connection.on('trace', (sql: string) => statements.push(sql));
-    return statements;
+    let markers = 0;
+    return async () => {
+      const marker = `SELECT ${++markers} AS trace_marker`;
+      await new Promise<void>((resolve, reject) => connection.all(marker, [], (err) => (err ? reject(err) : resolve())));
+      await waitFor(`the trace of ${marker}`, () => statements.includes(marker));
+      return statements.filter((sql) => sql.includes(pattern)).length;
+    };
   }
 
   it('reads neither the page nor the count again until a write, from this store or another connection, changes the database', async () => {
@@ -314,16 +325,15 @@ describe('Listing Apps on SQLite, the page kept while the database is unchanged'
     try {
       const scheduled = appSpec({ schedule: { ...SCHEDULE_DEFAULTS, cron: '* * * * *' } as ScheduleSpec });
       for (let i = 0; i < 3; i++) await store.createApp({ name: uniqueName('pm'), spec: scheduled, source: 'api' });
-      const statements = await traced(store);
+      const pageReads = await tracedCount(store, 'json_group_array');
       const list = () => store.listApps({ limit: 2, offset: 1 });
-      const pageReads = () => statements.filter((sql) => sql.includes('json_group_array')).length;
 
       const first = await list();
       assert.equal(first.total, 3);
-      assert.equal(pageReads(), 1);
+      assert.equal(await pageReads(), 1);
       const again = await list();
       assert.deepEqual(again, first);
-      assert.equal(pageReads(), 1, 'an unchanged database is not read again');
+      assert.equal(await pageReads(), 1, 'an unchanged database is not read again');
 
       // Another connection, as another process would: data_version moves.
       await run(`UPDATE apps SET spec = json_set(spec, '$.image', 'busybox:other'), resource_version = resource_version + 1 WHERE id = ?`, [first.items[0].id]);
@@ -335,14 +345,14 @@ describe('Listing Apps on SQLite, the page kept while the database is unchanged'
         [first.items[0].id],
       );
       assert.equal((await list()).total, 4);
-      assert.equal(pageReads(), 3);
+      assert.equal(await pageReads(), 3);
 
       // This store's own connection: total_changes moves.
       await store.setScheduleStatus(first.items[1].id, { lastScheduleTime: '2026-11-29T08:00:00.000Z' });
       assert.equal((await list()).items[1].status.schedule?.lastScheduleTime, '2026-11-29T08:00:00.000Z');
-      assert.equal(pageReads(), 4);
+      assert.equal(await pageReads(), 4);
       await list();
-      assert.equal(pageReads(), 4);
+      assert.equal(await pageReads(), 4);
     } finally {
       await new Promise((resolve) => other.close(resolve));
       await store.close();
