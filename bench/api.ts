@@ -22,7 +22,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuMs, freePort, report, rssMb, serveArgs, serverEnv } from './support';
+import { serveArgs } from '../test/helpers/berth-process';
+import { cpuMs, freePort, report, rssMb, serverEnv } from './support';
 
 const APPS = 1000;
 const CONNECTIONS = 16;

@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
+import { serveArgs } from '../test/helpers/berth-process';
 
 export interface BerthProcess {
   url: string;
@@ -34,32 +35,6 @@ export async function freePort(): Promise<number> {
     });
     server.on('error', reject);
   });
-}
-
-/** As `npm start` runs the server (README, "Benchmarks"). */
-const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
-
-/**
- * node's arguments for `berth serve` on `port`, with its store and apps folder in `dir`,
- * as every benchmark starts it: `nodeFlags` go to node, `flags` to berth.
- */
-export function serveArgs(dir: string, port: number, flags: string[] = [], options: { nodeFlags?: string[]; logLevel?: string } = {}): string[] {
-  const cli = path.join(__dirname, '..', 'src', 'cli', 'main.js');
-  return [
-    ...SERVER_NODE_FLAGS,
-    ...(options.nodeFlags ?? []),
-    cli,
-    'serve',
-    '--port',
-    String(port),
-    '--db',
-    path.join(dir, 'berth.sqlite'),
-    '--apps-dir',
-    path.join(dir, 'apps'),
-    '--log-level',
-    options.logLevel ?? 'warn',
-    ...flags,
-  ];
 }
 
 /** Starts `berth serve` on a fresh SQLite file (or the given one) and waits for /readyz. */

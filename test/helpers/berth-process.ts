@@ -10,6 +10,28 @@ const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 /** As `npm start` runs the server (README, "Benchmarks"): Node 22 and later would let the young generation grow to 128 MB. */
 const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
 
+/**
+ * node's arguments for `berth serve` on `port`, with its store and apps folder in `dir`,
+ * as the tests and the benchmarks start it: `nodeFlags` go to node, `flags` to berth.
+ */
+export function serveArgs(dir: string, port: number, flags: string[] = [], options: { nodeFlags?: string[]; logLevel?: string } = {}): string[] {
+  return [
+    ...SERVER_NODE_FLAGS,
+    ...(options.nodeFlags ?? []),
+    CLI,
+    'serve',
+    '--port',
+    String(port),
+    '--db',
+    path.join(dir, 'berth.sqlite'),
+    '--apps-dir',
+    path.join(dir, 'apps'),
+    '--log-level',
+    options.logLevel ?? 'warn',
+    ...flags,
+  ];
+}
+
 export interface Berth {
   url: string;
   child: ChildProcess;
@@ -37,24 +59,7 @@ class PortTaken extends Error {}
 
 async function start(dir: string, port: number, flags: string[], env: Record<string, string>, until: string): Promise<Berth> {
   let output = '';
-  const child = spawn(
-    process.execPath,
-    [
-      ...SERVER_NODE_FLAGS,
-      CLI,
-      'serve',
-      '--port',
-      String(port),
-      '--db',
-      path.join(dir, 'berth.sqlite'),
-      '--apps-dir',
-      path.join(dir, 'apps'),
-      '--log-level',
-      'warn',
-      ...flags,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
-  );
+  const child = spawn(process.execPath, serveArgs(dir, port, flags), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   child.stdout?.on('data', (chunk) => (output += chunk));
   child.stderr?.on('data', (chunk) => (output += chunk));
   // 'close' comes after the output is read to its end, so an early exit is reported with all it said.
