@@ -68,6 +68,16 @@ describe('Docker network sandboxes', function () {
       return observation.state === 'exited' ? (observation as Extract<Observation, { state: 'exited' }>) : undefined;
     });
 
+  /** A sandbox on `none` left idle: the one a run of `true` joined, once that run has exited. */
+  const idleSandbox = async (on: DockerExecutor): Promise<string> => {
+    const run = request({ command: ['true'] });
+    await on.launch(run);
+    const sandbox = await sandboxOf(run.name);
+    assert.ok(sandbox, `${run.name} joined a sandbox`);
+    await exited(on, run.name);
+    return sandbox;
+  };
+
   it('makes a 129-byte static program and a one-file archive the engine imports', () => {
     const program = pauseProgram();
     assert.equal(program.length, 129);
@@ -143,10 +153,7 @@ describe('Docker network sandboxes', function () {
 
   it('puts a bridge run in a sandbox on the bridge, with the sandbox’s address, never in one of another network', async () => {
     const executor = new DockerExecutor({ networkSandboxes: 2 });
-    const quiet = request({ command: ['true'] });
-    await executor.launch(quiet);
-    const noneSandbox = await sandboxOf(quiet.name);
-    await exited(executor, quiet.name);
+    const noneSandbox = await idleSandbox(executor);
 
     const bridged = request({ network: 'bridge', command: ['sh', '-c', 'ip -4 -o addr show eth0'] });
     await executor.launch(bridged);
@@ -163,11 +170,7 @@ describe('Docker network sandboxes', function () {
 
   it('makes the container again with its own namespace when its sandbox is gone before it starts', async () => {
     const executor = new DockerExecutor({ networkSandboxes: 1 });
-    const warmup = request({ command: ['true'] });
-    await executor.launch(warmup);
-    const sandbox = await sandboxOf(warmup.name);
-    assert.ok(sandbox);
-    await exited(executor, warmup.name);
+    const sandbox = await idleSandbox(executor);
     // A container made to join the sandbox (as a launch interrupted after its create would leave it), then the sandbox stops.
     const launch = request({ command: ['sh', '-c', 'echo ran'] });
     await docker.createContainer(containerCreateOptions(launch, DEFAULT_CONTAINMENT, sandbox));
@@ -182,11 +185,7 @@ describe('Docker network sandboxes', function () {
 
   it('makes a new sandbox when the one there has stopped, and removes the stopped one', async () => {
     const executor = new DockerExecutor({ networkSandboxes: 1 });
-    const first = request({ command: ['true'] });
-    await executor.launch(first);
-    const stopped = await sandboxOf(first.name);
-    assert.ok(stopped);
-    await exited(executor, first.name);
+    const stopped = await idleSandbox(executor);
     // As an engine restart leaves it (sandboxes are not restarted).
     await docker.getContainer(stopped).kill();
 
