@@ -3,12 +3,24 @@
  * its API: for tests that need the whole of berth.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { waitFor } from './wait';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
-/** As `npm start` runs the server (README, "Benchmarks"): Node 22 and later would let the young generation grow to 128 MB. */
-const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
+const PACKAGE = path.join(__dirname, '..', '..', '..', 'package.json');
+
+/**
+ * node's flags for the server, read from `npm start` (package.json), which is
+ * where they are set (README, "Benchmarks"); the image's test holds its
+ * ENTRYPOINT to the same list.
+ */
+export function serverNodeFlags(): string[] {
+  const start: string = JSON.parse(readFileSync(PACKAGE, 'utf8')).scripts.start;
+  const found = /\bnode((?: --[\w-]+(?:=\S+)?)*) dist\/src\/cli\/main\.js\b/.exec(start);
+  if (!found) throw new Error(`package.json's start script does not run node dist/src/cli/main.js: ${start}`);
+  return found[1].split(' ').filter(Boolean);
+}
 
 /**
  * node's arguments for `berth serve` on `port`, with its store and apps folder in `dir`,
@@ -16,7 +28,7 @@ const SERVER_NODE_FLAGS = ['--max-semi-space-size=16'];
  */
 export function serveArgs(dir: string, port: number, flags: string[] = [], options: { nodeFlags?: string[]; logLevel?: string } = {}): string[] {
   return [
-    ...SERVER_NODE_FLAGS,
+    ...serverNodeFlags(),
     ...(options.nodeFlags ?? []),
     CLI,
     'serve',

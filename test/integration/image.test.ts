@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BUILD_SCRIPT, BUILD_TIMEOUT_MS, buildImage, IMAGE, ROOT, run } from '../helpers/image';
+import { serverNodeFlags } from '../helpers/berth-process';
 import { waitFor } from '../helpers/wait';
 
 const INPUTS_LABEL = 'dev.berth.image.inputs';
@@ -68,7 +69,7 @@ describe('container image', function () {
   it('runs `berth serve` as uid 10001, with the environment `npm start` sets and no HEALTHCHECK', async function () {
     const { Config: config } = await inspectImage();
     assert.equal(config.User, `${UID}:${UID}`);
-    assert.deepEqual(config.Entrypoint, ['node', '--max-semi-space-size=16', '/app/dist/src/cli/main.js']);
+    assert.deepEqual(config.Entrypoint, ['node', ...serverNodeFlags(), '/app/dist/src/cli/main.js']);
     assert.deepEqual(config.Cmd, ['serve']);
     assert.ok(config.Env.includes('MALLOC_ARENA_MAX=2'), config.Env.join(' '));
     assert.ok(config.Env.includes('BERTH_HOST=0.0.0.0'), config.Env.join(' '));
