@@ -7,6 +7,7 @@
  * within one retry period. Losing the connection means losing leadership at
  * once: the session, and with it the lock, may already be another's.
  */
+import { pgClient } from '../store/pg-client';
 import { Election, pause, SHUTTING_DOWN, type ElectionOptions } from './leadership';
 
 /** The part of pg's Client used here (pg ships no types of its own). */
@@ -17,16 +18,13 @@ interface LockConnection {
   on(event: 'error', listener: (err: Error) => void): unknown;
   on(event: 'end', listener: () => void): unknown;
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { Client } = require('pg') as {
-  Client: new (config: {
-    connectionString: string;
-    application_name: string;
-    query_timeout: number;
-    connectionTimeoutMillis: number;
-    keepAlive: boolean;
-  }) => LockConnection;
-};
+interface LockConnectionOptions {
+  connectionString: string;
+  application_name: string;
+  query_timeout: number;
+  connectionTimeoutMillis: number;
+  keepAlive: boolean;
+}
 
 export interface AdvisoryLockOptions extends ElectionOptions {
   /** The store's `postgres://` URL. */
@@ -69,6 +67,7 @@ export class AdvisoryLockElection extends Election {
 
   async start(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
+      const Client = pgClient<LockConnectionOptions, LockConnection>();
       const connection = new Client({
         connectionString: this.url,
         application_name: `berth leader election ${this.identity}`.slice(0, 63),

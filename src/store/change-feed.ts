@@ -10,6 +10,7 @@
  * payload, trimmed to what their listeners read when they are large.
  */
 import type { Logger } from 'pino';
+import { pgClient } from './pg-client';
 import type { StoreEvent } from './types';
 
 export const CHANGE_CHANNEL = 'berth_changes';
@@ -55,8 +56,11 @@ interface ListenConnection {
   on(event: 'error', listener: (err: Error) => void): unknown;
   on(event: 'end', listener: () => void): unknown;
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { Client } = require('pg') as { Client: new (config: { connectionString: string; application_name: string; keepAlive: boolean }) => ListenConnection };
+interface ListenConnectionOptions {
+  connectionString: string;
+  application_name: string;
+  keepAlive: boolean;
+}
 
 /**
  * LISTENs for other stores' changes until `stop`. A lost connection is made
@@ -81,6 +85,7 @@ export class ChangeListener {
 
   /** Resolves once listening (the first time); rejects when the first connection fails. */
   async start(): Promise<void> {
+    const Client = pgClient<ListenConnectionOptions, ListenConnection>();
     const connection = new Client({ connectionString: this.options.url, application_name: 'berth change feed', keepAlive: true });
     connection.on('notification', (message) => this.receive(message.payload));
     const lost = (): void => {
