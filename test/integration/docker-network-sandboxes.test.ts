@@ -10,8 +10,8 @@ import Docker from 'dockerode';
 import { DockerExecutor } from '../../src/executors/docker';
 import { containerCreateOptions } from '../../src/executors/docker/container-spec';
 import { LABEL_NETWORK_SANDBOX, joinedContainer } from '../../src/executors/docker/network-sandboxes';
-import { SANDBOX_IMAGE, oneFileTar, pauseProgram } from '../../src/executors/docker/sandbox-image';
-import { LABEL_APP, workloadName, type LaunchRequest, type Observation } from '../../src/executors/executor';
+import { SANDBOX_COMMAND, SANDBOX_IMAGE, oneFileTar, pauseProgram } from '../../src/executors/docker/sandbox-image';
+import { LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY, workloadName, type LaunchRequest, type Observation } from '../../src/executors/executor';
 import { DEFAULT_CONTAINMENT } from '../../src/model/containment';
 import type { AppSpec } from '../../src/model/types';
 import { readText } from '../contract/executor.contract';
@@ -195,6 +195,30 @@ describe('Docker network sandboxes', function () {
     assert.ok(fresh && fresh !== stopped, `a new sandbox, not the stopped ${stopped}`);
     assert.equal((await exited(executor, second.name)).exitCode, 0);
     await removed('the stopped sandbox', stopped);
+  });
+
+  it('neither joins nor counts a sandbox left created but never started, and leaves a new one to its maker', async () => {
+    const executor = new DockerExecutor({ networkSandboxes: 1 });
+    // A first run puts the sandbox image on the engine; its sandbox is removed, leaving the limit free.
+    await idleSandbox(executor).then((id) => docker.getContainer(id).remove({ force: true }));
+    // As a maker that went away between creating and starting it leaves one (an engine restart, a kill).
+    const unstarted = await docker.createContainer({
+      name: uniqueName('berth-network-sandbox'),
+      Image: SANDBOX_IMAGE,
+      Cmd: SANDBOX_COMMAND,
+      Labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NETWORK_SANDBOX]: 'none' },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    sandboxes.add(unstarted.id);
+
+    const run = request({ command: ['true'] });
+    await executor.launch(run);
+    const joined = await sandboxOf(run.name);
+    assert.ok(joined && joined !== unstarted.id, `a started sandbox within the limit of 1, not the unstarted ${unstarted.id}`);
+    assert.equal((await exited(executor, run.name)).exitCode, 0);
+    await executor.close();
+    // Younger than the time a maker may take between the two steps: it may still be started.
+    assert.equal((await unstarted.inspect()).State.Status, 'created');
   });
 
   it('removes a sandbox no run has used for the idle time, and keeps one a long run uses past it', async () => {

@@ -29,6 +29,9 @@
  *    joins one: what it did there would outlive it.
  *  - A run joins only a sandbox on its own network; `--docker-network-sandboxes`
  *    bounds the sandboxes of each network.
+ *  - A sandbox left created but never started (its maker, or the engine,
+ *    went away between the two steps) is neither joined nor counted against
+ *    the limit, and is removed once it is a minute old.
  *  - A sandbox no container has used for `idleMs` is removed (each holds an
  *    engine shim, ≈ 13 MB here), so a burst of parallel runs leaves nothing
  *    behind for long; one idle longer is made again when next needed.
@@ -53,6 +56,9 @@ export const LABEL_NETWORK_SANDBOX = 'berth.dev/network-sandbox';
 
 /** Capabilities with which a run could change the namespace it runs in. */
 const NAMESPACE_CHANGING = ['NET_ADMIN', 'SYS_ADMIN'];
+
+/** A sandbox still only created this long after its creation was left so by a maker that went away. */
+const NEVER_STARTED_S = 60;
 
 /** How long a failure to make the sandbox image keeps sandboxes off before it is tried again. */
 const RETRY_IMAGE_MS = 60_000;
@@ -159,13 +165,19 @@ export class NetworkSandboxes {
     }
   }
 
-  /** Removes the sandboxes that stopped (the engine restarted, or someone stopped them): no run can join them again. */
+  /**
+   * Removes the sandboxes that stopped (the engine restarted, or someone
+   * stopped them), and those created but never started for longer than
+   * `make` takes (their maker, or the engine, went away between the two
+   * steps): no run can join either.
+   */
   private async removeStopped(): Promise<void> {
     try {
-      const stopped = await this.call('listing stopped network sandboxes', (abortSignal) =>
-        this.docker.listContainers({ all: true, filters: { label: [LABEL_NETWORK_SANDBOX], status: ['exited', 'dead'] }, abortSignal }),
+      const ended = await this.call('listing stopped network sandboxes', (abortSignal) =>
+        this.docker.listContainers({ all: true, filters: { label: [LABEL_NETWORK_SANDBOX], status: ['exited', 'dead', 'created'] }, abortSignal }),
       );
-      await this.removeAll(stopped);
+      const createdBefore = Date.now() / 1000 - NEVER_STARTED_S;
+      await this.removeAll(ended.filter((sandbox) => sandbox.State !== 'created' || sandbox.Created < createdBefore));
     } catch {
       // Tried again the next time a sandbox is made, or at close.
     }
@@ -199,9 +211,11 @@ export class NetworkSandboxes {
       const joined = joinedContainer(container.HostConfig?.NetworkMode);
       if (joined) taken.add(joined);
     }
+    // Only a running sandbox counts: one left created but never started holds no namespace to join
+    // and must not fill the limit (removeStopped takes it away).
     const sandboxes = live.filter((container) => {
       const on = container.Labels?.[LABEL_NETWORK_SANDBOX];
-      return on !== undefined && (network === undefined || on === network);
+      return on !== undefined && (network === undefined || on === network) && container.State !== 'created';
     });
     return { sandboxes, idle: sandboxes.filter((sandbox) => sandbox.State === 'running' && !taken.has(sandbox.Id)) };
   }
