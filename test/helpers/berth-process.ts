@@ -22,13 +22,15 @@ export function serverNodeFlags(): string[] {
   return found[1].split(' ').filter(Boolean);
 }
 
+const SERVER_NODE_FLAGS = serverNodeFlags();
+
 /**
  * node's arguments for `berth serve` on `port`, with its store and apps folder in `dir`,
  * as the tests and the benchmarks start it: `nodeFlags` go to node, `flags` to berth.
  */
 export function serveArgs(dir: string, port: number, flags: string[] = [], options: { nodeFlags?: string[]; logLevel?: string } = {}): string[] {
   return [
-    ...serverNodeFlags(),
+    ...SERVER_NODE_FLAGS,
     ...(options.nodeFlags ?? []),
     CLI,
     'serve',

@@ -10,7 +10,7 @@ import Docker from 'dockerode';
 import { DockerExecutor } from '../../src/executors/docker';
 import { containerCreateOptions } from '../../src/executors/docker/container-spec';
 import { LABEL_NETWORK_SANDBOX, joinedContainer } from '../../src/executors/docker/network-sandboxes';
-import { SANDBOX_COMMAND, SANDBOX_IMAGE, oneFileTar, pauseProgram } from '../../src/executors/docker/sandbox-image';
+import { SANDBOX_COMMAND, SANDBOX_IMAGE, importSandboxImage, oneFileTar, pauseProgram } from '../../src/executors/docker/sandbox-image';
 import { LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY, workloadName, type LaunchRequest, type Observation } from '../../src/executors/executor';
 import { DEFAULT_CONTAINMENT } from '../../src/model/containment';
 import type { AppSpec } from '../../src/model/types';
@@ -199,8 +199,7 @@ describe('Docker network sandboxes', function () {
 
   it('neither joins nor counts a sandbox left created but never started, and leaves a new one to its maker', async () => {
     const executor = new DockerExecutor({ networkSandboxes: 1 });
-    // A first run puts the sandbox image on the engine; its sandbox is removed, leaving the limit free.
-    await idleSandbox(executor).then((id) => docker.getContainer(id).remove({ force: true }));
+    await importSandboxImage(docker, AbortSignal.timeout(30_000));
     // As a maker that went away between creating and starting it leaves one (an engine restart, a kill).
     const unstarted = await docker.createContainer({
       name: uniqueName('berth-network-sandbox'),

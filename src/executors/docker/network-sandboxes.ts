@@ -211,8 +211,8 @@ export class NetworkSandboxes {
       const joined = joinedContainer(container.HostConfig?.NetworkMode);
       if (joined) taken.add(joined);
     }
-    // Only a running sandbox counts: one left created but never started holds no namespace to join
-    // and must not fill the limit (removeStopped takes it away).
+    // One left created but never started holds no namespace to join and must not fill the limit
+    // (removeStopped takes it away).
     const sandboxes = live.filter((container) => {
       const on = container.Labels?.[LABEL_NETWORK_SANDBOX];
       return on !== undefined && (network === undefined || on === network) && container.State !== 'created';
