@@ -7,7 +7,7 @@
  */
 import type { Sequelize } from 'sequelize';
 import type { NotifyEvent } from '../model/types';
-import { isForeignKeyViolation, PlainSql } from './plain-sql';
+import { isForeignKeyViolation, type PlainSql } from './plain-sql';
 import { parseJson } from './rows';
 import type { Page } from './types';
 
@@ -85,11 +85,11 @@ const SELECT =
   'next_attempt_at AS "nextAttemptAt", created_at AS "createdAt", updated_at AS "updatedAt" FROM notifications';
 
 export class NotificationRecords {
-  private readonly sql: PlainSql;
-
-  constructor(private readonly sequelize: Sequelize) {
-    this.sql = new PlainSql(sequelize);
-  }
+  /** The store's, whose statements it closes with the store. */
+  constructor(
+    private readonly sequelize: Sequelize,
+    private readonly sql: PlainSql,
+  ) {}
 
   /**
    * Adds a notification to the outbox, due at `now`; when `maxPending` are

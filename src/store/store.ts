@@ -81,7 +81,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     this.appReads = gatheredReads(this.sql);
     this.pageMemo = new PageMemo(this.sql);
     this.leadership = new LeadershipRecords(sequelize);
-    this.notifications = new NotificationRecords(sequelize);
+    this.notifications = new NotificationRecords(sequelize, this.sql);
   }
 
   /** Connects, brings the schema up to date, and returns a ready store. */
@@ -109,6 +109,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   async close(): Promise<void> {
     await this.listener?.stop();
+    await this.sql.close();
     await this.sequelize.close();
   }
 
