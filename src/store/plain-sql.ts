@@ -106,9 +106,21 @@ export class PlainSql {
   private async prepare(sql: string): Promise<SqliteStatement> {
     if (this.closed) throw new Error('the store is closed');
     const connection = await this.connection();
-    const statement = await new Promise<SqliteStatement>((resolve, reject) => {
-      const prepared = connection.prepare(sql, (err) => (err ? reject(err) : resolve(prepared)));
+    // Kept or finalized in sqlite3's callback itself: a close already waiting on the connection runs right after it.
+    return new Promise<SqliteStatement>((resolve, reject) => {
+      const prepared = connection.prepare(sql, (err) => {
+        if (err) reject(err);
+        else if (this.closed) {
+          // Closed while it was being prepared: kept, it would stop the connection from closing.
+          prepared.finalize(() => undefined);
+          reject(new Error('the store is closed'));
+        } else resolve(this.keep(sql, prepared));
+      });
     });
+  }
+
+  /** Keeps a statement just prepared, finalizing the least recently used beyond the bound; returns the one to use. */
+  private keep(sql: string, statement: SqliteStatement): SqliteStatement {
     // Two callers may have prepared the same text at once: the first one kept is used, the other finalized.
     const kept = this.kept(sql);
     if (kept) {

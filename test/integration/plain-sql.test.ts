@@ -75,6 +75,17 @@ describe('Plain SQL on SQLite, each statement prepared once and kept', () => {
       assert.deepEqual(await sql.select('SELECT 1 AS one', []), [{ one: 1 }]);
     }));
 
+  it('keeps nothing prepared while it was closing, so the connection still closes', async () => {
+    const { store } = await tempSqliteStore();
+    const sql = new PlainSql(store.sequelize);
+    await sql.select('SELECT 1 AS one', []);
+    const late = assert.rejects(sql.select('SELECT 2 AS two', []), /the store is closed/);
+    await sql.close();
+    // SQLite refuses to close a connection with a statement still open: this would reject.
+    await store.close();
+    await late;
+  });
+
   it('keeps a bounded number: more distinct statements than it keeps all answer, concurrently too, and the store still closes', () =>
     withSql(async ({ sql, prepares }) => {
       const texts = Array.from({ length: 300 }, (_, i) => `SELECT ? + ${i} AS n`);
