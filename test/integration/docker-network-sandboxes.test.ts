@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
 import { DockerExecutor } from '../../src/executors/docker';
 import { containerCreateOptions } from '../../src/executors/docker/container-spec';
-import { LABEL_NETWORK_SANDBOX, joinedContainer } from '../../src/executors/docker/network-sandboxes';
+import { type EngineCall, LABEL_NETWORK_SANDBOX, NetworkSandboxes, joinedContainer } from '../../src/executors/docker/network-sandboxes';
 import { SANDBOX_COMMAND, SANDBOX_IMAGE, importSandboxImage, oneFileTar, pauseProgram } from '../../src/executors/docker/sandbox-image';
 import { LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY, workloadName, type LaunchRequest, type Observation } from '../../src/executors/executor';
 import { DEFAULT_CONTAINMENT } from '../../src/model/containment';
@@ -56,6 +56,20 @@ describe('Docker network sandboxes', function () {
     const joined = joinedContainer((await docker.getContainer(name).inspect()).HostConfig.NetworkMode);
     if (joined) sandboxes.add(joined);
     return joined;
+  };
+
+  /** A sandbox as a maker that went away between creating and starting it leaves one (an engine restart, a kill). */
+  const unstartedSandbox = async (): Promise<Docker.Container> => {
+    await importSandboxImage(docker, AbortSignal.timeout(30_000));
+    const unstarted = await docker.createContainer({
+      name: uniqueName('berth-network-sandbox'),
+      Image: SANDBOX_IMAGE,
+      Cmd: SANDBOX_COMMAND,
+      Labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NETWORK_SANDBOX]: 'none' },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    sandboxes.add(unstarted.id);
+    return unstarted;
   };
 
   /** Waits until the engine has no container `id`. */
@@ -199,16 +213,7 @@ describe('Docker network sandboxes', function () {
 
   it('neither joins nor counts a sandbox left created but never started, and leaves a new one to its maker', async () => {
     const executor = new DockerExecutor({ networkSandboxes: 1 });
-    await importSandboxImage(docker, AbortSignal.timeout(30_000));
-    // As a maker that went away between creating and starting it leaves one (an engine restart, a kill).
-    const unstarted = await docker.createContainer({
-      name: uniqueName('berth-network-sandbox'),
-      Image: SANDBOX_IMAGE,
-      Cmd: SANDBOX_COMMAND,
-      Labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NETWORK_SANDBOX]: 'none' },
-      HostConfig: { NetworkMode: 'none' },
-    });
-    sandboxes.add(unstarted.id);
+    const unstarted = await unstartedSandbox();
 
     const run = request({ command: ['true'] });
     await executor.launch(run);
@@ -218,6 +223,27 @@ describe('Docker network sandboxes', function () {
     await executor.close();
     // Younger than the time a maker may take between the two steps: it may still be started.
     assert.equal((await unstarted.inspect()).State.Status, 'created');
+  });
+
+  it('removes a sandbox left created but never started once it is older than a maker takes', async () => {
+    // The executor's engine calls, with a grace of one second instead of a minute.
+    const call: EngineCall = (_doing, request) => request(AbortSignal.timeout(30_000));
+    const here = new NetworkSandboxes(docker, call, 1, 300_000, 1000);
+    const unstarted = await unstartedSandbox();
+    // The engine gives its creation time in whole seconds.
+    await waitFor('the unstarted sandbox to be older than the grace', async () => {
+      const [found] = await docker.listContainers({ all: true, filters: { id: [unstarted.id] } });
+      return found.Created < (Date.now() - 1000) / 1000;
+    });
+
+    // Making the sandbox this reservation needs clears away the ones no run can join.
+    const reservation = await here.reserve('none');
+    assert.ok(reservation && reservation.id !== unstarted.id, `a new sandbox, not the unstarted ${unstarted.id}`);
+    sandboxes.add(reservation.id);
+    reservation.settle();
+    await removed('the unstarted sandbox', unstarted.id);
+    await here.removeIdle();
+    await removed('the new, idle sandbox, on close,', reservation.id);
   });
 
   it('removes a sandbox no run has used for the idle time, and keeps one a long run uses past it', async () => {

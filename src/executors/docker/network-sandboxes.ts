@@ -31,7 +31,8 @@
  *    bounds the sandboxes of each network.
  *  - A sandbox left created but never started (its maker, or the engine,
  *    went away between the two steps) is neither joined nor counted against
- *    the limit, and is removed once it is a minute old.
+ *    the limit, and is removed once it is older than a maker takes between
+ *    the two steps (`neverStartedMs`, a minute).
  *  - A sandbox no container has used for `idleMs` is removed (each holds an
  *    engine shim, ≈ 13 MB here), so a burst of parallel runs leaves nothing
  *    behind for long; one idle longer is made again when next needed.
@@ -56,9 +57,6 @@ export const LABEL_NETWORK_SANDBOX = 'berth.dev/network-sandbox';
 
 /** Capabilities with which a run could change the namespace it runs in. */
 const NAMESPACE_CHANGING = ['NET_ADMIN', 'SYS_ADMIN'];
-
-/** A sandbox still only created this long after its creation was left so by a maker that went away. */
-const NEVER_STARTED_S = 60;
 
 /** How long a failure to make the sandbox image keeps sandboxes off before it is tried again. */
 const RETRY_IMAGE_MS = 60_000;
@@ -101,12 +99,15 @@ export class NetworkSandboxes {
   /**
    * @param limit how many sandboxes of each network may exist on the engine; 0 turns them off.
    * @param idleMs how long a sandbox may go unused before it is removed.
+   * @param neverStartedMs how long after its creation a sandbox still not started
+   *   is taken as left so by a maker that went away, and removed.
    */
   constructor(
     private readonly docker: Docker,
     private readonly call: EngineCall,
     readonly limit: number,
     readonly idleMs = 300_000,
+    readonly neverStartedMs = 60_000,
   ) {}
 
   /** A sandbox on `network` for one container to join, or undefined: that container makes its own namespace. */
@@ -168,15 +169,16 @@ export class NetworkSandboxes {
   /**
    * Removes the sandboxes that stopped (the engine restarted, or someone
    * stopped them), and those created but never started for longer than
-   * `make` takes (their maker, or the engine, went away between the two
-   * steps): no run can join either.
+   * `make` takes (`neverStartedMs`: their maker, or the engine, went away
+   * between the two steps): no run can join either.
    */
   private async removeStopped(): Promise<void> {
     try {
       const ended = await this.call('listing stopped network sandboxes', (abortSignal) =>
         this.docker.listContainers({ all: true, filters: { label: [LABEL_NETWORK_SANDBOX], status: ['exited', 'dead', 'created'] }, abortSignal }),
       );
-      const createdBefore = Date.now() / 1000 - NEVER_STARTED_S;
+      // The engine gives `Created` in whole seconds.
+      const createdBefore = (Date.now() - this.neverStartedMs) / 1000;
       await this.removeAll(ended.filter((sandbox) => sandbox.State !== 'created' || sandbox.Created < createdBefore));
     } catch {
       // Tried again the next time a sandbox is made, or at close.
