@@ -193,7 +193,7 @@ async function alterPostgresTables(sequelize: Sequelize, change: 'add' | 'drop')
         continue;
       }
       await sequelize.query(`DELETE FROM ${table} WHERE ${column} NOT IN (SELECT id FROM ${parent})`, { transaction });
-      await sequelize.query(`ALTER TABLE ${table} ADD CONSTRAINT ${constraint} ${cascadeClause(cascade).replace(/`/g, '')}`, { transaction });
+      await sequelize.query(`ALTER TABLE ${table} ADD CONSTRAINT ${constraint} ${cascadeClause(cascade).replaceAll('`', '')}`, { transaction });
     }
   });
 }

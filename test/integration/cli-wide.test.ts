@@ -54,7 +54,7 @@ describe('berth get apps -o wide', function () {
     // Due at 03:00 in Berlin: far enough away that no run is made while the test looks.
     await create(nightly, { command: ['sh', '-c', 'echo nightly'], runtime: 'docker', schedule: { cron: '0 3 * * *', timeZone: 'Europe/Berlin' } });
     await create(paused, { command: ['true'], schedule: { cron: '*/5 * * * *', suspend: true } });
-    await create(plain, { command: ['sh', '-c', 'echo hello world'] });
+    await create(plain, { command: ['sh', '-c', "echo it's here"] });
     await waitFor('the scheduler to record both schedules', async () => {
       const [a, b] = await Promise.all([api(`/apps/${nightly}/`), api(`/apps/${paused}/`)]);
       return Boolean(a.body.status.schedule?.nextScheduleTime && b.body.status.schedule?.lastScheduleTime);
@@ -84,7 +84,8 @@ describe('berth get apps -o wide', function () {
     assert.equal(rows[plain].SCHEDULE, '<none>');
     assert.equal(rows[plain]['NEXT RUN'], '<none>');
     assert.equal(rows[plain]['LAST RUN'], '<none>');
-    assert.equal(rows[plain].COMMAND, "sh -c 'echo hello world'");
+    // As a shell reads it back: quoted, and the quote inside ended, escaped and begun again.
+    assert.equal(rows[plain].COMMAND, "sh -c 'echo it'\\''s here'");
     assert.equal(rows[plain].LABELS, 'suite=cli-wide');
   });
 });

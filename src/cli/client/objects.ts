@@ -97,8 +97,12 @@ export function matchesSelector(labels: Record<string, string> = {}, selector?: 
   return !selector || Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
+/** A word as a POSIX shell reads it back: as it is when it holds nothing the shell treats specially, else in single quotes. */
 function quoteWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  if (/^[\w@%+=:,./-]+$/.test(word)) return word;
+  // Inside single quotes nothing is special but the quote itself: end the quoting, put a quoted quote, begin again.
+  const escaped = word.replaceAll("'", "'\\''");
+  return `'${escaped}'`;
 }
 
 function truncate(text: string, max: number): string {
