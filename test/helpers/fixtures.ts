@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type sqlite3 from 'sqlite3';
 import { Store } from '../../src/store/store';
 import type { AppSpec } from '../../src/model/types';
+import { waitFor } from './wait';
 
 /** The locally imported busybox image every Docker test runs (see .ci/provision). */
 export const TEST_IMAGE = 'berth-test/busybox:latest';
@@ -34,5 +36,24 @@ export function appSpec(overrides: Partial<AppSpec> = {}): AppSpec {
     imagePullPolicy: 'IfNotPresent',
     resources: {},
     ...overrides,
+  };
+}
+
+/**
+ * How many statements matching `pattern` the store's own connection has run, as sqlite3
+ * traces them. Its trace events arrive after the statements' answers, in order: each count
+ * first waits for a marker statement's own event, which comes after every earlier one.
+ */
+export async function tracedCount(store: Store, pattern: string): Promise<() => Promise<number>> {
+  const manager = store.sequelize.connectionManager as unknown as { getConnection(options: object): Promise<sqlite3.Database> };
+  const connection = await manager.getConnection({});
+  const statements: string[] = [];
+  connection.on('trace', (sql: string) => statements.push(sql));
+  let markers = 0;
+  return async () => {
+    const marker = `SELECT ${++markers} AS trace_marker`;
+    await new Promise<void>((resolve, reject) => connection.all(marker, [], (err) => (err ? reject(err) : resolve())));
+    await waitFor(`the trace of ${marker}`, () => statements.includes(marker));
+    return statements.filter((sql) => sql.includes(pattern)).length;
   };
 }

@@ -12,8 +12,7 @@ import { QueryTypes } from 'sequelize';
 import { requestRun } from '../../src/controller/run-requests';
 import { SCHEDULE_DEFAULTS } from '../../src/model/schedule';
 import type { ScheduleSpec } from '../../src/model/types';
-import { appSpec, POSTGRES_URL, tempSqliteStore, uniqueName } from '../helpers/fixtures';
-import { waitFor } from '../helpers/wait';
+import { appSpec, POSTGRES_URL, tempSqliteStore, tracedCount, uniqueName } from '../helpers/fixtures';
 
 /** The same cases against each database the store supports. */
 const databases: { name: string; open: () => Promise<Store> }[] = [
@@ -298,25 +297,6 @@ describe('Listing Apps, read again only when they changed (SQLite)', () => {
 });
 
 describe('Listing Apps on SQLite, the page kept while the database is unchanged', () => {
-  /**
-   * How many statements matching `pattern` the store's own connection has run, as sqlite3
-   * traces them. Its trace events arrive after the statements' answers, in order: each count
-   * first waits for a marker statement's own event, which comes after every earlier one.
-   */
-  async function tracedCount(store: Store, pattern: string): Promise<() => Promise<number>> {
-    const manager = store.sequelize.connectionManager as unknown as { getConnection(options: object): Promise<sqlite3.Database> };
-    const connection = await manager.getConnection({});
-    const statements: string[] = [];
-    connection.on('trace', (sql: string) => statements.push(sql));
-    let markers = 0;
-    return async () => {
-      const marker = `SELECT ${++markers} AS trace_marker`;
-      await new Promise<void>((resolve, reject) => connection.all(marker, [], (err) => (err ? reject(err) : resolve())));
-      await waitFor(`the trace of ${marker}`, () => statements.includes(marker));
-      return statements.filter((sql) => sql.includes(pattern)).length;
-    };
-  }
-
   it('reads neither the page nor the count again until a write, from this store or another connection, changes the database', async () => {
     const { store, file } = await tempSqliteStore();
     const other = new sqlite3.Database(file);
