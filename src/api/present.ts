@@ -34,9 +34,10 @@ export function presentApp(app: StoredApp): AppAnswer {
 }
 
 /**
- * The JSON of frozen Apps (the store's kept ones), by object and by the
- * fields asked for (`''` for all): such an App never changes, so neither does
- * its answer. A few field sets each, the last asked for.
+ * The JSON of frozen Apps (the ones the store keeps: src/store/app-cache.ts,
+ * known-apps.ts), by object and by the fields asked for (`''` for all): such
+ * an App never changes, so neither does its answer. A few field sets each,
+ * the last asked for.
  */
 const appJson = new WeakMap<StoredApp, Map<string, Buffer>>();
 const FIELD_SETS_KEPT = 4;
@@ -71,17 +72,23 @@ export function presentAppsJson(apps: StoredApp[], project?: Projection): Buffer
   const parts: Buffer[] = [OPEN];
   for (const [at, app] of apps.entries()) {
     if (at > 0) parts.push(COMMA);
-    let json = appJson.get(app)?.get(fields);
-    if (json === undefined) {
-      json = Buffer.from(JSON.stringify(project ? project(presentApp(app)) : presentApp(app)));
-      if (Object.isFrozen(app)) keep(app, fields, json);
-    }
-    parts.push(json);
+    parts.push(presentAppJson(app, project));
   }
   parts.push(CLOSE);
   const body = Buffer.concat(parts);
   if (page && apps.every((app) => Object.isFrozen(app))) keepPage(page, { apps: [...apps], body });
   return body;
+}
+
+/** One App as the JSON of `presentApp`'s answer (`project`ed when asked), made once for a frozen App. */
+export function presentAppJson(app: StoredApp, project?: Projection): Buffer {
+  const fields = project?.key ?? '';
+  let json = appJson.get(app)?.get(fields);
+  if (json === undefined) {
+    json = Buffer.from(JSON.stringify(project ? project(presentApp(app)) : presentApp(app)));
+    if (Object.isFrozen(app)) keep(app, fields, json);
+  }
+  return json;
 }
 
 function keepPage(page: string, entry: { apps: StoredApp[]; body: Buffer }): void {

@@ -92,7 +92,8 @@ function scheduleText(value: unknown): string | null {
   return value === null || value === undefined ? null : typeof value === 'string' ? value : JSON.stringify(value);
 }
 
-function deepFreeze<T>(value: T): T {
+/** `value` and everything in it made read-only, for readers who share it. */
+export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);

@@ -12,6 +12,7 @@ import { AppRow, defineModels, Models, RunRow } from './models';
 import { isConstraintViolation, isForeignKeyViolation, marks, PlainSql } from './plain-sql';
 import { gatheredInserts, gatheredReads, type NewAppRow } from './gathered-apps';
 import type { Gathering } from './gathering';
+import { KnownApps } from './known-apps';
 import { AppCache, PAGE_OF_VERSIONS, pageOfVersions, VERSION_COLUMNS } from './app-cache';
 import { PageMemo, type Stamp, STAMP_COLUMNS } from './page-memo';
 import { insertRunsAtOnce, RUNS_PER_STATEMENT } from './run-batch';
@@ -65,6 +66,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   /** On SQLite: creates and reads of one App, gathered into shared statements under load (./gathered-apps.ts). */
   private readonly appInserts: Gathering<NewAppRow, AppRow>;
   private readonly appReads: Gathering<string | number, StoredApp | null>;
+  /** On SQLite: reads of one App answered from memory while this store has not written one (./known-apps.ts). */
+  private readonly knownApps?: KnownApps;
   /** On PostgreSQL: other replicas' changes, re-emitted here (./change-feed.ts). */
   private listener?: ChangeListener;
 
@@ -79,6 +82,7 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
     this.sql = new PlainSql(sequelize);
     this.appInserts = gatheredInserts(this.sql);
     this.appReads = gatheredReads(this.sql);
+    if (this.dialect === 'sqlite') this.knownApps = new KnownApps(this.sql, (ref) => this.appReads.add(ref));
     this.pageMemo = new PageMemo(this.sql);
     this.leadership = new LeadershipRecords(sequelize);
     this.notifications = new NotificationRecords(sequelize, this.sql);
@@ -121,13 +125,15 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
   // ---- Apps ----
 
   async createApp(input: NewApp): Promise<StoredApp> {
-    try {
-      const row = this.dialect === 'sqlite' ? await this.appInserts.add(newAppRow(input)) : await this.models.App.create(newAppRow(input));
-      return this.emitApp('ADDED', row);
-    } catch (err) {
-      if (err instanceof UniqueConstraintError || isConstraintViolation(err)) throw new ConflictError(`app "${input.name}" already exists`);
-      throw err;
-    }
+    return this.writingApps(async () => {
+      try {
+        const row = this.dialect === 'sqlite' ? await this.appInserts.add(newAppRow(input)) : await this.models.App.create(newAppRow(input));
+        return this.emitApp('ADDED', row);
+      } catch (err) {
+        if (err instanceof UniqueConstraintError || isConstraintViolation(err)) throw new ConflictError(`app "${input.name}" already exists`);
+        throw err;
+      }
+    });
   }
 
   /**
@@ -136,25 +142,27 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    * that exists already fails the whole batch with a ConflictError.
    */
   async createApps(inputs: NewApp[]): Promise<StoredApp[]> {
-    if (inputs.length === 0) return [];
-    const rows = inputs.map(newAppRow);
-    let created: AppRow[] = [];
-    try {
-      created = await this.sequelize.transaction(async (transaction) => {
-        const found: AppRow[] = [];
-        // Bounded statements: SQLite caps the variables of one statement.
-        for (let i = 0; i < rows.length; i += 200) {
-          const chunk = rows.slice(i, i + 200);
-          await this.models.App.bulkCreate(chunk, { transaction });
-          found.push(...(await this.models.App.findAll({ where: { name: { [Op.in]: chunk.map((r) => r.name) } }, transaction })));
-        }
-        return found;
-      });
-    } catch (err) {
-      if (err instanceof UniqueConstraintError) throw new ConflictError(`an app of this batch already exists: ${err.message}`);
-      throw err;
-    }
-    return created.map((row) => this.emitApp('ADDED', row));
+    return this.writingApps(async () => {
+      if (inputs.length === 0) return [];
+      const rows = inputs.map(newAppRow);
+      let created: AppRow[] = [];
+      try {
+        created = await this.sequelize.transaction(async (transaction) => {
+          const found: AppRow[] = [];
+          // Bounded statements: SQLite caps the variables of one statement.
+          for (let i = 0; i < rows.length; i += 200) {
+            const chunk = rows.slice(i, i + 200);
+            await this.models.App.bulkCreate(chunk, { transaction });
+            found.push(...(await this.models.App.findAll({ where: { name: { [Op.in]: chunk.map((r) => r.name) } }, transaction })));
+          }
+          return found;
+        });
+      } catch (err) {
+        if (err instanceof UniqueConstraintError) throw new ConflictError(`an app of this batch already exists: ${err.message}`);
+        throw err;
+      }
+      return created.map((row) => this.emitApp('ADDED', row));
+    });
   }
 
   /** By numeric id or by name. */
@@ -170,6 +178,22 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   async mustGetApp(ref: string | number): Promise<StoredApp> {
     const app = await this.getApp(ref);
+    if (!app) throw new NotFoundError('app', ref);
+    return app;
+  }
+
+  /**
+   * An App to read and not change, by numeric id or by name: frozen, and on
+   * SQLite answered from memory while this store has written no App since it
+   * was read (./known-apps.ts). Another connection's write shows within a
+   * tenth of a second; this store's own, at once.
+   */
+  async readApp(ref: string | number): Promise<Readonly<StoredApp> | null> {
+    return this.knownApps ? this.knownApps.get(ref) : this.getApp(ref);
+  }
+
+  async mustReadApp(ref: string | number): Promise<Readonly<StoredApp>> {
+    const app = await this.readApp(ref);
     if (!app) throw new NotFoundError('app', ref);
     return app;
   }
@@ -239,25 +263,27 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    * changes; the resourceVersion on every write.
    */
   async updateApp(ref: string | number, change: AppChange, pre: Precondition = {}): Promise<StoredApp> {
-    const current = await this.mustGetApp(ref);
-    checkPrecondition('app', current.metadata.name, current.metadata.resourceVersion, pre);
-    const specChanged = change.spec !== undefined && !sameJson(change.spec, current.spec);
-    const source = change.source ?? current.status.source;
-    const values = {
-      labels: change.labels ?? current.metadata.labels,
-      spec: change.spec ?? current.spec,
-      status: change.status ? { ...change.status, source } : { ...current.status, source },
-      source,
-      generation: current.metadata.generation + (specChanged ? 1 : 0),
-      resourceVersion: Number(current.metadata.resourceVersion) + 1,
-    };
-    const [count] = await this.models.App.update(values, {
-      where: { id: current.id, resourceVersion: Number(current.metadata.resourceVersion) },
+    return this.writingApps(async () => {
+      const current = await this.mustGetApp(ref);
+      checkPrecondition('app', current.metadata.name, current.metadata.resourceVersion, pre);
+      const specChanged = change.spec !== undefined && !sameJson(change.spec, current.spec);
+      const source = change.source ?? current.status.source;
+      const values = {
+        labels: change.labels ?? current.metadata.labels,
+        spec: change.spec ?? current.spec,
+        status: change.status ? { ...change.status, source } : { ...current.status, source },
+        source,
+        generation: current.metadata.generation + (specChanged ? 1 : 0),
+        resourceVersion: Number(current.metadata.resourceVersion) + 1,
+      };
+      const [count] = await this.models.App.update(values, {
+        where: { id: current.id, resourceVersion: Number(current.metadata.resourceVersion) },
+      });
+      if (count === 0) throw staleWrite('app', current.metadata.name);
+      const row = await this.models.App.findByPk(current.id);
+      if (!row) throw new NotFoundError('app', ref);
+      return this.emitApp('MODIFIED', row);
     });
-    if (count === 0) throw staleWrite('app', current.metadata.name);
-    const row = await this.models.App.findByPk(current.id);
-    if (!row) throw new NotFoundError('app', ref);
-    return this.emitApp('MODIFIED', row);
   }
 
   /**
@@ -271,14 +297,16 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   /** setScheduleStatus for many Apps, in one statement per 200 (a due time's bookkeeping for every App it concerns). */
   async setScheduleStatuses(entries: { appId: number; status: ScheduleStatus }[]): Promise<void> {
-    for (let i = 0; i < entries.length; i += 200) {
-      const chunk = entries.slice(i, i + 200);
-      // PostgreSQL types a CASE of parameters as text, which a json column does not take as it is.
-      const value = this.dialect === 'postgres' ? 'CAST(? AS json)' : '?';
-      const cases = chunk.map(() => `WHEN ? THEN ${value}`).join(' ');
-      const values = [...chunk.flatMap(({ appId, status }) => [appId, JSON.stringify(status)]), ...chunk.map(({ appId }) => appId)];
-      await this.sql.execute(`UPDATE apps SET schedule_status = CASE id ${cases} END WHERE id IN (${marks(chunk)})`, values);
-    }
+    return this.writingApps(async () => {
+      for (let i = 0; i < entries.length; i += 200) {
+        const chunk = entries.slice(i, i + 200);
+        // PostgreSQL types a CASE of parameters as text, which a json column does not take as it is.
+        const value = this.dialect === 'postgres' ? 'CAST(? AS json)' : '?';
+        const cases = chunk.map(() => `WHEN ? THEN ${value}`).join(' ');
+        const values = [...chunk.flatMap(({ appId, status }) => [appId, JSON.stringify(status)]), ...chunk.map(({ appId }) => appId)];
+        await this.sql.execute(`UPDATE apps SET schedule_status = CASE id ${cases} END WHERE id IN (${marks(chunk)})`, values);
+      }
+    });
   }
 
   /**
@@ -293,28 +321,30 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
    * run's insert checks that row under the same lock.
    */
   async deleteApp(ref: string | number, pre: Precondition = {}): Promise<StoredApp> {
-    const current = await this.mustGetApp(ref);
-    checkPrecondition('app', current.metadata.name, current.metadata.resourceVersion, pre);
-    const runs = await this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, async (transaction) => {
-      const lock = this.dialect === 'postgres' ? ' FOR UPDATE' : '';
-      const [row] = (await this.sequelize.query(`SELECT resource_version AS "resourceVersion" FROM apps WHERE id = :id${lock}`, {
-        replacements: { id: current.id },
-        type: QueryTypes.SELECT,
-        transaction,
-      })) as { resourceVersion: number | string }[];
-      if (!row) throw new NotFoundError('app', ref);
-      if (Number(row.resourceVersion) !== Number(current.metadata.resourceVersion)) throw staleWrite('app', current.metadata.name);
-      const deleted = (await this.sequelize.query(`${RUN_SELECT} WHERE app_id = :id`, {
-        replacements: { id: current.id },
-        type: QueryTypes.SELECT,
-        transaction,
-      })) as RunRow[];
-      await this.sequelize.query('DELETE FROM apps WHERE id = :id', { replacements: { id: current.id }, transaction });
-      return deleted.map(toRun);
+    return this.writingApps(async () => {
+      const current = await this.mustGetApp(ref);
+      checkPrecondition('app', current.metadata.name, current.metadata.resourceVersion, pre);
+      const runs = await this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, async (transaction) => {
+        const lock = this.dialect === 'postgres' ? ' FOR UPDATE' : '';
+        const [row] = (await this.sequelize.query(`SELECT resource_version AS "resourceVersion" FROM apps WHERE id = :id${lock}`, {
+          replacements: { id: current.id },
+          type: QueryTypes.SELECT,
+          transaction,
+        })) as { resourceVersion: number | string }[];
+        if (!row) throw new NotFoundError('app', ref);
+        if (Number(row.resourceVersion) !== Number(current.metadata.resourceVersion)) throw staleWrite('app', current.metadata.name);
+        const deleted = (await this.sequelize.query(`${RUN_SELECT} WHERE app_id = :id`, {
+          replacements: { id: current.id },
+          type: QueryTypes.SELECT,
+          transaction,
+        })) as RunRow[];
+        await this.sequelize.query('DELETE FROM apps WHERE id = :id', { replacements: { id: current.id }, transaction });
+        return deleted.map(toRun);
+      });
+      this.publish({ type: 'DELETED', kind: 'App', object: current });
+      for (const run of runs) this.publish({ type: 'DELETED', kind: 'Run', object: run });
+      return current;
     });
-    this.publish({ type: 'DELETED', kind: 'App', object: current });
-    for (const run of runs) this.publish({ type: 'DELETED', kind: 'Run', object: run });
-    return current;
   }
 
   // ---- Runs ----
@@ -634,6 +664,18 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
       }
     } catch {
       // The store is closing, or the database is away: the controller's resync covers what was missed.
+    }
+  }
+
+  /**
+   * Every App write: whatever came of it (it may have committed and failed
+   * after), the Apps kept for reads of one are forgotten before it returns.
+   */
+  private async writingApps<T>(write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } finally {
+      this.knownApps?.forget();
     }
   }
 

@@ -10,7 +10,7 @@ import { requestBody } from '../body';
 import type { ApiDeps } from '../deps';
 import { listProjection } from '../fields';
 import { assertApiOwned, etag, precondition } from '../ownership';
-import { appPath, presentApp, presentAppsJson } from '../present';
+import { appPath, presentApp, presentAppJson, presentAppsJson } from '../present';
 import { flag, labelSelector, pagination, setTotal } from '../query';
 
 /**
@@ -49,7 +49,11 @@ export function appsRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/apps/:app', async (ctx) => {
-    answer(ctx, await store.mustGetApp(ctx.params.app));
+    // Frozen and shared (on SQLite, from memory while unchanged), and so is the JSON made of it.
+    const app = await store.mustReadApp(ctx.params.app);
+    ctx.set('ETag', etag(app.metadata.resourceVersion));
+    ctx.type = 'application/json';
+    ctx.body = presentAppJson(app);
   });
 
   // PUT: the seed's partial body (fields not given keep their values) or a whole manifest.
