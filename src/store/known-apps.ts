@@ -12,8 +12,9 @@
  *  - On SQLite berth is one replica (`--leader-elect` refuses it), so the App
  *    writes berth makes are this store's. Each of them (Store's creates,
  *    updates, deletes and schedule bookkeeping) forgets everything kept here
- *    before it returns, whether it succeeded or not: a read that begins after
- *    a write has returned never finds the App as it was before.
+ *    before it returns, whether it succeeded or not, and before the change
+ *    event of one that did: a read that begins after a write has returned,
+ *    or after its event, never finds the App as it was before.
  *  - A read whose statement was in flight when something was forgotten keeps
  *    nothing of what it read, which may be the App as it was before.
  *  - A commit by any other connection (another process on the same file, a

@@ -637,6 +637,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   /** Emits a change here and, on PostgreSQL, tells the other replicas' stores. */
   private publish(event: StoreEvent): void {
+    // Before the listeners hear of it: one that reads the App at once must not find it as it was.
+    if (event.kind === 'App') this.knownApps?.forget();
     this.emit('change', event);
     if (!this.listener) return;
     // After the write, outside its transaction; a notice lost (the store closing) only delays the others until their resync.
@@ -669,7 +671,8 @@ export class Store extends EventEmitter<{ change: [StoreEvent] }> {
 
   /**
    * Every App write: whatever came of it (it may have committed and failed
-   * after), the Apps kept for reads of one are forgotten before it returns.
+   * after), the Apps kept for reads of one are forgotten before it returns
+   * (and, when it succeeded, before its change event: see `publish`).
    */
   private async writingApps<T>(write: () => Promise<T>): Promise<T> {
     try {

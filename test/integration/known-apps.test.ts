@@ -78,6 +78,19 @@ describe('Reads of one App on SQLite, from memory while unchanged', () => {
     assert.equal((await store.mustReadApp(name)).metadata.name, name);
   });
 
+  it('has forgotten the App by the time its change event is heard', async () => {
+    const app = await create();
+    await store.mustReadApp(app.id);
+    const heard: Promise<Readonly<StoredApp> | null>[] = [];
+    // Read in the listener itself, in the same turn as the event.
+    store.on('change', (event) => {
+      if (event.kind === 'App') heard.push(store.readApp(app.id));
+    });
+    await store.updateApp(app.id, { spec: { ...app.spec, image: 'busybox:heard' } });
+    assert.equal(heard.length, 1);
+    assert.equal((await heard[0])?.spec.image, 'busybox:heard');
+  });
+
   it('answers many reads racing many writes with each write seen once it has returned', async () => {
     const app = await create();
     for (let i = 0; i < 30; i++) {
