@@ -10,7 +10,7 @@ import { requestBody } from '../body';
 import type { ApiDeps } from '../deps';
 import { listProjection } from '../fields';
 import { assertApiOwned, etag, precondition } from '../ownership';
-import { appPath, presentApp, presentAppJson, presentAppsJson } from '../present';
+import { appPath, presentAppJson, presentAppsJson } from '../present';
 import { flag, labelSelector, pagination, setTotal } from '../query';
 
 /**
@@ -50,10 +50,7 @@ export function appsRoutes(deps: ApiDeps): Router {
 
   router.get('/apps/:app', async (ctx) => {
     // Frozen and shared (on SQLite, from memory while unchanged), and so is the JSON made of it.
-    const app = await store.mustReadApp(ctx.params.app);
-    ctx.set('ETag', etag(app.metadata.resourceVersion));
-    ctx.type = 'application/json';
-    ctx.body = presentAppJson(app);
+    answer(ctx, await store.mustReadApp(ctx.params.app));
   });
 
   // PUT: the seed's partial body (fields not given keep their values) or a whole manifest.
@@ -85,7 +82,8 @@ export function appsRoutes(deps: ApiDeps): Router {
 
 function answer(ctx: Context, app: StoredApp): void {
   ctx.set('ETag', etag(app.metadata.resourceVersion));
-  ctx.body = presentApp(app);
+  ctx.type = 'application/json';
+  ctx.body = presentAppJson(app);
 }
 
 /**
